@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test check lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(STAMP)
+
+## run: install into .venv, then one fetch pass over feeds.yaml on the embedded SQLite default
+run: $(STAMP)
+	$(BIN)/caulbart check
+	$(BIN)/caulbart fetch
+
+## test: lint, types, then the whole suite on SQLite and the local PostgreSQL
+test: $(TEST_STAMP) check
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+## check: ruff (lint + format) and mypy, clean at every commit
+check: $(TEST_STAMP)
+	$(BIN)/ruff check aggregator web tests bench
+	$(BIN)/ruff format --check aggregator web tests bench
+	$(BIN)/mypy
+
+format: $(TEST_STAMP)
+	$(BIN)/ruff format aggregator web tests bench
+	$(BIN)/ruff check --fix aggregator web tests bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

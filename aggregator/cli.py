@@ -1,0 +1,226 @@
+"""The `caulbart` command: check, fetch, export, status (contracts in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from aggregator import __version__
+from aggregator.config import ConfigError, load_config
+from aggregator.db import open_database, session_factory
+from aggregator.export import export_stories
+from aggregator.models import Entry, Source
+from aggregator.permalinks import iso_utc
+from aggregator.pipeline import UnknownSource, plan_pass, run_pass
+from aggregator.types import Config, SourceOutcome
+
+log = logging.getLogger("aggregator.cli")
+
+
+def _stdout() -> Console:
+    # Wide when piped, so tables are not folded into unreadable columns in logs.
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+
+
+def _setup_logging(verbose: int, interactive: bool) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO
+    if interactive and not verbose:
+        level = logging.WARNING  # the progress bar says what INFO lines would
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _load(ctx: click.Context) -> Config:
+    try:
+        return load_config(ctx.obj["config_path"])
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        ctx.exit(1)
+        raise  # unreachable: ctx.exit raises
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="CAULBART_CONFIG",
+    default="feeds.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="feeds.yaml to read (env CAULBART_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.version_option(__version__, prog_name="caulbart")
+@click.pass_context
+def main(ctx: click.Context, config_path: str, verbose: int) -> None:
+    """Caulbart: news that matter to you."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["verbose"] = verbose
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate feeds.yaml: exit 0 if valid, else print file:line: message per problem, exit 1."""
+    try:
+        config = load_config(ctx.obj["config_path"])
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        ctx.exit(1)
+        return
+    enabled = sum(1 for s in config.sources if s.enabled)
+    click.echo(f"{config.path}: OK, {len(config.sources)} sources ({enabled} enabled)")
+
+
+@main.command()
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only this source.")
+@click.option("--all", "all_sources", is_flag=True, help="Every enabled source, due or not.")
+@click.pass_context
+def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) -> None:
+    """One pass over the due (or named, or all) sources; failures are recorded, not fatal."""
+    interactive = sys.stderr.isatty()
+    _setup_logging(ctx.obj["verbose"], interactive)
+    config = _load(ctx)
+    engine = open_database()
+    try:
+        plan = plan_pass(engine, config, source_ids or None, all_sources)
+    except UnknownSource as exc:
+        click.echo(f"caulbart fetch: {exc}", err=True)
+        ctx.exit(2)
+        return
+    outcomes: list[SourceOutcome]
+    if interactive:
+        with Progress(
+            TextColumn("fetching"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=Console(file=sys.stderr),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("", total=len(plan.requests))
+
+            def advance(outcome: SourceOutcome) -> None:
+                progress.update(task, advance=1, description=outcome.source_id)
+
+            outcomes = run_pass(engine, config, plan, on_outcome=advance)
+    else:
+        outcomes = run_pass(engine, config, plan)
+    _print_summary(outcomes)
+
+
+def _print_summary(outcomes: list[SourceOutcome]) -> None:
+    table = Table(title="caulbart fetch", title_justify="left")
+    for column in ("source", "status", "http", "new", "updated", "unchanged", "note"):
+        table.add_column(column, justify="right" if column in ("new", "updated") else "left")
+    for outcome in sorted(outcomes, key=lambda o: o.source_id):
+        note = outcome.error or "; ".join(outcome.notes)
+        status = "304" if outcome.status == "not_modified" else outcome.status
+        table.add_row(
+            outcome.source_id,
+            status,
+            str(outcome.http_status or ""),
+            str(outcome.new),
+            str(outcome.updated),
+            str(outcome.unchanged),
+            note,
+        )
+    totals = {
+        "new": sum(o.new for o in outcomes),
+        "updated": sum(o.updated for o in outcomes),
+        "unchanged": sum(o.unchanged for o in outcomes),
+        "304": sum(1 for o in outcomes if o.status == "not_modified"),
+        "error": sum(1 for o in outcomes if o.status in ("error", "gone")),
+    }
+    console = _stdout()
+    console.print(table)
+    console.print(
+        f"{len(outcomes)} sources: "
+        + ", ".join(f"{count} {name}" for name, count in totals.items()),
+        highlight=False,
+    )
+
+
+@main.command()
+@click.pass_context
+def export(ctx: click.Context) -> None:
+    """Every story as one JSON object per line on stdout (the backup format)."""
+    config = _load(ctx)
+    engine = open_database()
+    for line in export_stories(engine, config.site.base_url):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Per-source health: last fetch, status, error, consecutive errors, next fetch, entries."""
+    engine = open_database()
+    rows = source_health(engine)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title="caulbart status", title_justify="left")
+    for column in ("source", "state", "last fetch", "http", "errors", "next fetch", "entries"):
+        table.add_column(column)
+    table.add_column("error / note")
+    for row in rows:
+        table.add_row(
+            row["id"],
+            row["disabled_reason"] or row["last_status"] or "new",
+            row["last_fetch_at"] or "-",
+            str(row["last_http_status"] or ""),
+            str(row["consecutive_errors"]),
+            row["next_fetch_at"] or "-",
+            str(row["entries"]),
+            row["last_error"] or (f"moved to {row['moved_to']}" if row["moved_to"] else ""),
+        )
+    _stdout().print(table)
+
+
+def source_health(engine: Engine) -> list[dict[str, Any]]:
+    Session = session_factory(engine)
+    with Session() as session:
+        counts = dict(
+            session.execute(select(Entry.source_id, func.count()).group_by(Entry.source_id)).all()
+        )
+        sources = session.scalars(select(Source).order_by(Source.id)).all()
+        return [
+            {
+                "id": s.id,
+                "url": s.url,
+                "disabled_reason": s.disabled_reason,
+                "last_status": s.last_status,
+                "last_http_status": s.last_http_status,
+                "last_error": s.last_error,
+                "consecutive_errors": s.consecutive_errors,
+                "last_fetch_at": iso_utc(s.last_fetch_at) if s.last_fetch_at else None,
+                "last_success_at": iso_utc(s.last_success_at) if s.last_success_at else None,
+                "next_fetch_at": iso_utc(s.next_fetch_at) if s.next_fetch_at else None,
+                "moved_to": s.moved_to,
+                "entries": counts.get(s.id, 0),
+            }
+            for s in sources
+        ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Read feeds.yaml into a typed `Config`, reporting every problem as `file:line: message`.
+
+The YAML is composed into nodes (not loaded into dicts) so each value keeps the line it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from aggregator.types import Config, Defaults, SiteConfig, SourceConfig
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ConfigError(Exception):
+    """feeds.yaml is invalid; `problems` lists all of them, in file order."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = sorted(problems, key=lambda p: p.line)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DURATION = re.compile(r"^(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
+SIZE = re.compile(r"^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$", re.IGNORECASE)
+SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+SITE_KEYS = {"title", "tagline", "base_url", "language"}
+DEFAULT_KEYS = {
+    "interval",
+    "min_interval",
+    "max_interval",
+    "timeout",
+    "max_bytes",
+    "max_entries",
+    "concurrency",
+    "per_host",
+}
+SOURCE_KEYS = {
+    "id",
+    "name",
+    "url",
+    "agency",
+    "section",
+    "interval",
+    "enabled",
+    "priority",
+    "language",
+    "tags",
+}
+TOP_KEYS = {"site", "defaults", "sources"}
+
+
+def parse_duration(value: object) -> int:
+    """Seconds from `90`, `"90s"`, `"10m"`, `"1h"`, `"1h30m"`, `"2d"`; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 90s, 10m, 1h or 1d")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration must not be negative")
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        match = DURATION.match(text)
+        if text and match and any(match.groups()):
+            days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+            return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    raise ValueError(f"bad duration {value!r}: use e.g. 90s, 10m, 1h or 1d")
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `1048576`, `"512KB"`, `"10MB"`, `"1GiB"`; ValueError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        match = SIZE.match(value.strip())
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1)) * SIZE_UNITS[(match.group(2) or "b").lower()]
+    raise ValueError(f"bad size {value!r}: use e.g. 512KB or 10MB")
+
+
+def check_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be an http(s) URL")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"bad URL {value!r}: must be an absolute http(s) URL")
+    return value.strip()
+
+
+class _Reader:
+    """Walks the composed YAML nodes, collecting problems instead of stopping at the first."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[ConfigProblem] = []
+        self._constructor = SafeConstructor()
+
+    def problem(self, node: Node | None, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else 1
+        self.problems.append(ConfigProblem(self.path, line, message))
+
+    def scalar(self, node: Node) -> Any:
+        return self._constructor.construct_object(node, deep=True)
+
+    def mapping(self, node: Node, where: str, allowed: set[str]) -> dict[str, tuple[Node, Node]]:
+        """Key -> (key node, value node); unknown and repeated keys are problems."""
+        if not isinstance(node, MappingNode):
+            self.problem(node, f"{where}: must be a mapping")
+            return {}
+        result: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                self.problem(key_node, f"{where}: keys must be names")
+                continue
+            if key in result:
+                self.problem(key_node, f"{where}: key {key!r} is repeated")
+                continue
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                self.problem(key_node, f"{where}: unknown key {key!r} (known: {known})")
+                continue
+            result[key] = (key_node, value_node)
+        return result
+
+    def value(self, entry: tuple[Node, Node], field: str, kind: str) -> Any:
+        """Typed value of a mapping entry; on a problem, records it and returns None."""
+        _, node = entry
+        if not isinstance(node, ScalarNode):
+            self.problem(node, f"{field}: must be a single value")
+            return None
+        raw = self.scalar(node)
+        try:
+            if kind == "str":
+                if raw is None or isinstance(raw, (dict, list)) or str(raw).strip() == "":
+                    raise ValueError("must be a non-empty text")
+                return str(raw).strip()
+            if kind == "duration":
+                return parse_duration(raw)
+            if kind == "size":
+                return parse_size(raw)
+            if kind == "url":
+                return check_url(raw)
+            if kind == "bool":
+                if not isinstance(raw, bool):
+                    raise ValueError(f"must be true or false, not {raw!r}")
+                return raw
+            if kind in ("int", "positive"):
+                if isinstance(raw, bool) or not isinstance(raw, int):
+                    raise ValueError(f"must be a whole number, not {raw!r}")
+                if kind == "positive" and raw <= 0:
+                    raise ValueError(f"must be above zero, not {raw}")
+                return raw
+        except ValueError as exc:
+            self.problem(node, f"{field}: {exc}")
+            return None
+        raise AssertionError(kind)
+
+
+def load_config(path: str | Path) -> Config:
+    """Parse and validate feeds.yaml; raise ConfigError listing every problem."""
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(name, 0, "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(name, 0, f"cannot read: {exc}")]) from None
+    return parse_config(text, name)
+
+
+def parse_config(text: str, path: str = "feeds.yaml") -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ConfigError([ConfigProblem(path, line, f"YAML syntax: {exc.problem}")]) from None
+    reader = _Reader(path)
+    if root is None:
+        raise ConfigError([ConfigProblem(path, 1, "empty file: expected site, defaults, sources")])
+    top = reader.mapping(root, "top level", TOP_KEYS)
+    site = _read_site(reader, top.get("site"))
+    defaults = _read_defaults(reader, top.get("defaults"))
+    sources = _read_sources(reader, top.get("sources"), root)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Config(path=path, site=site, defaults=defaults, sources=tuple(sources))
+
+
+def _read_site(reader: _Reader, entry: tuple[Node, Node] | None) -> SiteConfig:
+    if entry is None:
+        return SiteConfig()
+    fields = reader.mapping(entry[1], "site", SITE_KEYS)
+    values: dict[str, Any] = {}
+    for key, item in fields.items():
+        kind = "url" if key == "base_url" else "str"
+        value = reader.value(item, f"site.{key}", kind)
+        if value is not None:
+            values[key] = value.rstrip("/") if key == "base_url" else value
+    return SiteConfig(**values)
+
+
+def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults:
+    if entry is None:
+        return Defaults()
+    kinds = {
+        "interval": "duration",
+        "min_interval": "duration",
+        "max_interval": "duration",
+        "timeout": "duration",
+        "max_bytes": "size",
+        "max_entries": "positive",
+        "concurrency": "positive",
+        "per_host": "positive",
+    }
+    fields = reader.mapping(entry[1], "defaults", DEFAULT_KEYS)
+    values: dict[str, Any] = {}
+    for key, item in fields.items():
+        value = reader.value(item, f"defaults.{key}", kinds[key])
+        if value is not None:
+            values[key] = value
+    if values.get("timeout") == 0:
+        reader.problem(fields["timeout"][1], "defaults.timeout: must be above zero")
+        values.pop("timeout")
+    defaults = Defaults(**values)
+    if defaults.min_interval > defaults.max_interval:
+        node = fields.get("min_interval", fields.get("max_interval", entry))[1]
+        reader.problem(node, "defaults.min_interval: must not be above defaults.max_interval")
+    return defaults
+
+
+def _read_sources(
+    reader: _Reader, entry: tuple[Node, Node] | None, root: Node
+) -> list[SourceConfig]:
+    if entry is None:
+        reader.problem(root, "sources: missing (a list of feeds)")
+        return []
+    node = entry[1]
+    if not isinstance(node, SequenceNode):
+        reader.problem(node, "sources: must be a list of feeds")
+        return []
+    sources: list[SourceConfig] = []
+    seen_ids: dict[str, int] = {}
+    seen_urls: dict[str, int] = {}
+    for index, source_node in enumerate(node.value):
+        source = _read_source(reader, source_node, index)
+        if source is None:
+            continue
+        line = source.line
+        if source.id in seen_ids:
+            reader.problem(
+                source_node,
+                f"sources[{index}].id: {source.id!r} already used on line {seen_ids[source.id]}",
+            )
+            continue
+        url_key = source.url.rstrip("/").lower()
+        if url_key in seen_urls:
+            reader.problem(
+                source_node,
+                f"sources[{index}].url: {source.url!r} already used on line {seen_urls[url_key]}",
+            )
+            continue
+        seen_ids[source.id] = line
+        seen_urls[url_key] = line
+        sources.append(source)
+    return sources
+
+
+def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None:
+    where = f"sources[{index}]"
+    fields = reader.mapping(node, where, SOURCE_KEYS)
+    if not isinstance(node, MappingNode):
+        return None
+    problems_before = len(reader.problems)
+    for required in ("id", "url"):
+        if required not in fields:
+            reader.problem(node, f"{where}: missing required key {required!r}")
+    kinds = {
+        "id": "str",
+        "name": "str",
+        "url": "url",
+        "agency": "str",
+        "section": "str",
+        "interval": "duration",
+        "enabled": "bool",
+        "priority": "int",
+        "language": "str",
+    }
+    values: dict[str, Any] = {}
+    for key, item in fields.items():
+        if key == "tags":
+            values["tags"] = _read_tags(reader, item, f"{where}.tags")
+            continue
+        value = reader.value(item, f"{where}.{key}", kinds[key])
+        if value is not None:
+            values[key] = value
+    source_id = values.get("id")
+    if source_id is not None and not SOURCE_ID.match(source_id):
+        reader.problem(
+            fields["id"][1],
+            f"{where}.id: {source_id!r} must be lower-case letters, digits, '-' or '_'",
+        )
+    if len(reader.problems) > problems_before:
+        return None
+    name = values.pop("name", None) or values["id"]
+    agency = values.pop("agency", None) or name
+    return SourceConfig(name=name, agency=agency, line=node.start_mark.line + 1, **values)
+
+
+def _read_tags(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[str, ...]:
+    node = entry[1]
+    if not isinstance(node, SequenceNode) or not all(isinstance(n, ScalarNode) for n in node.value):
+        reader.problem(node, f"{where}: must be a list of words")
+        return ()
+    tags = [str(reader.scalar(n)).strip() for n in node.value]
+    if any(not t for t in tags):
+        reader.problem(node, f"{where}: tags must not be empty")
+    return tuple(t for t in tags if t)

@@ -1,0 +1,72 @@
+"""Database engine and schema: SQLite (WAL) by default, any SQLAlchemy URL by environment.
+
+The schema is migrated with Alembic every time a database is opened, so a new version of
+Caulbart upgrades the database it finds without a separate step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
+MIGRATIONS = str(Path(__file__).parent / "migrations")
+# Any constant shared by every Caulbart process: the key of the advisory lock around migrations.
+MIGRATION_LOCK_KEY = 0x6361756C  # "caul"
+
+
+def database_url() -> str:
+    """CAULBART_DATABASE_URL, else a SQLite file under ./instance (created on first use)."""
+    url = os.environ.get("CAULBART_DATABASE_URL")
+    if url:
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL so readers never block the writer; foreign keys on; wait instead of failing on locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest migration; on PostgreSQL one process at a time."""
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        alembic_config.attributes["connection"] = connection
+        command.upgrade(alembic_config, "head")
+
+
+def open_database(url: str | None = None) -> Engine:
+    """An engine on an up-to-date schema."""
+    engine = make_engine(url or database_url())
+    upgrade_schema(engine)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,37 @@
+"""Limits and defaults in one place, each with the reason it has the value it has."""
+
+from __future__ import annotations
+
+# Fetching. A wire feed is rarely above 2 MB; 10 MB leaves room for full-content feeds while
+# keeping a hostile endless body from filling memory.
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# Seconds for the whole request (connect + headers + body): a slow-drip server cannot hold a slot.
+DEFAULT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+# RFC 9110 lets clients stop following; 5 is what browsers' feed readers commonly allow.
+MAX_REDIRECTS = 5
+# Sources in flight at once, and per host, so one publisher never sees a burst from us.
+FETCH_CONCURRENCY = 8
+PER_HOST_CONCURRENCY = 2
+
+# Scheduling defaults (feeds.yaml `defaults` may override them).
+DEFAULT_INTERVAL = 15 * 60
+DEFAULT_MIN_INTERVAL = 5 * 60
+DEFAULT_MAX_INTERVAL = 24 * 60 * 60
+# Backoff after consecutive errors doubles from the interval up to this cap.
+BACKOFF_CAP = 24 * 60 * 60
+
+# Parsing. Entries beyond this in one document are ignored (a feed is a window, not an archive).
+DEFAULT_MAX_ENTRIES = 1000
+# Normalised text lengths: longer titles are truncated, not rejected.
+MAX_TITLE_CHARS = 500
+MAX_LEDE_CHARS = 600
+MAX_URL_CHARS = 2048
+MAX_GUID_CHARS = 1024
+MAX_AUTHOR_CHARS = 200
+MAX_CATEGORY_CHARS = 100
+MAX_CATEGORIES = 30
+# A date this far ahead of now is a publisher's clock error, clamped to now.
+FUTURE_TOLERANCE_SECONDS = 10 * 60
+# Exact text matching joins stories only when the body has at least this many words.
+MIN_WORDS_FOR_TEXT_MATCH = 12

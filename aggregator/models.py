@@ -1,0 +1,143 @@
+"""The stored data model: Source (a feed and its fetch state), Entry (the evidence), Story.
+
+Typed SQLAlchemy 2 models; every schema change goes through an Alembic migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Source(Base):
+    """A feed from feeds.yaml. `url` is what is fetched; a permanent redirect changes it."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    config_url: Mapped[str] = mapped_column(String(2048))
+    url: Mapped[str] = mapped_column(String(2048))
+    agency: Mapped[str] = mapped_column(String(200))
+    section: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str | None] = mapped_column(String(35))
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    # None while the source is fetched; otherwise why it is not (removed, disabled, 410 Gone).
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    feed_title: Mapped[str | None] = mapped_column(String(500))
+    etag: Mapped[str | None] = mapped_column(String(1024))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[str | None] = mapped_column(String(20))
+    last_http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_errors: Mapped[int] = mapped_column(Integer, default=0)
+    next_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # A permanent redirect seen on the last fetch, for editors to copy into feeds.yaml.
+    moved_to: Mapped[str | None] = mapped_column(String(2048))
+    # A worker's lease on the source while it fetches it; an expired lease is free to take.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    entries: Mapped[list[Entry]] = relationship(back_populates="source")
+
+
+class Story(Base):
+    """What Caulbart publishes: one or more entries telling the same news."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    lede: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    section: Mapped[str] = mapped_column(String(64), index=True)
+    language: Mapped[str | None] = mapped_column(String(35))
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    image_credit: Mapped[str | None] = mapped_column(String(500))
+    best_entry_id: Mapped[int | None] = mapped_column(Integer)
+    published: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    entries: Mapped[list[Entry]] = relationship(back_populates="story", order_by="Entry.id")
+
+
+class Entry(Base):
+    """One item as one source published it; never thrown away (it is the evidence)."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
+        Index("ix_entries_link", "link"),
+        Index("ix_entries_text_hash", "text_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
+    guid: Mapped[str] = mapped_column(String(1100))
+    link: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(Text)
+    lede: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(200))
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    image_credit: Mapped[str | None] = mapped_column(String(500))
+    language: Mapped[str | None] = mapped_column(String(35))
+    has_full_text: Mapped[bool] = mapped_column(Boolean)
+    # None when there is too little text for equal hashes to mean the same story.
+    text_hash: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    source: Mapped[Source] = relationship(back_populates="entries")
+    story: Mapped[Story] = relationship(back_populates="entries")

@@ -1,0 +1,270 @@
+"""Turn an untrusted `RawEntry` into a clean `Item`: pure functions, no I/O.
+
+Everything a feed says is hostile until this module has read it: titles become plain text,
+links become canonical http(s) URLs, HTML passes nh3's allow-list, dates become UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+from aggregator import limits
+from aggregator.types import Item, RawEntry
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dfn", "div",
+    "dl", "dt", "em", "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
+    "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub",
+    "sup", "table", "tbody", "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "blockquote": {"cite"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "q": {"cite"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"},
+}
+# Removed with everything inside them: their content is code, not text for a reader.
+DROPPED_WITH_CONTENT = {
+    "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math",
+    "form", "button", "select", "textarea", "head", "title",
+}  # fmt: skip
+URL_ATTRIBUTES = {"href", "src", "cite"}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+# Query parameters that track the click and never change the page (utm_* and friends).
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_hsenc|_hsmi|"
+    r"igshid|ocid|cmpid|at_\w+|ns_\w+|sr_share|spm|_ga|xtor|cmp|icid|ito|dicbo)$",
+    re.IGNORECASE,
+)
+# Tracking pixels: 0/1-pixel images and known counters, dropped from the body.
+PIXEL_IMG = re.compile(
+    r'<img\b[^>]*?(?:\b(?:width|height)="[01]"|'
+    r'src="[^"]*(?:feeds\.feedburner\.com/~r/|/~ff/|pixel\.wp\.com|stats\.wordpress\.com|'
+    r'doubleclick\.net|feedsportal\.com|pixel\.|/pixel\b|/beacon\b)[^"]*")[^>]*>',
+    re.IGNORECASE,
+)
+FIRST_IMG_SRC = re.compile(r'<img\b[^>]*\bsrc="([^"]+)"', re.IGNORECASE)
+BLOCK_BOUNDARY = re.compile(
+    r"<\s*(?:br|/p|/div|/li|/h[1-6]|/blockquote|/tr|/td|/th|/figcaption|/dd|/dt|hr)\b[^>]*>",
+    re.IGNORECASE,
+)
+PARAGRAPH_SPLIT = re.compile(r"</p\s*>|<br\s*/?>\s*<br\s*/?>|\n\s*\n", re.IGNORECASE)
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+WHITESPACE = re.compile(r"\s+")
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+NON_WORD = re.compile(r"[^\w]+")
+
+
+def collapse(text: str) -> str:
+    return WHITESPACE.sub(" ", CONTROL_CHARS.sub("", text)).strip()
+
+
+def plain_text(markup: str) -> str:
+    """Visible text of an HTML fragment: tags removed, entities decoded, whitespace collapsed."""
+    spaced = BLOCK_BOUNDARY.sub(" ", markup)
+    stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
+    return collapse(html.unescape(stripped))
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut at a word boundary with an ellipsis; short text is returned unchanged."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def canonical_url(url: str | None, base: str | None = None) -> str | None:
+    """Absolute http(s) URL without fragment or tracking parameters; None if not a web link."""
+    if not url:
+        return None
+    url = collapse(url)
+    try:
+        absolute = urljoin(base or "", url)
+        parts = urlsplit(absolute)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    kept = [(k, v) for k, v in query if not TRACKING_PARAMS.match(k)]
+    query_text = parts.query if len(kept) == len(query) else urlencode(kept)
+    result = urlunsplit((scheme, host, parts.path or "/", query_text, ""))
+    return result if len(result) <= limits.MAX_URL_CHARS else None
+
+
+def sanitise_html(markup: str, base: str | None) -> str:
+    """Allow-listed HTML with absolute URLs: no scripts, styles, frames, forms, handlers, pixels."""
+
+    def absolute_urls(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in URL_ATTRIBUTES:
+            return value
+        if value.startswith("mailto:") and tag == "a":
+            return value
+        return canonical_url(value, base) if attribute == "src" else _absolute(value, base)
+
+    cleaned = nh3.clean(
+        markup,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROPPED_WITH_CONTENT,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=absolute_urls,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    return PIXEL_IMG.sub("", cleaned).strip()
+
+
+def _absolute(url: str, base: str | None) -> str | None:
+    """Like canonical_url but keeps the fragment and query as written (in-article links)."""
+    try:
+        absolute = urljoin(base or "", url.strip())
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None
+    return absolute if scheme in ("http", "https") else None
+
+
+def first_paragraph(markup: str) -> str:
+    for chunk in PARAGRAPH_SPLIT.split(markup):
+        text = plain_text(chunk)
+        if text:
+            return text
+    return ""
+
+
+def text_fingerprint(*parts: str) -> str:
+    """Hash of case-, accent- and punctuation-insensitive text: equal for the same wording."""
+    joined = " ".join(parts)
+    folded = unicodedata.normalize("NFKD", joined.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    words = NON_WORD.sub(" ", folded).split()
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()
+
+
+def clean_person(name: str | None) -> str | None:
+    """An author name with any e-mail address removed: emails are never published."""
+    if not name:
+        return None
+    text = EMAIL.sub("", plain_text(name))
+    text = collapse(text.replace("()", "").strip(" ()<>,;"))
+    return truncate(text, limits.MAX_AUTHOR_CHARS) or None
+
+
+def normalise_entry(raw: RawEntry, *, now: datetime) -> Item | None:
+    """A clean Item, or None when the entry has neither a title, a link nor any text."""
+    base = raw.base
+    link = canonical_url(raw.link, base)
+    body_source = raw.content or raw.summary or ""
+    body_html = sanitise_html(body_source, link or base) if body_source else ""
+    body_text = plain_text(body_html) if body_html else ""
+    summary_text = plain_text(raw.summary) if raw.summary else ""
+    if raw.summary and raw.content:
+        lede = first_paragraph(raw.summary)
+    else:
+        lede = first_paragraph(body_html)
+    lede = truncate(lede, limits.MAX_LEDE_CHARS)
+    title = truncate(plain_text(raw.title or ""), limits.MAX_TITLE_CHARS)
+    if not title:
+        title = truncate(lede or body_text, 120) if (lede or body_text) else ""
+    if not title and not link and not body_text:
+        return None
+    if not title:
+        title = link or "Untitled"
+
+    published, updated = _dates(raw, now)
+    categories = _categories(raw.categories)
+    image_url = canonical_url(raw.image_url, base)
+    if image_url is None and body_html:
+        match = FIRST_IMG_SRC.search(body_html)
+        image_url = html.unescape(match.group(1)) if match else None
+    image_credit = truncate(plain_text(raw.image_credit), 200) if raw.image_credit else None
+    author = clean_person(raw.author)
+    guid = _guid(raw, link, title, body_text)
+    content_hash = hashlib.sha256(
+        "\x1f".join(
+            [
+                title,
+                link or "",
+                lede,
+                body_html,
+                image_url or "",
+                image_credit or "",
+                author or "",
+                *list(categories),
+            ]
+        ).encode()
+    ).hexdigest()
+    return Item(
+        guid=guid,
+        link=link,
+        title=title,
+        lede=lede,
+        body_html=body_html,
+        published=published,
+        updated=updated,
+        author=author,
+        categories=categories,
+        image_url=image_url,
+        image_credit=image_credit or None,
+        language=collapse(raw.language)[:35] if raw.language else None,
+        text_hash=text_fingerprint(title, body_text)
+        if len(body_text.split()) >= limits.MIN_WORDS_FOR_TEXT_MATCH
+        else None,
+        content_hash=content_hash,
+        has_full_text=bool(raw.content) and len(body_text) > len(summary_text),
+    )
+
+
+def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime]:
+    """Published and updated in UTC: missing means first seen, the future is clamped to now."""
+    latest_allowed = now + timedelta(seconds=limits.FUTURE_TOLERANCE_SECONDS)
+    published = raw.published or raw.updated or now
+    updated = raw.updated or published
+    if published > latest_allowed:
+        published = now
+    if updated > latest_allowed:
+        updated = now
+    return published, max(updated, published)
+
+
+def _categories(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    result: list[str] = []
+    for value in values:
+        label = truncate(plain_text(value), limits.MAX_CATEGORY_CHARS)
+        if label and label.casefold() not in seen:
+            seen.add(label.casefold())
+            result.append(label)
+        if len(result) == limits.MAX_CATEGORIES:
+            break
+    return tuple(result)
+
+
+def _guid(raw: RawEntry, link: str | None, title: str, body_text: str) -> str:
+    """The feed's id, else the canonical link, else a hash of the content; never too long."""
+    candidate = collapse(raw.id) if raw.id else (link or "")
+    if candidate and len(candidate) <= limits.MAX_GUID_CHARS:
+        return candidate
+    material = candidate or f"{title}\x1f{body_text}"
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()

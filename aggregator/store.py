@@ -1,0 +1,235 @@
+"""Writes: sources from the config, a source's items as entries and stories, fetch health.
+
+Callers own the transaction; every function here works inside the one it is given, so a
+source's items and its new fetch state commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aggregator import dedupe
+from aggregator.models import Entry, Source, Story
+from aggregator.types import Config, FetchResult, FetchStatus, Item
+
+REMOVED_FROM_CONFIG = "removed from feeds.yaml"
+DISABLED_IN_CONFIG = "enabled: false in feeds.yaml"
+GONE_PREFIX = "410 Gone"
+# Parameters per IN (...) list: below SQLite's and PostgreSQL's limits.
+IN_CHUNK = 500
+
+
+def slugify(title: str, limit: int = 80) -> str:
+    """ASCII, lower-case, hyphenated words: a readable permalink part."""
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", " ", ascii_text.lower()).split()
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > limit:
+            break
+        slug = candidate
+    return slug or "story"
+
+
+def sync_sources(session: Session, config: Config, now: datetime) -> None:
+    """Make the sources table match feeds.yaml; removed sources are disabled, never deleted."""
+    stored = {source.id: source for source in session.scalars(select(Source))}
+    for declared in config.sources:
+        source = stored.pop(declared.id, None)
+        if source is None:
+            source = Source(
+                id=declared.id,
+                config_url=declared.url,
+                url=declared.url,
+                consecutive_errors=0,
+                created_at=now,
+            )
+            session.add(source)
+        elif source.config_url != declared.url:
+            # The editor changed the address: start afresh on it, forgetting old validators.
+            source.config_url = source.url = declared.url
+            source.etag = source.last_modified = source.moved_to = None
+            source.consecutive_errors = 0
+            source.next_fetch_at = None
+            if source.disabled_reason and source.disabled_reason.startswith(GONE_PREFIX):
+                source.disabled_reason = None
+        source.name = declared.name
+        source.agency = declared.agency
+        source.section = declared.section
+        source.priority = declared.priority
+        source.language = declared.language
+        source.interval_seconds = config.interval_for(declared)
+        gone = bool(source.disabled_reason and source.disabled_reason.startswith(GONE_PREFIX))
+        if not declared.enabled:
+            source.disabled_reason = DISABLED_IN_CONFIG
+        elif not gone:
+            source.disabled_reason = None
+    for leftover in stored.values():
+        leftover.disabled_reason = REMOVED_FROM_CONFIG
+
+
+@dataclass(frozen=True)
+class SaveCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def save_items(
+    session: Session, source: Source, items: Sequence[Item], now: datetime
+) -> SaveCounts:
+    """Store a source's items: new ones as entries (joining or making stories), edits in place."""
+    existing = _entries_by_guid(session, source.id, [item.guid for item in items])
+    touched: dict[int, Story] = {}
+    new = updated = unchanged = 0
+    for item in items:
+        entry = existing.get(item.guid)
+        if entry is None:
+            story = _story_for(session, item, source, now)
+            entry = Entry(source_id=source.id, guid=item.guid, story=story, first_seen_at=now)
+            _copy_item(entry, item, now)
+            session.add(entry)
+            existing[item.guid] = entry
+            touched[id(story)] = story
+            new += 1
+        elif entry.content_hash != item.content_hash:
+            _copy_item(entry, item, now)
+            entry.story.updated = max(entry.story.updated, now)
+            touched[id(entry.story)] = entry.story
+            updated += 1
+        else:
+            unchanged += 1
+    session.flush()
+    for story in touched.values():
+        refresh_story(session, story)
+    return SaveCounts(new=new, updated=updated, unchanged=unchanged)
+
+
+def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict[str, Entry]:
+    """What this source already has, in one query per chunk rather than one per entry."""
+    found: dict[str, Entry] = {}
+    for start in range(0, len(guids), IN_CHUNK):
+        chunk = guids[start : start + IN_CHUNK]
+        statement = select(Entry).where(Entry.source_id == source_id, Entry.guid.in_(chunk))
+        found.update((entry.guid, entry) for entry in session.scalars(statement))
+    return found
+
+
+def _story_for(session: Session, item: Item, source: Source, now: datetime) -> Story:
+    story_id = dedupe.find_story_id(session, item)
+    if story_id is not None:
+        story = session.get(Story, story_id)
+        if story is not None:
+            story.updated = max(story.updated, now)
+            return story
+    story = Story(
+        slug=slugify(item.title),
+        title=item.title,
+        lede=item.lede,
+        body_html=item.body_html,
+        section=source.section,
+        language=item.language or source.language,
+        image_url=item.image_url,
+        image_credit=item.image_credit,
+        published=item.published,
+        updated=item.updated,
+        created_at=now,
+    )
+    session.add(story)
+    return story
+
+
+def _copy_item(entry: Entry, item: Item, now: datetime) -> None:
+    entry.link = item.link
+    entry.title = item.title
+    entry.lede = item.lede
+    entry.body_html = item.body_html
+    entry.author = item.author
+    entry.categories = list(item.categories)
+    entry.image_url = item.image_url
+    entry.image_credit = item.image_credit
+    entry.language = item.language
+    entry.has_full_text = item.has_full_text
+    entry.text_hash = item.text_hash
+    entry.content_hash = item.content_hash
+    entry.published = item.published
+    entry.updated = item.updated
+    entry.changed_at = now
+
+
+def refresh_story(session: Session, story: Story) -> None:
+    """Take the story's headline, text and image from its best entry."""
+    rows = session.execute(
+        select(Entry, Source.priority)
+        .join(Source, Source.id == Entry.source_id)
+        .where(Entry.story_id == story.id)
+    ).all()
+    if not rows:
+        return
+    entries = {entry.id: entry for entry, _ in rows}
+    best = dedupe.best_entry(
+        [
+            dedupe.Candidate(entry.id, priority, entry.has_full_text, entry.published)
+            for entry, priority in rows
+        ]
+    )
+    chosen = entries[best.entry_id]
+    story.best_entry_id = chosen.id
+    story.title = chosen.title
+    story.slug = slugify(chosen.title)
+    story.lede = chosen.lede
+    story.body_html = chosen.body_html
+    story.image_url = chosen.image_url
+    story.image_credit = chosen.image_credit
+    story.language = chosen.language or story.language
+    story.published = min(entry.published for entry in entries.values())
+
+
+def record_fetch(
+    session: Session,
+    source: Source,
+    result: FetchResult,
+    now: datetime,
+    next_fetch_at: datetime,
+    error: str | None = None,
+    feed_title: str | None = None,
+) -> None:
+    """Store what this fetch taught about the source: validators, status, errors, next time."""
+    source.last_fetch_at = now
+    source.last_http_status = result.http_status
+    source.next_fetch_at = next_fetch_at
+    error = error or result.error
+    if result.permanent_redirect and result.final_url:
+        source.url = result.final_url
+        source.moved_to = result.final_url
+    if result.status is FetchStatus.GONE:
+        source.disabled_reason = f"{GONE_PREFIX}: the publisher removed this feed"
+    if error:
+        source.last_status = "gone" if result.status is FetchStatus.GONE else "error"
+        source.last_error = error[:2000]
+        source.consecutive_errors += 1
+        return
+    source.last_status = result.status.value
+    source.last_error = None
+    source.consecutive_errors = 0
+    source.last_success_at = now
+    if result.status is FetchStatus.OK:
+        source.etag = result.validators.etag
+        source.last_modified = result.validators.last_modified
+        if feed_title:
+            source.feed_title = feed_title[:500]
+
+
+def active_sources(session: Session, ids: Iterable[str] | None = None) -> list[Source]:
+    statement = select(Source).where(Source.disabled_reason.is_(None)).order_by(Source.id)
+    if ids is not None:
+        statement = statement.where(Source.id.in_(list(ids)))
+    return list(session.scalars(statement))
