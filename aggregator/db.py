@@ -58,7 +58,7 @@ def upgrade_schema(engine: Engine) -> None:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
             )
         alembic_config.attributes["connection"] = connection
-        command.upgrade(alembic_config, "head")
+        command.upgrade(alembic_config, "heads")
 
 
 def open_database(url: str | None = None) -> Engine:
