@@ -21,10 +21,10 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
-## run: install into .venv, then one fetch pass over feeds.yaml on the embedded SQLite default
+## run: install into .venv, then the main job (scheduler + web front) on the embedded SQLite default
 run: $(STAMP)
 	$(BIN)/caulbart check
-	$(BIN)/caulbart fetch
+	$(BIN)/caulbart run --host $(HOST) --port $(PORT)
 
 ## test: lint, types, then the whole suite on SQLite and the local PostgreSQL
 test: $(TEST_STAMP) check

@@ -19,7 +19,8 @@ from aggregator.db import open_database, session_factory
 from aggregator.export import export_stories
 from aggregator.models import Entry, Source
 from aggregator.permalinks import iso_utc
-from aggregator.pipeline import UnknownSource, plan_pass, run_pass
+from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
+from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
 from aggregator.types import Config, SourceOutcome
 
 log = logging.getLogger("aggregator.cli")
@@ -40,6 +41,7 @@ def _setup_logging(verbose: int, interactive: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _load(ctx: click.Context) -> Config:
@@ -97,8 +99,18 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
     _setup_logging(ctx.obj["verbose"], interactive)
     config = _load(ctx)
     engine = open_database()
+    sync_config(engine, config)
     try:
-        plan = plan_pass(engine, config, source_ids or None, all_sources)
+        # Claimed like a worker would, so a running worker never fetches the same source at once.
+        requests = claim(
+            engine,
+            config,
+            f"fetch:{worker_name()}",
+            limit=len(config.sources) or 1,
+            source_ids=source_ids or None,
+            due_only=not (all_sources or source_ids),
+            host_budget=False,
+        )
     except UnknownSource as exc:
         click.echo(f"caulbart fetch: {exc}", err=True)
         ctx.exit(2)
@@ -114,14 +126,14 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
             console=Console(file=sys.stderr),
             transient=True,
         ) as progress:
-            task = progress.add_task("", total=len(plan.requests))
+            task = progress.add_task("", total=len(requests))
 
             def advance(outcome: SourceOutcome) -> None:
                 progress.update(task, advance=1, description=outcome.source_id)
 
-            outcomes = run_pass(engine, config, plan, on_outcome=advance)
+            outcomes = run_pass(engine, config, requests, on_outcome=advance)
     else:
-        outcomes = run_pass(engine, config, plan)
+        outcomes = run_pass(engine, config, requests)
     _print_summary(outcomes)
 
 
@@ -155,6 +167,58 @@ def _print_summary(outcomes: list[SourceOutcome]) -> None:
         + ", ".join(f"{count} {name}" for name, count in totals.items()),
         highlight=False,
     )
+
+
+def _long_running(
+    ctx: click.Context, *, clock: bool, web: bool, host: str, port: int, tick: float
+) -> None:
+    from aggregator import runner
+
+    _setup_logging(max(ctx.obj["verbose"], 1), interactive=False)
+    _load(ctx)  # refuse to start on an invalid feeds.yaml, with every problem listed
+    engine = open_database()
+    try:
+        runner.run(
+            ctx.obj["config_path"], engine, clock=clock, web=web, host=host, port=port,
+            tick_seconds=tick,
+        )  # fmt: skip
+    except WorkerAlreadyRunning as exc:
+        click.echo(f"caulbart: {exc}", err=True)
+        ctx.exit(3)
+
+
+_host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+_port = click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+_tick = click.option(
+    "--tick", default=DEFAULT_TICK, show_default=True, type=float, help="Seconds between ticks."
+)
+
+
+@main.command()
+@_host
+@_port
+@_tick
+@click.pass_context
+def run(ctx: click.Context, host: str, port: int, tick: float) -> None:
+    """The main job: the scheduler keeping every source fresh, and the web front."""
+    _long_running(ctx, clock=True, web=True, host=host, port=port, tick=tick)
+
+
+@main.command()
+@_tick
+@click.pass_context
+def worker(ctx: click.Context, tick: float) -> None:
+    """The scheduler only; several workers may share one PostgreSQL."""
+    _long_running(ctx, clock=True, web=False, host="", port=0, tick=tick)
+
+
+@main.command()
+@_host
+@_port
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """The web front only (waitress)."""
+    _long_running(ctx, clock=False, web=True, host=host, port=port, tick=DEFAULT_TICK)
 
 
 @main.command()
@@ -215,6 +279,9 @@ def source_health(engine: Engine) -> list[dict[str, Any]]:
                 "last_fetch_at": iso_utc(s.last_fetch_at) if s.last_fetch_at else None,
                 "last_success_at": iso_utc(s.last_success_at) if s.last_success_at else None,
                 "next_fetch_at": iso_utc(s.next_fetch_at) if s.next_fetch_at else None,
+                "interval_seconds": s.interval_seconds,
+                "adaptive": s.adaptive,
+                "claimed_by": s.claimed_by,
                 "moved_to": s.moved_to,
                 "entries": counts.get(s.id, 0),
             }

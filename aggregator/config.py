@@ -36,6 +36,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+# `interval: auto`: the interval follows the source's posting rate (scheduler.adaptive_interval).
+AUTO = "auto"
+
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 DURATION = re.compile(r"^(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
 SIZE = re.compile(r"^(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?$", re.IGNORECASE)
@@ -59,6 +62,7 @@ DEFAULT_KEYS = {
     "max_entries",
     "concurrency",
     "per_host",
+    "host_spacing",
 }
 SOURCE_KEYS = {
     "id",
@@ -162,6 +166,10 @@ class _Reader:
                 return str(raw).strip()
             if kind == "duration":
                 return parse_duration(raw)
+            if kind == "interval":
+                if isinstance(raw, str) and raw.strip().lower() == "auto":
+                    return AUTO
+                return parse_duration(raw)
             if kind == "size":
                 return parse_size(raw)
             if kind == "url":
@@ -231,9 +239,10 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
     if entry is None:
         return Defaults()
     kinds = {
-        "interval": "duration",
+        "interval": "interval",
         "min_interval": "duration",
         "max_interval": "duration",
+        "host_spacing": "duration",
         "timeout": "duration",
         "max_bytes": "size",
         "max_entries": "positive",
@@ -246,6 +255,9 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
         value = reader.value(item, f"defaults.{key}", kinds[key])
         if value is not None:
             values[key] = value
+    if values.get("interval") == AUTO:
+        values["interval"] = Defaults.interval
+        values["adaptive"] = True
     if values.get("timeout") == 0:
         reader.problem(fields["timeout"][1], "defaults.timeout: must be above zero")
         values.pop("timeout")
@@ -308,7 +320,7 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "url": "url",
         "agency": "str",
         "section": "str",
-        "interval": "duration",
+        "interval": "interval",
         "enabled": "bool",
         "priority": "int",
         "language": "str",
@@ -329,6 +341,9 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         )
     if len(reader.problems) > problems_before:
         return None
+    if values.get("interval") == AUTO:
+        values["interval"] = None
+        values["adaptive"] = True
     name = values.pop("name", None) or values["id"]
     agency = values.pop("agency", None) or name
     return SourceConfig(name=name, agency=agency, line=node.start_mark.line + 1, **values)

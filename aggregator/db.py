@@ -61,6 +61,12 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(alembic_config, "heads")
 
 
+def serialise(session: Session, name: str) -> None:
+    """Hold a transaction-scoped lock named `name` on PostgreSQL (SQLite has one writer anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
 def open_database(url: str | None = None) -> Engine:
     """An engine on an up-to-date schema."""
     engine = make_engine(url or database_url())

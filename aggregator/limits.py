@@ -18,6 +18,10 @@ PER_HOST_CONCURRENCY = 2
 DEFAULT_INTERVAL = 15 * 60
 DEFAULT_MIN_INTERVAL = 5 * 60
 DEFAULT_MAX_INTERVAL = 24 * 60 * 60
+# Seconds between two requests to one host, across all workers (feeds.yaml defaults.host_spacing).
+HOST_SPACING = 1
+# A claim lasts twice the fetch timeout plus this margin; then another worker may take it.
+LEASE_MARGIN = 5
 # Backoff after consecutive errors doubles from the interval up to this cap.
 BACKOFF_CAP = 24 * 60 * 60
 

@@ -58,11 +58,17 @@ class Source(Base):
     name: Mapped[str] = mapped_column(String(200))
     config_url: Mapped[str] = mapped_column(String(2048))
     url: Mapped[str] = mapped_column(String(2048))
+    # The host of `url`: politeness budgets are per host, whatever the number of sources.
+    host: Mapped[str] = mapped_column(String(255), index=True)
     agency: Mapped[str] = mapped_column(String(200))
     section: Mapped[str] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     language: Mapped[str | None] = mapped_column(String(35))
     interval_seconds: Mapped[int] = mapped_column(Integer)
+    # `interval: auto`: the next interval follows the source's posting rate.
+    adaptive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The publisher's own refresh hint (Cache-Control max-age, RSS ttl, sy:updatePeriod).
+    hint_seconds: Mapped[int | None] = mapped_column(Integer)
     # None while the source is fetched; otherwise why it is not (removed, disabled, 410 Gone).
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     feed_title: Mapped[str | None] = mapped_column(String(500))
@@ -83,6 +89,15 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
+
+
+class Host(Base):
+    """A publisher's host: the request budget its sources share across all workers."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_request_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Story(Base):

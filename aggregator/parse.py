@@ -18,6 +18,9 @@ from aggregator.errors import ParseError
 from aggregator.types import FetchResult, ParsedFeed, RawEntry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+# sy:updatePeriod values (RSS 1.0 Syndication module) in seconds.
+SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400,
+              "yearly": 365 * 86400}  # fmt: skip
 
 
 def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
@@ -50,6 +53,9 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
         entries=tuple(_raw_entry(entry, language, base) for entry in entries),
         warning=warning,
         truncated_from=truncated_from,
+        refresh_hint=feed_refresh_hint(
+            feed.get("ttl"), feed.get("sy_updateperiod"), feed.get("sy_updatefrequency")
+        ),
     )
 
 
@@ -139,3 +145,16 @@ def _image(entry: Any) -> tuple[str | None, str | None]:
         if _is_image(enclosure.get("href"), None, enclosure.get("type")):
             return enclosure["href"], credit
     return None, credit
+
+
+def feed_refresh_hint(ttl: object, update_period: object, update_frequency: object) -> int | None:
+    """Seconds a feed asks to be left alone: RSS <ttl> (minutes) or sy:updatePeriod/Frequency."""
+    hints: list[int] = []
+    if isinstance(ttl, str) and ttl.strip().isdigit():
+        hints.append(int(ttl.strip()) * 60)
+    if isinstance(update_period, str) and update_period.strip().lower() in SY_PERIODS:
+        frequency = 1
+        if isinstance(update_frequency, str) and update_frequency.strip().isdigit():
+            frequency = max(1, int(update_frequency.strip()))
+        hints.append(SY_PERIODS[update_period.strip().lower()] // frequency)
+    return max(hints) if hints else None

@@ -1,27 +1,36 @@
 """The ingest of one source, top to bottom: fetch -> parse -> normalise -> dedupe -> store.
 
-`run_pass` fetches several sources at once and stores each as its fetch completes, in one
-transaction per source, so a broken source is recorded as its own error and the others go on.
+Sources are claimed (leased) before they are fetched, by `caulbart fetch` and by workers alike,
+so no source is fetched twice at once. Each source is stored in one transaction together with its
+new fetch state; a broken source is recorded as its own error and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from aggregator import scheduler, store
 from aggregator.db import session_factory
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
-from aggregator.models import Source
+from aggregator.models import Entry, Source
 from aggregator.normalise import normalise_entry
 from aggregator.parse import parse_feed
-from aggregator.types import Config, FetchResult, FetchStatus, Item, SourceOutcome, Validators
+from aggregator.types import (
+    Config,
+    FetchResult,
+    FetchStatus,
+    Item,
+    ParsedFeed,
+    SourceOutcome,
+    Validators,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,56 +47,73 @@ class UnknownSource(Exception):
         self.ids = ids
 
 
-@dataclass(frozen=True)
-class PassPlan:
-    """The sources one pass will fetch, as requests carrying their stored validators."""
+def sync_config(engine: Engine, config: Config, clock: Clock = utc_now) -> None:
+    """Make the sources table match feeds.yaml (new sources start, removed ones stop)."""
+    with session_factory(engine).begin() as session:
+        store.sync_sources(session, config, clock())
 
-    requests: tuple[FetchRequest, ...]
 
-
-def plan_pass(
+def claim(
     engine: Engine,
     config: Config,
+    worker: str,
+    limit: int,
+    *,
     source_ids: Iterable[str] | None = None,
-    all_sources: bool = False,
+    due_only: bool = True,
+    host_budget: bool = True,
     clock: Clock = utc_now,
-) -> PassPlan:
-    """Sync feeds.yaml into the sources table, then pick the due (or named, or all) sources."""
-    now = clock()
-    Session = session_factory(engine)
-    with Session.begin() as session:
-        store.sync_sources(session, config, now)
-        session.flush()
-        wanted = list(source_ids) if source_ids else None
-        sources = store.active_sources(session, wanted)
+) -> list[FetchRequest]:
+    """Lease sources to `worker` and return what fetching them needs (URL, validators)."""
+    wanted = list(source_ids) if source_ids else None
+    defaults = config.defaults
+    with session_factory(engine).begin() as session:
         if wanted:
-            missing = sorted(set(wanted) - {source.id for source in sources})
+            active = {s.id for s in store.active_sources(session, wanted)}
+            missing = sorted(set(wanted) - active)
             if missing:
                 raise UnknownSource(missing)
-        elif not all_sources:
-            sources = [s for s in sources if s.next_fetch_at is None or s.next_fetch_at <= now]
-        requests = tuple(
-            FetchRequest(s.id, s.url, Validators(s.etag, s.last_modified)) for s in sources
+        sources = store.claim_sources(
+            session,
+            worker,
+            clock(),
+            limit=limit,
+            lease=defaults.lease,
+            per_host=defaults.per_host if host_budget else None,
+            host_spacing=defaults.host_spacing,
+            ids=wanted,
+            due_only=due_only,
         )
-    return PassPlan(requests)
+        return [FetchRequest(s.id, s.url, Validators(s.etag, s.last_modified)) for s in sources]
 
 
 def run_pass(
     engine: Engine,
     config: Config,
-    plan: PassPlan,
+    requests: list[FetchRequest],
     on_outcome: Callable[[SourceOutcome], None] | None = None,
     clock: Clock = utc_now,
 ) -> list[SourceOutcome]:
-    """Fetch the planned sources concurrently and ingest each as soon as it arrives."""
+    """Fetch the claimed sources concurrently and ingest each as soon as it arrives."""
     outcomes: list[SourceOutcome] = []
     with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
-        for result in fetch_many(fetcher, plan.requests):
+        for result in fetch_many(fetcher, requests):
             outcome = ingest_result(engine, config, result, clock)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
     return outcomes
+
+
+def fetch_and_ingest(
+    engine: Engine,
+    config: Config,
+    fetcher: Fetcher,
+    request: FetchRequest,
+    clock: Clock = utc_now,
+) -> SourceOutcome:
+    """One source, start to end: the unit of work a worker's pool runs."""
+    return ingest_result(engine, config, fetcher.fetch(request), clock)
 
 
 def ingest_result(
@@ -100,30 +126,31 @@ def ingest_result(
     if result.permanent_redirect:
         notes.append(f"moved permanently to {result.final_url}: update feeds.yaml")
     try:
-        items, feed_title = _read_items(result, config, now, notes)
+        feed = parse_feed(result, config.defaults.max_entries) if _has_body(result) else None
     except ParseError as exc:
         return _record_failure(engine, config, result, now, f"parse error: {exc}")
+    items = _items(feed, now, notes, config.defaults.max_entries)
 
-    Session = session_factory(engine)
     try:
-        with Session.begin() as session:
+        with session_factory(engine).begin() as session:
             source = session.get_one(Source, source_id)
             counts = store.save_items(session, source, items, now)
             error = result.error if result.status is not FetchStatus.OK else None
+            source.hint_seconds = _publisher_hint(result, feed)
             store.record_fetch(
                 session,
                 source,
                 result,
                 now,
-                _next_time(source, result, now, failed=bool(error)),
+                _next_time(session, config, source, result, now, failed=bool(error)),
                 error=error,
-                feed_title=feed_title,
+                feed_title=feed.title if feed else None,
             )
     except SQLAlchemyError as exc:
-        log.exception("store failed source=%s", source_id)
+        log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
 
-    status = result.status.value if result.status is not FetchStatus.ERROR else "error"
+    status = "error" if result.status is FetchStatus.ERROR else result.status.value
     log.info(
         "source=%s status=%s http=%s new=%d updated=%d unchanged=%d",
         source_id,
@@ -145,33 +172,73 @@ def ingest_result(
     )
 
 
-def _read_items(
-    result: FetchResult, config: Config, now: datetime, notes: list[str]
-) -> tuple[list[Item], str | None]:
-    """Parse and normalise a fetched body; a 304 or a failed fetch yields no items."""
-    if result.status is not FetchStatus.OK:
-        return [], None
-    feed = parse_feed(result, config.defaults.max_entries)
+def _has_body(result: FetchResult) -> bool:
+    """Only a 200 carries a feed; a 304 costs no parsing at all."""
+    return result.status is FetchStatus.OK
+
+
+def _items(
+    feed: ParsedFeed | None, now: datetime, notes: list[str], max_entries: int
+) -> list[Item]:
+    """Normalised items of a parsed feed, without empty entries or repeated guids."""
+    if feed is None:
+        return []
     if feed.warning:
         notes.append(f"ill-formed feed read leniently: {feed.warning}")
     if feed.truncated_from:
-        notes.append(
-            f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
-        )
+        notes.append(f"{feed.truncated_from} entries; only the first {max_entries} read")
     items: list[Item] = []
     seen: set[str] = set()
     for raw in feed.entries:
         item = normalise_entry(raw, now=now)
         if item is None or item.guid in seen:
-            continue  # empty entries and repeated guids within one document
+            continue
         seen.add(item.guid)
         items.append(item)
-    return items, feed.title
+    return items
 
 
-def _next_time(source: Source, result: FetchResult, now: datetime, failed: bool) -> datetime:
-    errors = source.consecutive_errors + 1 if failed else 0
-    return scheduler.next_fetch_at(now, source.interval_seconds, errors, result.retry_after)
+def _publisher_hint(result: FetchResult, feed: ParsedFeed | None) -> int | None:
+    hints = [
+        hint
+        for hint in (
+            scheduler.cache_control_max_age(result.header("Cache-Control")),
+            feed.refresh_hint if feed else None,
+        )
+        if hint
+    ]
+    return max(hints) if hints else None
+
+
+def _next_time(
+    session: Session,
+    config: Config,
+    source: Source,
+    result: FetchResult,
+    now: datetime,
+    failed: bool,
+) -> datetime:
+    """Interval (adaptive if asked, stretched by publisher hints), or backoff after errors."""
+    defaults = config.defaults
+    if failed:
+        return scheduler.next_fetch_at(
+            now, source.interval_seconds, source.consecutive_errors + 1, result.retry_after
+        )
+    base = source.interval_seconds
+    if source.adaptive:
+        published = session.scalars(
+            select(Entry.published)
+            .where(Entry.source_id == source.id)
+            .order_by(Entry.published.desc())
+            .limit(scheduler.ADAPTIVE_SAMPLE)
+        ).all()
+        base = scheduler.adaptive_interval(
+            published, base, defaults.min_interval, defaults.max_interval
+        )
+    interval = scheduler.effective_interval(
+        base, source.hint_seconds, defaults.min_interval, defaults.max_interval
+    )
+    return scheduler.next_fetch_at(now, interval)
 
 
 def _record_failure(
@@ -179,12 +246,10 @@ def _record_failure(
 ) -> SourceOutcome:
     """Record a source's failure in its own transaction, leaving its stored entries untouched."""
     log.warning("source=%s error=%r", result.source_id, error)
-    Session = session_factory(engine)
-    with Session.begin() as session:
+    with session_factory(engine).begin() as session:
         source = session.get_one(Source, result.source_id)
-        store.record_fetch(
-            session, source, result, now, _next_time(source, result, now, True), error=error
-        )
+        next_time = _next_time(session, config, source, result, now, failed=True)
+        store.record_fetch(session, source, result, now, next_time, error=error)
     return SourceOutcome(
         source_id=result.source_id,
         status="error",

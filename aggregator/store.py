@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aggregator import dedupe
-from aggregator.models import Entry, Source, Story
+from aggregator.db import serialise
+from aggregator.models import Entry, Host, Source, Story
 from aggregator.types import Config, FetchResult, FetchStatus, Item
 
 REMOVED_FROM_CONFIG = "removed from feeds.yaml"
@@ -39,8 +43,13 @@ def slugify(title: str, limit: int = 80) -> str:
     return slug or "story"
 
 
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
 def sync_sources(session: Session, config: Config, now: datetime) -> None:
     """Make the sources table match feeds.yaml; removed sources are disabled, never deleted."""
+    serialise(session, "sync_sources")  # workers starting together must not insert twice
     stored = {source.id: source for source in session.scalars(select(Source))}
     for declared in config.sources:
         source = stored.pop(declared.id, None)
@@ -49,6 +58,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
                 id=declared.id,
                 config_url=declared.url,
                 url=declared.url,
+                host=host_of(declared.url),
                 consecutive_errors=0,
                 created_at=now,
             )
@@ -56,6 +66,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
         elif source.config_url != declared.url:
             # The editor changed the address: start afresh on it, forgetting old validators.
             source.config_url = source.url = declared.url
+            source.host = host_of(declared.url)
             source.etag = source.last_modified = source.moved_to = None
             source.consecutive_errors = 0
             source.next_fetch_at = None
@@ -67,6 +78,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
         source.priority = declared.priority
         source.language = declared.language
         source.interval_seconds = config.interval_for(declared)
+        source.adaptive = config.is_adaptive(declared)
         gone = bool(source.disabled_reason and source.disabled_reason.startswith(GONE_PREFIX))
         if not declared.enabled:
             source.disabled_reason = DISABLED_IN_CONFIG
@@ -74,6 +86,113 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
             source.disabled_reason = None
     for leftover in stored.values():
         leftover.disabled_reason = REMOVED_FROM_CONFIG
+    ensure_hosts(session, {host_of(declared.url) for declared in config.sources})
+
+
+def ensure_hosts(session: Session, names: set[str]) -> None:
+    """Insert missing host rows; concurrent workers may race here, so conflicts are ignored."""
+    if not names:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{"name": name} for name in sorted(names)]
+    session.execute(insert(Host).values(rows).on_conflict_do_nothing(index_elements=["name"]))
+
+
+def claim_sources(
+    session: Session,
+    worker: str,
+    now: datetime,
+    *,
+    limit: int,
+    lease: int,
+    per_host: int | None,
+    host_spacing: int = 0,
+    ids: list[str] | None = None,
+    due_only: bool = True,
+) -> list[Source]:
+    """Lease up to `limit` sources to `worker`, within each host's budget.
+
+    Sources are locked with FOR UPDATE SKIP LOCKED (PostgreSQL), so concurrent workers never take
+    the same one; a lease not released in time expires and the source is free again. Host rows are
+    locked the same way, so per-host budgets hold across workers. `per_host=None` skips budgets.
+    """
+    statement = (
+        select(Source)
+        .where(
+            Source.disabled_reason.is_(None),
+            or_(Source.claim_expires_at.is_(None), Source.claim_expires_at <= now),
+        )
+        .order_by(Source.next_fetch_at.asc().nulls_first(), Source.id)
+        .with_for_update(skip_locked=True)
+    )
+    if due_only:
+        statement = statement.where(
+            or_(Source.next_fetch_at.is_(None), Source.next_fetch_at <= now)
+        )
+    if ids is not None:
+        statement = statement.where(Source.id.in_(ids))
+    if per_host is not None:
+        statement = statement.limit(limit * 4)
+    candidates = list(session.scalars(statement))
+    chosen = (
+        candidates[:limit]
+        if per_host is None
+        else _within_host_budget(session, candidates, now, limit, per_host, host_spacing)
+    )
+    for source in chosen:
+        source.claimed_by = worker
+        source.claim_expires_at = now + timedelta(seconds=lease)
+    return chosen
+
+
+def _within_host_budget(
+    session: Session,
+    candidates: list[Source],
+    now: datetime,
+    limit: int,
+    per_host: int,
+    host_spacing: int,
+) -> list[Source]:
+    names = sorted({source.host for source in candidates})
+    if not names:
+        return []
+    ensure_hosts(session, set(names))
+    hosts = {
+        host.name: host
+        for host in session.scalars(
+            select(Host).where(Host.name.in_(names)).with_for_update(skip_locked=True)
+        )
+    }
+    in_flight: Counter[str] = Counter(
+        dict(
+            session.execute(
+                select(Source.host, func.count())
+                .where(Source.host.in_(list(hosts)), Source.claim_expires_at > now)
+                .group_by(Source.host)
+            ).all()
+        )
+    )
+    chosen: list[Source] = []
+    for source in candidates:
+        host = hosts.get(source.host)
+        if host is None or (host.next_request_at and host.next_request_at > now):
+            continue  # another worker is deciding for this host, or it must rest
+        if in_flight[source.host] >= per_host:
+            continue
+        in_flight[source.host] += 1
+        chosen.append(source)
+        if len(chosen) == limit:
+            break
+    for name in {source.host for source in chosen}:
+        hosts[name].next_request_at = now + timedelta(seconds=host_spacing)
+    return chosen
+
+
+def release_claim(source: Source, worker: str | None) -> None:
+    if worker is None or source.claimed_by == worker:
+        source.claimed_by = None
+        source.claim_expires_at = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +322,8 @@ def record_fetch(
     feed_title: str | None = None,
 ) -> None:
     """Store what this fetch taught about the source: validators, status, errors, next time."""
+    source.claimed_by = None
+    source.claim_expires_at = None
     source.last_fetch_at = now
     source.last_http_status = result.http_status
     source.next_fetch_at = next_fetch_at

@@ -34,6 +34,15 @@ class Defaults:
     max_entries: int = limits.DEFAULT_MAX_ENTRIES
     concurrency: int = limits.FETCH_CONCURRENCY
     per_host: int = limits.PER_HOST_CONCURRENCY
+    # Seconds between two claims of sources on one host, across all workers.
+    host_spacing: int = limits.HOST_SPACING
+    # `interval: auto` site-wide: sources without their own interval follow their posting rate.
+    adaptive: bool = False
+
+    @property
+    def lease(self) -> int:
+        """Seconds a worker's claim on a source lasts: long enough for one slow fetch."""
+        return int(2 * self.timeout) + limits.LEASE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class SourceConfig:
     agency: str
     section: str = "news"
     interval: int | None = None
+    # None: follow defaults; True: `interval: auto` (from the posting rate).
+    adaptive: bool | None = None
     enabled: bool = True
     priority: int = 0
     language: str | None = None
@@ -61,9 +72,14 @@ class Config:
     sources: tuple[SourceConfig, ...]
 
     def interval_for(self, source: SourceConfig) -> int:
-        """A source's polling interval in seconds, never below the site's minimum."""
+        """A source's polling interval in seconds, within the site's minimum and maximum."""
         wanted = source.interval if source.interval is not None else self.defaults.interval
-        return max(wanted, self.defaults.min_interval)
+        return min(max(wanted, self.defaults.min_interval), self.defaults.max_interval)
+
+    def is_adaptive(self, source: SourceConfig) -> bool:
+        if source.adaptive is not None:
+            return source.adaptive
+        return self.defaults.adaptive and source.interval is None
 
 
 # --- fetch ----------------------------------------------------------------------------------
@@ -140,6 +156,8 @@ class ParsedFeed:
     # feedparser's "bozo" note for ill-formed documents that were still read.
     warning: str | None = None
     truncated_from: int | None = None
+    # Seconds the feed asks to be left alone (RSS <ttl>, sy:updatePeriod); a hint, not an order.
+    refresh_hint: int | None = None
 
 
 # --- normalise ------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ class FeedServer:
         self.routes: dict[str, Route] = {}
         self.requests: Counter[str] = Counter()
         self.request_headers: dict[str, list[dict[str, str]]] = {}
+        # (time.monotonic(), path) of every request, in arrival order.
+        self.request_log: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         server = self
 
@@ -111,6 +113,7 @@ class FeedServer:
         path = handler.path
         with self._lock:
             self.requests[path] += 1
+            self.request_log.append((time.monotonic(), path))
             self.request_headers.setdefault(path, []).append(dict(handler.headers.items()))
             route = self.routes.get(path)
         if route is None:

@@ -24,11 +24,14 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('config_url', sa.String(length=2048), nullable=False),
     sa.Column('url', sa.String(length=2048), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=False),
     sa.Column('agency', sa.String(length=200), nullable=False),
     sa.Column('section', sa.String(length=64), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('language', sa.String(length=35), nullable=True),
     sa.Column('interval_seconds', sa.Integer(), nullable=False),
+    sa.Column('adaptive', sa.Boolean(), nullable=False),
+    sa.Column('hint_seconds', sa.Integer(), nullable=True),
     sa.Column('disabled_reason', sa.String(length=500), nullable=True),
     sa.Column('feed_title', sa.String(length=500), nullable=True),
     sa.Column('etag', sa.String(length=1024), nullable=True),
@@ -48,6 +51,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sources', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sources_next_fetch_at'), ['next_fetch_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_sources_host'), ['host'], unique=False)
+
+    op.create_table('hosts',
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('next_request_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('name')
+    )
 
     op.create_table('stories',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -116,7 +126,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_stories_published'))
 
     op.drop_table('stories')
+    op.drop_table('hosts')
     with op.batch_alter_table('sources', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sources_host'))
         batch_op.drop_index(batch_op.f('ix_sources_next_fetch_at'))
 
     op.drop_table('sources')

@@ -1,0 +1,172 @@
+"""Long-running processes: `caulbart worker` (the clock), `serve` (the web front), `run` (both).
+
+Glue only: the schedule policy is in scheduler.py, the ingest in pipeline.py. This module watches
+feeds.yaml, turns signals into a clean stop, and runs the web front under waitress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import Engine
+
+from aggregator import pipeline
+from aggregator.config import ConfigError, load_config
+from aggregator.fetch import Fetcher, FetchRequest, user_agent
+from aggregator.scheduler import DEFAULT_TICK, Worker, sqlite_worker_lock
+from aggregator.types import Config
+
+log = logging.getLogger(__name__)
+
+
+class ConfigWatcher:
+    """Re-reads feeds.yaml when its bytes change; an invalid edit is logged and ignored."""
+
+    def __init__(self, path: str, config: Config) -> None:
+        self.path = path
+        self.config = config
+        self._digest = self._read_digest()
+
+    def _read_digest(self) -> str | None:
+        try:
+            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def poll(self) -> Config | None:
+        """The new configuration if the file changed and validates, else None."""
+        digest = self._read_digest()
+        if digest is None or digest == self._digest:
+            return None
+        self._digest = digest
+        try:
+            config = load_config(self.path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config rejected, keeping the last good one: %s", problem)
+            return None
+        log.info("config reloaded path=%s sources=%d", self.path, len(config.sources))
+        self.config = config
+        return config
+
+
+class IngestService:
+    """What a worker's tick calls: claim due sources, ingest one; follows config reloads."""
+
+    def __init__(self, engine: Engine, watcher: ConfigWatcher) -> None:
+        self.engine = engine
+        self.watcher = watcher
+        self._fetchers = [self._fetcher(watcher.config)]
+
+    @staticmethod
+    def _fetcher(config: Config) -> Fetcher:
+        return Fetcher(config.defaults, user_agent(config.site.base_url))
+
+    @property
+    def config(self) -> Config:
+        return self.watcher.config
+
+    def reload(self) -> None:
+        old = self.config
+        new = self.watcher.poll()
+        if new is None:
+            return
+        pipeline.sync_config(self.engine, new)
+        if new.defaults != old.defaults or new.site != old.site:
+            # In-flight sources keep the old client; it is closed when the process stops.
+            self._fetchers.append(self._fetcher(new))
+
+    def claim(self, worker: str, limit: int) -> list[FetchRequest]:
+        return pipeline.claim(self.engine, self.config, worker, limit)
+
+    def ingest(self, request: FetchRequest) -> None:
+        try:
+            pipeline.fetch_and_ingest(self.engine, self.config, self._fetchers[-1], request)
+        except Exception:  # recorded here; the lease expires and the source is retried
+            log.exception("source=%s ingest failed", request.source_id)
+
+    def close(self) -> None:
+        for fetcher in self._fetchers:
+            fetcher.close()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal=%s stopping: no new claims, finishing in-flight sources", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def run(
+    config_path: str,
+    engine: Engine,
+    *,
+    clock: bool = True,
+    web: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    tick_seconds: float = DEFAULT_TICK,
+) -> None:
+    """Run the clock and/or the web front until SIGTERM or SIGINT; raises ConfigError at start."""
+    config = load_config(config_path)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    server = _start_web(engine, host, port) if web else None
+    try:
+        if clock:
+            _run_clock(config_path, config, engine, stop, tick_seconds)
+        else:
+            stop.wait()
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run_clock(
+    config_path: str, config: Config, engine: Engine, stop: threading.Event, tick: float
+) -> None:
+    with sqlite_worker_lock(engine):
+        pipeline.sync_config(engine, config)
+        service = IngestService(engine, ConfigWatcher(config_path, config))
+        worker = Worker(
+            concurrency=config.defaults.concurrency,
+            claim=service.claim,
+            ingest=service.ingest,
+            reload=service.reload,
+            tick_seconds=tick,
+        )
+        worker.start()
+        try:
+            stop.wait()
+        finally:
+            worker.stop()
+            service.close()
+
+
+class WebServer:
+    """waitress in a background thread (a production WSGI server, not Flask's dev server)."""
+
+    def __init__(self, engine: Engine, host: str, port: int) -> None:
+        from waitress.server import create_server
+
+        from web import create_app
+
+        self.server = create_server(create_app(engine), host=host, port=port, threads=8)
+        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _start_web(engine: Engine, host: str, port: int) -> WebServer:
+    server = WebServer(engine, host, port)
+    server.thread.start()
+    log.info("web listening on http://%s:%d/", host, port)
+    return server

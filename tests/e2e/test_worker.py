@@ -1,0 +1,299 @@
+"""`caulbart worker` / `caulbart run` as real processes against the loopback feed server.
+
+Short intervals (`interval: 2s`, `min_interval: 1s`) and a fast tick stand in for a clock; the
+assertions count requests at the server and read `caulbart status --json`, never timings of code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+
+CAULBART = str(Path(sys.executable).parent / "caulbart")
+FAST = {"interval": "2s", "min_interval": "1s", "timeout": "2s", "host_spacing": "0s",
+        "per_host": 50}  # fmt: skip
+
+
+class Process:
+    """A caulbart long-running command, its output captured to a file for assertions."""
+
+    def __init__(self, caulbart: Caulbart, *args: str, name: str = "worker") -> None:
+        self.log_path = caulbart.cwd / f"{name}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("w")
+        env = {
+            **os.environ,
+            "CAULBART_DATABASE_URL": caulbart.database_url,
+            "CAULBART_CONFIG": str(caulbart.config),
+        }
+        self.popen = subprocess.Popen(
+            [CAULBART, *args], cwd=caulbart.cwd, env=env, stdout=self._log, stderr=self._log
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout=timeout)
+        finally:
+            self._log.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for process in started:
+        if process.popen.poll() is None:
+            process.stop(signal.SIGKILL)
+
+
+def gaps_between(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or condition}")
+
+
+def status(caulbart: Caulbart) -> dict[str, dict[str, object]]:
+    result = caulbart("status", "--json")
+    assert result.returncode == 0, result.stderr
+    return {row["id"]: row for row in map(json.loads, result.stdout.splitlines())}
+
+
+def reuters(feed_server: FeedServer, path: str = "/reuters.rss", **options: object) -> str:
+    file = corpus_path("feeds", "real", "wire", "reuters-worldnews-2018-01-30.rss")
+    return feed_server.add_file(path, file, **options)
+
+
+def test_worker_fetches_each_source_on_its_interval(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    sources = [{"id": "a", "url": reuters(feed_server, "/a.rss")},
+               {"id": "b", "url": reuters(feed_server, "/b.rss"), "interval": "4s"}]  # fmt: skip
+    write_feeds_yaml(caulbart.config, sources, defaults=FAST)
+    worker = Process(caulbart, "worker", "--tick", "0.25")
+    processes.append(worker)
+    wait_until(lambda: feed_server.requests["/a.rss"] >= 1, what="first fetch")
+    time.sleep(8.5)
+    assert worker.stop() == 0, worker.log
+    # Every 2 s (+ up to 10% jitter) over ~8.5 s, and every 4 s for b.
+    assert 4 <= feed_server.requests["/a.rss"] <= 6, feed_server.requests
+    assert 2 <= feed_server.requests["/b.rss"] <= 3, feed_server.requests
+    times = [t for t, path in feed_server.request_log if path == "/a.rss"]
+    gaps = gaps_between(times)
+    assert min(gaps) >= 1.9, gaps  # never sooner than the interval
+    rows = status(caulbart)
+    assert rows["a"]["last_status"] == "not_modified"
+    assert rows["a"]["entries"] == 10
+    assert "source=a" in worker.log  # structured lines name the source
+
+
+def test_backoff_grows_on_errors_and_resets_on_success(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    feed_server.add("/flaky.rss", "broken", status=500)
+    write_feeds_yaml(
+        caulbart.config,
+        [{"id": "flaky", "url": feed_server.url("/flaky.rss"), "interval": "1s"}],
+        defaults={**FAST, "interval": "1s"},
+    )
+    worker = Process(caulbart, "worker", "--tick", "0.2")
+    processes.append(worker)
+    wait_until(lambda: feed_server.requests["/flaky.rss"] >= 4, timeout=20, what="4 failures")
+    times = [t for t, path in feed_server.request_log if path == "/flaky.rss"]
+    gaps = gaps_between(times)
+    # Backoff 1 s, 2 s, 4 s...: each wait at least as long as the one before, roughly doubling.
+    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5, gaps
+    assert int(status(caulbart)["flaky"]["consecutive_errors"]) >= 4  # type: ignore[call-overload]
+
+    reuters(feed_server, "/flaky.rss")  # the publisher recovers
+    wait_until(
+        lambda: status(caulbart)["flaky"]["consecutive_errors"] == 0, timeout=30, what="reset"
+    )
+    assert worker.stop() == 0
+    assert status(caulbart)["flaky"]["entries"] == 10
+
+
+def test_retry_after_and_gone_are_respected(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    feed_server.add("/busy.rss", "slow down", status=429, headers={"Retry-After": "120"})
+    feed_server.add("/gone.rss", "gone", status=410)
+    sources = [
+        {"id": "busy", "url": feed_server.url("/busy.rss"), "interval": "1s"},
+        {"id": "gone", "url": feed_server.url("/gone.rss"), "interval": "1s"},
+        {"id": "fine", "url": reuters(feed_server), "interval": "1s"},
+    ]
+    write_feeds_yaml(caulbart.config, sources, defaults=FAST)
+    worker = Process(caulbart, "worker", "--tick", "0.2")
+    processes.append(worker)
+    wait_until(lambda: feed_server.requests["/reuters.rss"] >= 4, what="4 fetches of fine")
+    assert worker.stop() == 0
+    assert feed_server.requests["/busy.rss"] == 1
+    assert feed_server.requests["/gone.rss"] == 1
+    rows = status(caulbart)
+    assert str(rows["gone"]["disabled_reason"]).startswith("410 Gone")
+    next_busy = str(rows["busy"]["next_fetch_at"])
+    last_busy = str(rows["busy"]["last_fetch_at"])
+    from datetime import datetime
+
+    wait = datetime.fromisoformat(next_busy) - datetime.fromisoformat(last_busy)
+    assert wait.total_seconds() >= 119
+
+
+def test_hot_reload_adds_and_removes_sources_and_refuses_a_broken_edit(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    first = {"id": "first", "url": reuters(feed_server, "/first.rss"), "interval": "1s"}
+    write_feeds_yaml(caulbart.config, [first], defaults=FAST)
+    worker = Process(caulbart, "worker", "--tick", "0.25")
+    processes.append(worker)
+    wait_until(lambda: feed_server.requests["/first.rss"] >= 1, what="first source fetched")
+
+    second = {"id": "second", "url": reuters(feed_server, "/second.rss"), "interval": "1s"}
+    write_feeds_yaml(caulbart.config, [first, second], defaults=FAST)
+    wait_until(lambda: feed_server.requests["/second.rss"] >= 1, what="added source fetched")
+
+    good = caulbart.config.read_text()
+    caulbart.config.write_text(good + "bogus_key: 1\n")
+    wait_until(lambda: "config rejected" in worker.log, what="rejection logged")
+    assert f"{caulbart.config}:" in worker.log and "unknown key 'bogus_key'" in worker.log
+    before = feed_server.requests["/second.rss"]
+    wait_until(lambda: feed_server.requests["/second.rss"] >= before + 2, what="old config runs")
+
+    write_feeds_yaml(caulbart.config, [second], defaults=FAST)  # remove "first"
+    wait_until(
+        lambda: status(caulbart)["first"]["disabled_reason"] == "removed from feeds.yaml",
+        what="removed source disabled",
+    )
+    stopped_at = feed_server.requests["/first.rss"]
+    time.sleep(3)
+    assert feed_server.requests["/first.rss"] <= stopped_at + 1  # at most one already in flight
+    assert worker.stop() == 0
+    assert status(caulbart)["first"]["entries"] == 10  # disabled, never deleted
+
+
+def test_sigterm_stops_the_worker_cleanly_within_seconds(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": reuters(feed_server)}], defaults=FAST)
+    worker = Process(caulbart, "worker", "--tick", "0.25")
+    processes.append(worker)
+    wait_until(lambda: status(caulbart).get("a", {}).get("entries") == 10, what="first ingest")
+    started = time.monotonic()
+    assert worker.stop(signal.SIGTERM) == 0, worker.log
+    assert time.monotonic() - started < 5
+    assert "stopped" in worker.log
+    assert status(caulbart)["a"]["claimed_by"] is None  # no claim left behind
+
+
+def test_run_serves_the_web_front_beside_the_clock(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process], unused_port: int
+) -> None:
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": reuters(feed_server)}], defaults=FAST)
+    run = Process(caulbart, "run", "--port", str(unused_port), "--tick", "0.25", name="run")
+    processes.append(run)
+
+    def healthy() -> bool:
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{unused_port}/healthz", timeout=1)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200 and answer.json()["last_success_at"] is not None
+
+    wait_until(healthy, what="web front reports an ingest")
+    assert "waitress" in run.log.lower() or "web listening" in run.log
+    assert run.stop() == 0, run.log
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_second_worker_on_one_sqlite_file_is_refused(
+    tmp_path: Path, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    caulbart = Caulbart(tmp_path / "feeds.yaml", f"sqlite:///{tmp_path / 'one.sqlite3'}", tmp_path)
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": reuters(feed_server)}], defaults=FAST)
+    first = Process(caulbart, "worker", name="first")
+    processes.append(first)
+    wait_until(lambda: feed_server.requests["/reuters.rss"] >= 1, what="first worker running")
+    second = Process(caulbart, "worker", name="second")
+    processes.append(second)
+    assert second.popen.wait(timeout=30) == 3
+    assert "another caulbart worker" in second.log and "one worker per database" in second.log
+    assert first.stop() == 0
+
+
+def test_sources_on_one_host_share_its_budget(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    sources = [{"id": f"s{i}", "url": reuters(feed_server, f"/s{i}.rss")} for i in range(4)]
+    defaults = {**FAST, "per_host": 1, "host_spacing": "1s", "interval": "1s"}
+    write_feeds_yaml(caulbart.config, sources, defaults=defaults)
+    worker = Process(caulbart, "worker", "--tick", "0.2")
+    processes.append(worker)
+    wait_until(lambda: len(feed_server.request_log) >= 6, what="six requests")
+    assert worker.stop() == 0
+    times = [t for t, _ in feed_server.request_log]
+    gaps = gaps_between(times)
+    assert min(gaps) >= 0.9, gaps  # one request at a time, a second apart, across four sources
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_four_postgres_workers_share_200_sources_without_double_fetching(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    body = corpus_path("feeds", "real", "wire", "reuters-worldnews-2018-01-30.rss").read_bytes()
+    sources = [
+        {"id": f"s{i:03d}", "url": feed_server.add(f"/s{i:03d}.rss", body), "interval": "3s"}
+        for i in range(200)
+    ]
+    write_feeds_yaml(caulbart.config, sources, defaults={**FAST, "concurrency": 4})
+    assert caulbart("status").returncode == 0  # migrate once before the workers race
+    workers = [Process(caulbart, "worker", "--tick", "0.25", name=f"w{i}") for i in range(4)]
+    processes.extend(workers)
+    wait_until(lambda: len(feed_server.requests) >= 200, timeout=60, what="every source once")
+    time.sleep(4)
+    killed_at = time.monotonic()
+    workers[0].stop(signal.SIGKILL)  # its claims must expire and be taken by the others
+    time.sleep(2 * 2 + 5 + 6)  # lease (2 x timeout + 5 s) plus more than one interval
+    for worker in workers[1:]:
+        assert worker.stop() == 0, worker.log
+
+    by_source: dict[str, list[float]] = defaultdict(list)
+    for moment, path in feed_server.request_log:
+        by_source[path].append(moment)
+    assert len(by_source) == 200
+    for path, times in by_source.items():
+        gaps = gaps_between(times)
+        assert all(gap >= 2.9 for gap in gaps), (path, gaps)  # once per due period, never twice
+        assert max(times) > killed_at, path  # no source lost with the killed worker
