@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
+LINTED := $(wildcard aggregator web tests bench)
 
 .PHONY: run test check lint format clean
 
@@ -32,13 +33,13 @@ test: $(TEST_STAMP) check
 
 ## check: ruff (lint + format) and mypy, clean at every commit
 check: $(TEST_STAMP)
-	$(BIN)/ruff check aggregator web tests bench
-	$(BIN)/ruff format --check aggregator web tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 format: $(TEST_STAMP)
-	$(BIN)/ruff format aggregator web tests bench
-	$(BIN)/ruff check --fix aggregator web tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
