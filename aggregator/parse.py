@@ -108,7 +108,8 @@ def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntr
         summary=summary,
         content=content,
         published=_datetime(entry.get("published_parsed")),
-        updated=_datetime(entry.get("updated_parsed")),
+        # dict.get: FeedParserDict would map a missing updated_parsed to published_parsed.
+        updated=_datetime(dict.get(entry, "updated_parsed")),
         author=_text((entry.get("author_detail") or {}).get("name")) or _text(entry.get("author")),
         categories=categories,
         image_url=image_url,

@@ -1,0 +1,201 @@
+"""Storing items: one entry per (source, guid), edits in place, exact story matching, sources
+synced from feeds.yaml. Real databases (SQLite and PostgreSQL), real feed documents over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+
+from aggregator.config import parse_config
+from aggregator.db import session_factory
+from aggregator.models import Entry, Source, Story
+from aggregator.pipeline import claim, run_pass, sync_config
+from aggregator.types import Config, SourceOutcome
+from tests.conftest import FeedServer
+
+BODY = (
+    "The central bank raised its main interest rate by half a percentage point on Thursday, "
+    "its third increase this year, saying inflation remained far above its target."
+)
+
+
+def rss(*items: str, title: str = "Wire") -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>{title}</title><link>http://example.org/</link>{''.join(items)}</channel></rss>"
+    )
+
+
+def item(guid: str, title: str, link: str, body: str = BODY, date: str = "") -> str:
+    published = date or "Tue, 24 Nov 2026 10:00:00 GMT"
+    return (
+        f"<item><guid>{guid}</guid><title>{title}</title><link>{link}</link>"
+        f"<description><![CDATA[<p>{body}</p>]]></description><pubDate>{published}</pubDate></item>"
+    )
+
+
+def config_for(sources: dict[str, str], priorities: dict[str, int] | None = None) -> Config:
+    lines = ["site: {base_url: 'http://caulbart.test'}", "sources:"]
+    for source_id, url in sources.items():
+        lines.append(f"  - id: {source_id}")
+        lines.append(f"    url: {url}")
+        lines.append(f"    priority: {(priorities or {}).get(source_id, 0)}")
+    return parse_config("\n".join(lines) + "\n")
+
+
+def fetch_all(engine: Engine, config: Config, now: datetime | None = None) -> list[SourceOutcome]:
+    def clock() -> datetime:
+        return now or datetime.now(UTC)
+
+    sync_config(engine, config, clock)
+    requests = claim(engine, config, "test", 100, due_only=False, host_budget=False, clock=clock)
+    return run_pass(engine, config, requests, clock=clock)
+
+
+def by_source(outcomes: list[SourceOutcome]) -> dict[str, SourceOutcome]:
+    return {outcome.source_id: outcome for outcome in outcomes}
+
+
+def test_seen_again_unchanged_writes_nothing(engine: Engine, feed_server: FeedServer) -> None:
+    url = feed_server.add(
+        "/a", rss(item("g1", "Rates rise", "http://example.org/1")), etag="", last_modified=""
+    )
+    config = config_for({"a": url})
+    assert by_source(fetch_all(engine, config))["a"].new == 1
+    with session_factory(engine)() as session:
+        changed_before = session.scalars(select(Entry.changed_at)).one()
+    again = by_source(fetch_all(engine, config))["a"]
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 1)
+    with session_factory(engine)() as session:
+        assert session.scalars(select(Entry.changed_at)).one() == changed_before
+
+
+def test_edited_entry_is_updated_in_place_and_its_story_moves(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    config = config_for({"a": url})
+    fetch_all(engine, config, datetime(2026, 11, 24, 11, tzinfo=UTC))
+    feed_server.add("/a", rss(item("g1", "Rates rise by half a point", "http://example.org/1")))
+    later = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    outcome = by_source(fetch_all(engine, config, later))["a"]
+    assert (outcome.new, outcome.updated) == (0, 1)
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Entry)) == 1
+        story = session.scalars(select(Story)).one()
+        assert story.title == "Rates rise by half a point"
+        assert story.updated == later
+
+
+def test_same_canonical_link_in_two_sources_is_one_story(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://example.org/story?id=7")))
+    b = feed_server.add(
+        "/b",
+        rss(item("b-9", "Central bank raises rates", "https://EXAMPLE.org/story?id=7&utm_source=rss",
+                 body="A different telling entirely, written by another desk.")),
+    )  # fmt: skip
+    fetch_all(engine, config_for({"a": a, "b": b}))
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Story)) == 1
+        assert session.scalar(select(func.count()).select_from(Entry)) == 2
+
+
+def test_same_text_under_different_links_is_one_story(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
+    b = feed_server.add("/b", rss(item("b-1", "Rates  rise", "https://two.example/xyz")))
+    fetch_all(engine, config_for({"a": a, "b": b}))
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Story)) == 1
+
+
+def test_bare_headlines_that_repeat_do_not_merge_different_days(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add(
+        "/live",
+        rss(
+            item("d1", "Live: latest updates", "https://x.example/live/1", body="Updates."),
+            item("d2", "Live: latest updates", "https://x.example/live/2", body="Updates."),
+        ),
+    )
+    fetch_all(engine, config_for({"live": url}))
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Story)) == 2
+
+
+def test_the_story_speaks_with_the_highest_priority_source(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    link = "https://example.org/rates"
+    low = feed_server.add("/low", rss(item("l", "Low priority headline", link)))
+    high = feed_server.add("/high", rss(item("h", "High priority headline", link,
+                                             date="Tue, 24 Nov 2026 11:00:00 GMT")))  # fmt: skip
+    fetch_all(engine, config_for({"low": low, "high": high}, priorities={"high": 5}))
+    with session_factory(engine)() as session:
+        story = session.scalars(select(Story)).one()
+        assert story.title == "High priority headline"
+        assert story.published == datetime(2026, 11, 24, 10, tzinfo=UTC)  # earliest telling
+
+
+def test_removed_source_is_disabled_and_keeps_its_entries(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    a = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    b = feed_server.add("/b", rss(item("g2", "Storm nears coast", "http://example.org/2",
+                                       body="A storm is nearing the coast tonight.")))  # fmt: skip
+    fetch_all(engine, config_for({"a": a, "b": b}))
+    outcomes = fetch_all(engine, config_for({"b": b}))
+    assert [o.source_id for o in outcomes] == ["b"]
+    with session_factory(engine)() as session:
+        removed = session.get_one(Source, "a")
+        assert removed.disabled_reason == "removed from feeds.yaml"
+        assert session.scalar(select(func.count()).where(Entry.source_id == "a")) == 1
+
+
+def test_changing_a_source_url_forgets_its_validators(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    old = feed_server.add("/old", rss(item("g1", "Rates rise", "http://example.org/1")))
+    fetch_all(engine, config_for({"a": old}))
+    new = feed_server.add("/new", rss(item("g1", "Rates rise", "http://example.org/1")))
+    fetch_all(engine, config_for({"a": new}))
+    assert "If-None-Match" not in feed_server.request_headers["/new"][0]
+    with session_factory(engine)() as session:
+        assert session.get_one(Source, "a").url == new
+
+
+def test_permanent_redirect_updates_the_fetched_url_and_tells_editors(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    target = feed_server.add("/moved", rss(item("g1", "Rates rise", "http://example.org/1")))
+    start = feed_server.add("/start", "", status=301, location=target)
+    outcome = by_source(fetch_all(engine, config_for({"a": start})))["a"]
+    assert outcome.new == 1
+    assert any(target in note and "feeds.yaml" in note for note in outcome.notes)
+    with session_factory(engine)() as session:
+        source = session.get_one(Source, "a")
+        assert (source.url, source.moved_to, source.config_url) == (target, target, start)
+    fetch_all(engine, config_for({"a": start}))
+    assert feed_server.requests["/start"] == 1  # the next fetch goes straight to the new address
+
+
+def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: FeedServer) -> None:
+    url = feed_server.add("/a", "down", status=503, headers={"Retry-After": "600"})
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    fetch_all(engine, config_for({"a": url}), now)
+    with session_factory(engine)() as session:
+        source = session.get_one(Source, "a")
+        assert source.consecutive_errors == 1
+        assert source.last_error == "HTTP 503 Service Unavailable"
+        assert source.next_fetch_at is not None
+        assert source.next_fetch_at >= now + timedelta(seconds=600)
+    feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    fetch_all(engine, config_for({"a": url}), now)
+    with session_factory(engine)() as session:
+        source = session.get_one(Source, "a")
+        assert (source.consecutive_errors, source.last_error) == (0, None)
