@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from aggregator import __version__
+from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
 from aggregator.db import open_database, session_factory
 from aggregator.export import export_stories
-from aggregator.models import Entry, Source
+from aggregator.models import Entry, Source, Story
 from aggregator.permalinks import iso_utc
 from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
 from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
@@ -229,6 +229,34 @@ def export(ctx: click.Context) -> None:
     engine = open_database()
     for line in export_stories(engine, config.site.base_url):
         click.echo(line)
+
+
+@main.command()
+@click.pass_context
+def retag(ctx: click.Context) -> None:
+    """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
+    config = _load(ctx)
+    engine = open_database()
+    Session = session_factory(engine)
+    with Session() as session:
+        story_ids = list(session.scalars(select(Story.id).order_by(Story.published, Story.id)))
+    batch = 200
+    with Progress(
+        TextColumn("retagging"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("", total=len(story_ids))
+        for start in range(0, len(story_ids), batch):
+            chunk = story_ids[start : start + batch]
+            with Session.begin() as session:
+                lists = tag_index.update_stories(session, chunk, config.tags)
+                tag_index.offer_related(session, lists)
+            progress.update(task, advance=len(chunk))
+    click.echo(f"retagged {len(story_ids)} stories")
 
 
 @main.command()

@@ -15,7 +15,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from aggregator.types import Config, Defaults, SiteConfig, SourceConfig
+from aggregator.types import Config, Defaults, SiteConfig, SourceConfig, TagRules
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ SOURCE_KEYS = {
     "language",
     "tags",
 }
-TOP_KEYS = {"site", "defaults", "sources"}
+TOP_KEYS = {"site", "defaults", "sources", "tags"}
+TAG_KEYS = {"aliases", "ignore"}
 
 
 def parse_duration(value: object) -> int:
@@ -217,9 +218,43 @@ def parse_config(text: str, path: str = "feeds.yaml") -> Config:
     site = _read_site(reader, top.get("site"))
     defaults = _read_defaults(reader, top.get("defaults"))
     sources = _read_sources(reader, top.get("sources"), root)
+    tags = _read_tag_rules(reader, top.get("tags"))
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(path=path, site=site, defaults=defaults, sources=tuple(sources))
+    return Config(path=path, site=site, defaults=defaults, sources=tuple(sources), tags=tags)
+
+
+def _read_tag_rules(reader: _Reader, entry: tuple[Node, Node] | None) -> TagRules:
+    """`tags: {aliases: {Canonical: [alias, ...]}, ignore: [label, ...]}`."""
+    from aggregator.tagging import tag_slug
+
+    if entry is None:
+        return TagRules()
+    fields = reader.mapping(entry[1], "tags", TAG_KEYS)
+    aliases: dict[str, str] = {}
+    if "aliases" in fields:
+        node = fields["aliases"][1]
+        if not isinstance(node, MappingNode):
+            reader.problem(node, "tags.aliases: must map a tag to the labels that mean it")
+        else:
+            for key_node, value_node in node.value:
+                canonical = str(reader.scalar(key_node)).strip()
+                for alias in _read_tags(reader, (key_node, _as_list(value_node)), "tags.aliases"):
+                    aliases[tag_slug(alias)] = canonical
+                aliases[tag_slug(canonical)] = canonical
+    ignore = (
+        frozenset(tag_slug(label) for label in _read_tags(reader, fields["ignore"], "tags.ignore"))
+        if "ignore" in fields
+        else frozenset()
+    )
+    return TagRules(aliases=aliases, ignore=ignore)
+
+
+def _as_list(node: Node) -> Node:
+    """A single alias may be written without brackets."""
+    if isinstance(node, ScalarNode):
+        return SequenceNode("tag:yaml.org,2002:seq", [node], node.start_mark, node.end_mark)
+    return node
 
 
 def _read_site(reader: _Reader, entry: tuple[Node, Node] | None) -> SiteConfig:

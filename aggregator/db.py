@@ -7,13 +7,20 @@ Caulbart upgrades the database it finds without a separate step.
 from __future__ import annotations
 
 import os
+import random
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -61,10 +68,47 @@ def upgrade_schema(engine: Engine) -> None:
         command.upgrade(alembic_config, "heads")
 
 
-def serialise(session: Session, name: str) -> None:
-    """Hold a transaction-scoped lock named `name` on PostgreSQL (SQLite has one writer anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+def serialise(session: Session, *names: str) -> None:
+    """Hold transaction-scoped locks named `names` on PostgreSQL (SQLite has one writer anyway).
+
+    Taken in sorted order, so two transactions asking for overlapping names queue, never deadlock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for name in sorted(set(names)):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+        )
+
+
+def insert_missing(
+    session: Session, model: type[Any], rows: list[dict[str, Any]], key: str
+) -> None:
+    """INSERT rows, skipping those whose `key` exists: safe when concurrent workers race."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=[key]))
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be retried.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
+TRANSACTION_ATTEMPTS = 4
+
+
+def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction, retried when the database aborts it for a deadlock."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            with session_factory(engine).begin() as session:
+                return work(session)
+        except OperationalError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state not in RETRYABLE_SQLSTATES or attempt == TRANSACTION_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")
 
 
 def open_database(url: str | None = None) -> Engine:

@@ -29,6 +29,20 @@ def find_story_id(session: Session, item: Item) -> int | None:
     return session.scalars(statement).first()
 
 
+def match_keys(item: Item) -> list[str]:
+    """The keys two concurrent transactions would both match this item on.
+
+    The store locks them before looking for the item's story, so two workers storing the same news
+    at once cannot both decide it is new and make two stories.
+    """
+    keys = []
+    if item.link:
+        keys.append(f"link:{item.link}")
+    if item.text_hash:
+        keys.append(f"text:{item.text_hash}")
+    return keys
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What ranks an entry as its story's voice."""

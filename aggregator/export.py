@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
+from aggregator import tag_index
 from aggregator.db import session_factory
 from aggregator.models import Story
 from aggregator.permalinks import iso_utc, story_url
@@ -36,13 +37,19 @@ def export_stories(engine: Engine, base_url: str) -> Iterator[str]:
             )
             if not batch:
                 return
+            ids = [story.id for story in batch]
+            tags = tag_index.story_tag_labels(session, ids)
+            related = tag_index.related_ids(session, ids)
             for story in batch:
-                yield json.dumps(story_record(story, base_url), ensure_ascii=False)
+                record = story_record(story, base_url, tags[story.id], related[story.id])
+                yield json.dumps(record, ensure_ascii=False)
             last_id = batch[-1].id
             session.expunge_all()
 
 
-def story_record(story: Story, base_url: str) -> dict[str, Any]:
+def story_record(
+    story: Story, base_url: str, tags: list[str], related: list[int]
+) -> dict[str, Any]:
     return {
         "id": story.id,
         "url": story_url(base_url, story.id, story.slug, story.published),
@@ -50,8 +57,8 @@ def story_record(story: Story, base_url: str) -> dict[str, Any]:
         "published": iso_utc(story.published),
         "updated": iso_utc(story.updated),
         "section": story.section,
-        "tags": [],
-        "related": [],
+        "tags": tags,
+        "related": related,
         "entries": [
             {
                 "source": entry.source_id,

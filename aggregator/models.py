@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -83,6 +84,8 @@ class Source(Base):
     next_fetch_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # A permanent redirect seen on the last fetch, for editors to copy into feeds.yaml.
     moved_to: Mapped[str | None] = mapped_column(String(2048))
+    # Tags from feeds.yaml given to every story of this source.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # A worker's lease on the source while it fetches it; an expired lease is free to take.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -115,6 +118,8 @@ class Story(Base):
     image_url: Mapped[str | None] = mapped_column(String(2048))
     image_credit: Mapped[str | None] = mapped_column(String(500))
     best_entry_id: Mapped[int | None] = mapped_column(Integer)
+    # The story's most frequent content words, kept for related-post similarity.
+    terms: Mapped[list[str]] = mapped_column(JSON, default=list)
     published: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -156,3 +161,35 @@ class Entry(Base):
 
     source: Mapped[Source] = relationship(back_populates="entries")
     story: Mapped[Story] = relationship(back_populates="entries")
+
+
+class Tag(Base):
+    """A normalised label: one slug per person, place, organisation or topic."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+
+
+class StoryTag(Base):
+    """A story's tag and its rank (0 = best)."""
+
+    __tablename__ = "story_tags"
+    __table_args__ = (Index("ix_story_tags_tag_story", "tag_id", "story_id"),)
+
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+
+
+class RelatedStory(Base):
+    """A kept related post: computed when a story is stored or changes, never at page time."""
+
+    __tablename__ = "related_stories"
+
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
+    related_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)

@@ -27,7 +27,6 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
     """Parse a fetched feed; raise ParseError when the bytes hold no feed at all."""
     headers = {key.lower(): value for key, value in result.headers}
     base = result.final_url or result.url
-    headers.setdefault("content-location", base)
     parsed = feedparser.parse(
         io.BytesIO(result.body),
         response_headers=headers,

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import scheduler, store
-from aggregator.db import session_factory
+from aggregator import scheduler, store, tag_index
+from aggregator.db import in_transaction, session_factory
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
@@ -131,24 +131,30 @@ def ingest_result(
         return _record_failure(engine, config, result, now, f"parse error: {exc}")
     items = _items(feed, now, notes, config.defaults.max_entries)
 
+    def store_source(session: Session) -> tuple[store.SaveCounts, tag_index.RelatedLists]:
+        # Locked for the whole transaction: no other worker can claim the source meanwhile.
+        source = session.get_one(Source, source_id, with_for_update={"key_share": True})
+        counts = store.save_items(session, source, items, now)
+        related = tag_index.update_stories(session, counts.story_ids, config.tags)
+        error = result.error if result.status is not FetchStatus.OK else None
+        source.hint_seconds = _publisher_hint(result, feed)
+        store.record_fetch(
+            session,
+            source,
+            result,
+            now,
+            _next_time(session, config, source, result, now, failed=bool(error)),
+            error=error,
+            feed_title=feed.title if feed else None,
+        )
+        return counts, related
+
     try:
-        with session_factory(engine).begin() as session:
-            source = session.get_one(Source, source_id)
-            counts = store.save_items(session, source, items, now)
-            error = result.error if result.status is not FetchStatus.OK else None
-            source.hint_seconds = _publisher_hint(result, feed)
-            store.record_fetch(
-                session,
-                source,
-                result,
-                now,
-                _next_time(session, config, source, result, now, failed=bool(error)),
-                error=error,
-                feed_title=feed.title if feed else None,
-            )
+        counts, related = in_transaction(engine, store_source)
     except SQLAlchemyError as exc:
         log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
+    _offer_related(engine, source_id, related)
 
     status = "error" if result.status is FetchStatus.ERROR else result.status.value
     log.info(
@@ -170,6 +176,18 @@ def ingest_result(
         error=result.error,
         notes=tuple(notes),
     )
+
+
+def _offer_related(engine: Engine, source_id: str, related: tag_index.RelatedLists) -> None:
+    """Best effort: a failure leaves older stories' related lists as they were, nothing else."""
+    if not any(related.values()):
+        return
+    try:
+        in_transaction(engine, lambda session: tag_index.offer_related(session, related))
+    except SQLAlchemyError:
+        log.warning(
+            "source=%s related lists of older stories not updated", source_id, exc_info=True
+        )
 
 
 def _has_body(result: FetchResult) -> bool:
@@ -246,10 +264,13 @@ def _record_failure(
 ) -> SourceOutcome:
     """Record a source's failure in its own transaction, leaving its stored entries untouched."""
     log.warning("source=%s error=%r", result.source_id, error)
-    with session_factory(engine).begin() as session:
-        source = session.get_one(Source, result.source_id)
+
+    def record(session: Session) -> None:
+        source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
         next_time = _next_time(session, config, source, result, now, failed=True)
         store.record_fetch(session, source, result, now, next_time, error=error)
+
+    in_transaction(engine, record)
     return SourceOutcome(
         source_id=result.source_id,
         status="error",

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from aggregator import dedupe
-from aggregator.db import serialise
+from aggregator.db import insert_missing, serialise
 from aggregator.models import Entry, Host, Source, Story
 from aggregator.types import Config, FetchResult, FetchStatus, Item
 
@@ -77,6 +76,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
         source.section = declared.section
         source.priority = declared.priority
         source.language = declared.language
+        source.tags = list(declared.tags)
         source.interval_seconds = config.interval_for(declared)
         source.adaptive = config.is_adaptive(declared)
         gone = bool(source.disabled_reason and source.disabled_reason.startswith(GONE_PREFIX))
@@ -91,12 +91,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
 
 def ensure_hosts(session: Session, names: set[str]) -> None:
     """Insert missing host rows; concurrent workers may race here, so conflicts are ignored."""
-    if not names:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    rows = [{"name": name} for name in sorted(names)]
-    session.execute(insert(Host).values(rows).on_conflict_do_nothing(index_elements=["name"]))
+    insert_missing(session, Host, [{"name": name} for name in sorted(names)], "name")
 
 
 def claim_sources(
@@ -200,6 +195,8 @@ class SaveCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Stories that gained or changed an entry: the ones to re-tag and relate.
+    story_ids: tuple[int, ...] = ()
 
 
 def save_items(
@@ -207,6 +204,7 @@ def save_items(
 ) -> SaveCounts:
     """Store a source's items: new ones as entries (joining or making stories), edits in place."""
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
+    _lock_stories_to_touch(session, items, existing)
     touched: dict[int, Story] = {}
     new = updated = unchanged = 0
     for item in items:
@@ -229,7 +227,44 @@ def save_items(
     session.flush()
     for story in touched.values():
         refresh_story(session, story)
-    return SaveCounts(new=new, updated=updated, unchanged=unchanged)
+    story_ids = tuple(story.id for story in touched.values())
+    return SaveCounts(new=new, updated=updated, unchanged=unchanged, story_ids=story_ids)
+
+
+def _lock_stories_to_touch(
+    session: Session, items: Sequence[Item], existing: dict[str, Entry]
+) -> None:
+    """Lock the match keys of new items, then every stored story this batch will change.
+
+    Both in sorted order: concurrent workers storing the same news queue instead of deadlocking
+    or making two stories of it (PostgreSQL; SQLite has one writer and needs none of this).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    fresh = [item for item in items if item.guid not in existing]
+    serialise(session, *(key for item in fresh for key in dedupe.match_keys(item)))
+    ids: set[int] = set()
+    for item in items:
+        entry = existing.get(item.guid)
+        if entry is None:
+            match = dedupe.find_story_id(session, item)
+            if match is not None:
+                ids.add(match)
+        elif entry.content_hash != item.content_hash:
+            ids.add(entry.story_id)
+    lock_stories(session, ids)
+
+
+def lock_stories(session: Session, story_ids: Iterable[int]) -> None:
+    ordered = sorted(set(story_ids))
+    if ordered:
+        session.execute(
+            select(Story.id)
+            .where(Story.id.in_(ordered))
+            .order_by(Story.id)
+            # NO KEY UPDATE: does not block other transactions' foreign keys to these stories.
+            .with_for_update(key_share=True)
+        )
 
 
 def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict[str, Entry]:

@@ -6,6 +6,7 @@ Each stage depends on these types and not on its neighbour, so it can be tested 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -65,11 +66,20 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class TagRules:
+    """Editors' tag mapping (feeds.yaml `tags`): alias slug -> canonical label; silenced slugs."""
+
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     site: SiteConfig
     defaults: Defaults
     sources: tuple[SourceConfig, ...]
+    tags: TagRules = field(default_factory=TagRules)
 
     def interval_for(self, source: SourceConfig) -> int:
         """A source's polling interval in seconds, within the site's minimum and maximum."""

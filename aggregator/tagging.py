@@ -1,0 +1,301 @@
+"""Tags for a story and the score that relates two stories: pure functions, no I/O.
+
+Tags come from the feed's own categories, the source's tags and section from feeds.yaml, and the
+text: named entities (runs of capitalised words, the way news names people, places and
+organisations) and key phrases from YAKE. Everything is normalised into one slug per thing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+
+import yake
+
+from aggregator.types import TagRules
+
+MIN_TAGS = 3
+MAX_TAGS = 10
+# Words kept per story for text similarity (its most frequent content words).
+TERMS_PER_STORY = 40
+RELATED_COUNT = 5
+
+WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
+SENTENCE_END = re.compile(r"[.!?]['\"”’)]?\s+")
+# "LONDON (Reuters) -", "WASHINGTON, Nov 24 (AP) —": the dateline that opens wire copy.
+DATELINE = re.compile(
+    r"^\s*[A-Z][A-Z .,'’-]{2,40}(?:,\s*\w+\.?\s*\d{1,2})?\s*(?:\([^)]{1,40}\))?\s*[-—–]+\s*"
+)
+# Words that join the parts of one name: "Bank of England", "Osama bin Laden".
+NAME_JOINERS = {"of", "de", "du", "da", "del", "der", "van", "von", "bin", "al", "la", "le"}
+# Punctuation ends a name: "Securities and Exchange Commission (SEC)" is not one name with SEC.
+PHRASE_BREAK = re.compile(r"[,;:()\[\]\"“”‘/|]|\s[-—–]\s")
+TITLES = {"mr", "mrs", "ms", "dr", "sir", "dame", "president", "prime", "minister", "chancellor",
+          "secretary", "senator", "sen", "gov", "governor", "pope", "mayor", "professor",
+          "prof"}  # fmt: skip
+# Never tags: agencies, boilerplate of feeds and pages, calendar words.
+BOILERPLATE = {
+    "reuters", "associated press", "ap", "afp", "agence france-presse", "agence france presse",
+    "dpa", "bbc", "bbc news", "cnn", "upi", "xinhua", "tass", "efe", "ansa", "kyodo", "pa",
+    "pa media", "getty", "getty images", "image", "image source", "image caption", "copyright",
+    "read more", "click here", "newsletter", "subscribe", "live", "live updates", "update",
+    "video", "watch", "photo", "photos", "gallery", "share", "advertisement", "news", "breaking",
+    "breaking news", "exclusive", "analysis", "opinion", "comment", "said", "says", "told",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+    "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "today", "yesterday", "tomorrow", "week", "year", "years", "time",
+    "people", "world", "government", "uk", "us", "gmt", "bst", "utc", "est", "edt", "pst",
+}  # fmt: skip
+
+
+VERB_ENDINGS = ("ed", "ing", "ly")
+CALENDAR = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+            "january", "february", "march", "april", "june", "july", "august", "september",
+            "october", "november", "december"}  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """YAKE's English stop-word list, plus pronouns and sentence openers news copy is full of."""
+    text = (
+        resources.files("yake.core")
+        .joinpath("StopwordsList/stopwords_en.txt")
+        .read_bytes()
+        .decode("utf-8", errors="ignore")
+    )
+    words = {line.strip().lower() for line in text.splitlines() if line.strip()}
+    return frozenset(words | {"he", "she", "it", "they", "we", "i", "but", "and", "the", "a"})
+
+
+@lru_cache(maxsize=1)
+def _keyword_extractor() -> yake.KeywordExtractor:
+    return yake.KeywordExtractor(lan="en", n=2, top=12, dedup_lim=0.7)
+
+
+def tag_slug(label: str) -> str:
+    """One slug per thing: case, accents, punctuation and spacing do not matter."""
+    ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    return "-".join(re.sub(r"[^a-z0-9]+", " ", ascii_text.lower()).split())
+
+
+def canonical_tag(label: str, rules: TagRules) -> str | None:
+    """The label this one stands for after editors' aliases, or None if it is never a tag."""
+    label = rules.aliases.get(tag_slug(label), label)
+    slug = tag_slug(label)
+    if not slug or slug in rules.ignore or slug.replace("-", " ") in BOILERPLATE:
+        return None
+    if slug.isdigit() or len(slug) < 2:
+        return None
+    return label
+
+
+@dataclass(frozen=True)
+class StoryText:
+    """What tagging reads of a story."""
+
+    title: str
+    text: str
+    categories: Sequence[str] = ()
+    source_tags: Sequence[str] = ()
+    section: str | None = None
+
+
+def strip_dateline(text: str) -> str:
+    return DATELINE.sub("", text, count=1)
+
+
+def extract_entities(title: str, text: str) -> list[tuple[str, int]]:
+    """Names in the text, scored by mentions; a headline mention adds one if the body names it.
+
+    A run of capitalised words is a name unless its first word is a common word that only has a
+    capital because it opens a sentence ("Officials", "Thousands of UK"); a single word that is the
+    last word of a longer name in the same story ("Putin" beside "Vladimir Putin") counts for it.
+    """
+    body = strip_dateline(text)
+    common = {word for word in WORD.findall(body) if word.islower()}
+    counts: Counter[str] = Counter()
+    openers: Counter[str] = Counter()  # one-word names seen only where a sentence starts
+    for sentence in SENTENCE_END.split(body):
+        for name, opens in _names_in(sentence, common):
+            (openers if opens and " " not in name else counts)[name] += 1
+    for name, count in openers.items():
+        if name in counts or name in title:  # "Sudan" yes; "Tens of thousands" no
+            counts[name] += count
+    for name, _ in _names_in(title, common):
+        if name in counts:  # headlines are often Title Case: trust only names the body uses
+            counts[name] += 1
+    merged: Counter[str] = Counter()
+    longer = sorted(counts, key=lambda n: -len(n.split()))
+    for name, count in counts.items():
+        target = name
+        if " " not in name:
+            for candidate in longer:
+                if " " in candidate and candidate.split()[-1] == name:
+                    target = candidate
+                    break
+        merged[target] += count
+    return sorted(merged.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def _names_in(sentence: str, common: set[str]) -> Iterable[tuple[str, bool]]:
+    """(name, whether it opens the sentence) for each run of capitalised words."""
+    opens = True
+    for phrase in PHRASE_BREAK.split(sentence):
+        yield from _capitalised_runs(phrase, opens, common)
+        opens = False
+
+
+def _capitalised_runs(
+    phrase: str, opens_sentence: bool, common: set[str]
+) -> Iterable[tuple[str, bool]]:
+    stops = stop_words()
+    words = WORD.findall(phrase)
+    run: list[str] = []
+    first_index = 0
+    for index, word in enumerate([*words, ""]):
+        possessive = word.endswith(("'s", "’s"))
+        clean = word.strip("'’-").removesuffix("'s").removesuffix("’s")
+        acronym = 2 <= len(clean) <= 5 and clean.isupper()
+        capital = bool(clean) and (acronym or (clean[0].isupper() and not clean.isupper()))
+        if capital and (acronym or clean.lower() not in stops) and clean.lower() not in CALENDAR:
+            if not run:
+                first_index = index
+            run.append(clean)
+            if not possessive:
+                continue
+        elif (
+            run
+            and clean in NAME_JOINERS
+            and words[index + 1 : index + 2] != [""]
+            and (index + 1 < len(words) and words[index + 1][:1].isupper())
+        ):
+            run.append(clean)
+            continue
+        if run:
+            at_start = opens_sentence and first_index == 0
+            if at_start and run[0].lower() in common:
+                run = run[1:]
+            for name in _name_from_run(run):
+                yield name, at_start
+        run = []
+
+
+def _name_from_run(run: list[str]) -> Iterable[str]:
+    # "Russian President Vladimir Putin" -> "Vladimir Putin": the name starts after the title.
+    titles = [i for i, word in enumerate(run[:-1]) if word.lower() in TITLES]
+    if titles:
+        run = run[titles[-1] + 1 :]
+    while run and (run[0].lower() in TITLES or run[0] in NAME_JOINERS):
+        run = run[1:]
+    while run and run[-1] in NAME_JOINERS:
+        run = run[:-1]
+    if not run or len(run) > 5:
+        return
+    name = " ".join(run)
+    if name.lower() not in BOILERPLATE:
+        yield name
+
+
+def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tuple[str, float]]:
+    """Lower-case topic phrases ("interest rates", "election") from YAKE on headline and lede,
+    kept only if the body uses them again: YAKE alone proposes fragments such as "wins critics".
+    Single words must recur once more than phrases."""
+    head = f"{title}. {text[:600]}"
+    lowered = text.lower()
+    stops = stop_words()
+    phrases: list[tuple[str, float]] = []
+    for phrase, score in _keyword_extractor().extract_keywords(head):
+        words = phrase.split()
+        if phrase != phrase.lower() or any(w in stops or len(w) < 3 for w in words):
+            continue
+        if any(w.endswith(VERB_ENDINGS) for w in words):
+            continue  # "country accused", "including": verbs and adverbs are not topics
+        repeats = min_repeats if " " in phrase else min_repeats + 1
+        if phrase in BOILERPLATE or lowered.count(phrase) < repeats:
+            continue
+        phrases.append((phrase, 1.0 / (1.0 + score)))
+    return phrases
+
+
+def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
+    """3 to 10 labels, best first: editors' and feeds' own labels, then names, then topics."""
+    scored: dict[str, tuple[float, str]] = {}
+
+    def offer(label: str, score: float) -> None:
+        canonical = canonical_tag(label.strip(), rules)
+        if canonical is None:
+            return
+        key = tag_slug(canonical).replace("-", "")  # "TimeWarner" and "Time Warner" are one
+        best = scored.get(key)
+        if best is None or score > best[0]:
+            scored[key] = (score + (best[0] if best else 0) * 0.1, canonical)
+
+    for label in story.source_tags:
+        offer(label, 100.0)
+    for label in story.categories:
+        offer(label, 50.0)
+    entities = extract_entities(story.title, story.text)
+    for name, mentions in entities:
+        if mentions >= 2 or len(name.split()) > 1:
+            offer(name, 10.0 + mentions)
+    for phrase, weight in extract_key_phrases(story.title, story.text):
+        offer(phrase, 5.0 + weight)
+    if len(scored) < MIN_TAGS:  # short, summary-only copy: accept weaker evidence
+        for name, mentions in entities:
+            offer(name, 1.0 + mentions)
+        for phrase, weight in extract_key_phrases(story.title, story.text, min_repeats=0):
+            if len(scored) >= MIN_TAGS:
+                break
+            if " " in phrase:  # lone words said once are too often verbs ("met", "spoke")
+                offer(phrase, weight)
+    if story.section and (len(scored) < MIN_TAGS or story.section in story.source_tags):
+        offer(story.section, 0.5)
+    ranked = sorted(scored.values(), key=lambda pair: (-pair[0], pair[1]))
+    return [label for _, label in ranked[:MAX_TAGS]]
+
+
+def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str]:
+    """The story's most frequent content words (headline words count thrice), for similarity."""
+    stops = stop_words()
+    counts: Counter[str] = Counter()
+    for weight, chunk in ((3, title), (1, strip_dateline(text))):
+        for word in WORD.findall(chunk.lower()):
+            word = word.strip("'’-").removesuffix("'s").removesuffix("’s")
+            if len(word) > 2 and word not in stops and word not in BOILERPLATE:
+                counts[word] += weight
+    return [word for word, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:limit]]
+
+
+@dataclass(frozen=True)
+class RelatedCandidate:
+    story_id: int
+    shared_tag_ids: frozenset[int]
+    terms: frozenset[str]
+    published: datetime
+
+
+def related_score(
+    terms: frozenset[str],
+    published: datetime,
+    candidate: RelatedCandidate,
+    idf: Mapping[int, float],
+    max_tag_weight: float,
+) -> float:
+    """IDF-weighted shared tags and shared words, with a mild preference for nearby dates."""
+    tag_part = sum(idf.get(t, 0.0) for t in candidate.shared_tag_ids) / max(max_tag_weight, 1e-9)
+    overlap = len(terms & candidate.terms)
+    text_part = overlap / math.sqrt(max(len(terms), 1) * max(len(candidate.terms), 1))
+    days = abs((published - candidate.published).total_seconds()) / 86400
+    recency = 1.0 / (1.0 + days / 30)
+    return (0.4 * min(tag_part, 1.0) + 0.6 * text_part) * (0.85 + 0.15 * recency)
+
+
+def inverse_document_frequency(document_count: int, stories_with_tag: int) -> float:
+    return math.log(1 + max(document_count, 1) / max(stories_with_tag, 1))

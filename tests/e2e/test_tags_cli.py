@@ -1,0 +1,87 @@
+"""Tags and related posts through the real commands: fetch computes them, export shows them,
+retag recomputes them after an editor's change. Real articles served over loopback HTTP."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+
+from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+
+
+def articles(categories: dict[str, int]) -> list[dict[str, str]]:
+    """The first N articles of each BBC category."""
+    chosen: list[dict[str, str]] = []
+    with corpus_path("news", "articles.csv").open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if categories.get(row["category"], 0) > 0:
+                categories[row["category"]] -= 1
+                chosen.append(row)
+    return chosen
+
+
+def feed(rows: list[dict[str, str]]) -> str:
+    items = "".join(
+        f"<item><guid>{r['category']}-{r['doc']}</guid><title>{html.escape(r['title'])}</title>"
+        f"<link>https://news.example/{r['category']}/{r['doc']}</link>"
+        f"<pubDate>Tue, {1 + int(r['doc']) % 28:02d} Sep 2026 10:00:00 GMT</pubDate>"
+        f"<description>{html.escape(''.join(f'<p>{p}</p>' for p in r['body'].split(chr(10))))}"
+        "</description></item>"
+        for r in rows
+    )
+    channel = f"<channel><title>BBC</title>{items}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
+
+
+def export(caulbart: Caulbart) -> dict[str, dict[str, object]]:
+    result = caulbart("export")
+    assert result.returncode == 0, result.stderr
+    stories = [json.loads(line) for line in result.stdout.splitlines()]
+    return {str(s["entries"][0]["guid"]): s for s in stories}  # type: ignore[index]
+
+
+def test_fetch_tags_stories_and_relates_them_by_subject(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    rows = articles({"sport": 12, "tech": 12})
+    url = feed_server.add("/bbc.rss", feed(rows))
+    write_feeds_yaml(caulbart.config, [{"id": "bbc", "url": url, "tags": ["BBC archive"]}])
+    assert caulbart("fetch", "--all").returncode == 0
+    stories = export(caulbart)
+    assert len(stories) == 24
+    by_id = {s["id"]: guid for guid, s in stories.items()}
+    same_subject = total = 0
+    for guid, story in stories.items():
+        tags = story["tags"]
+        assert isinstance(tags, list) and 3 <= len(tags) <= 10, (story["title"], tags)
+        assert tags[0] == "BBC archive"  # the source's own tag from feeds.yaml comes first
+        related = story["related"]
+        assert isinstance(related, list) and len(related) <= 5
+        assert story["id"] not in related
+        for other in related:
+            total += 1
+            same_subject += by_id[other].split("-")[0] == guid.split("-")[0]
+    assert total >= 24 * 3
+    assert same_subject / total >= 0.8  # sport relates to sport, tech to tech
+
+
+def test_retag_applies_an_editors_new_ignore_rule(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    rows = articles({"politics": 6})
+    url = feed_server.add("/bbc.rss", feed(rows))
+    write_feeds_yaml(caulbart.config, [{"id": "bbc", "url": url}])
+    assert caulbart("fetch", "--all").returncode == 0
+    before = export(caulbart)
+    common = max(
+        {tag for s in before.values() for tag in s["tags"]},  # type: ignore[union-attr]
+        key=lambda tag: sum(tag in s["tags"] for s in before.values()),  # type: ignore[operator]
+    )
+    write_feeds_yaml(caulbart.config, [{"id": "bbc", "url": url}], tags={"ignore": [common]})
+    result = caulbart("retag")
+    assert result.returncode == 0, result.stderr
+    assert "retagged 6 stories" in result.stdout
+    after = export(caulbart)
+    assert all(common not in s["tags"] for s in after.values())  # type: ignore[operator]
+    assert all(len(s["tags"]) >= 3 for s in after.values())  # type: ignore[arg-type]
