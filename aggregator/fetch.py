@@ -1,18 +1,23 @@
 """Fetch feeds over HTTP: conditional GET, bounded size and time, redirects, per-host limits.
 
 Every outcome, including every failure, is a `FetchResult`; nothing here raises for a bad server.
+Requests run on one asyncio loop in a background thread so that the whole request, headers
+included, has one deadline (a server dripping its headers a byte a second cannot hold a worker),
+and bodies are decompressed here, chunk by chunk, so a compression bomb stops at `max_bytes`.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import concurrent.futures
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import zlib
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,7 +25,7 @@ import httpx
 from aggregator import __version__, limits
 from aggregator.types import Defaults, FetchResult, FetchStatus, Validators
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PERMANENT_REDIRECTS = {301, 308}
 RETRY_AFTER_STATUSES = {429, 503}
@@ -29,6 +34,9 @@ ACCEPT = (
     "application/feed+json, application/json;q=0.8, application/xml;q=0.8, text/xml;q=0.8, "
     "*/*;q=0.1"
 )
+# zlib window bits: gzip or zlib header detected automatically; raw deflate as a fallback.
+AUTO_HEADER = 47
+RAW_DEFLATE = -15
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,8 @@ class FetchRequest:
     validators: Validators = field(default_factory=Validators)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-class DeadlineExceeded(Exception):
-    pass
+class FetchFailed(Exception):
+    """A fetch that must stop, with the message recorded as the source's error."""
 
 
 def user_agent(base_url: str) -> str:
@@ -67,23 +71,79 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> int | N
     return max(0, int((when - now).total_seconds()))
 
 
+class BoundedDecoder:
+    """Content-Encoding decoding that never produces more than `limit` bytes in all."""
+
+    def __init__(self, encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        encoding = encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            self._zlib = zlib.decompressobj(AUTO_HEADER)
+            self._raw_fallback = encoding == "deflate"
+        else:
+            raise FetchFailed(f"unsupported Content-Encoding {encoding!r}")
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._zlib is None:
+            return self._count(chunk)
+        try:
+            # max_length: inflate at most what is still allowed, plus one byte to detect excess.
+            out = self._zlib.decompress(chunk, self.limit - self.size + 1)
+        except zlib.error as exc:
+            if self._raw_fallback and self.size == 0:  # some servers send raw deflate
+                self._zlib = zlib.decompressobj(RAW_DEFLATE)
+                self._raw_fallback = False
+                return self.feed(chunk)
+            raise FetchFailed(f"undecodable compressed body: {exc}") from None
+        if self._zlib.unconsumed_tail:
+            raise FetchFailed(f"body too large: more than max_bytes {self.limit} bytes")
+        return self._count(out)
+
+    def finish(self) -> bytes:
+        """Whatever the decompressor still holds once the body has ended."""
+        return self._count(self._zlib.flush()) if self._zlib is not None else b""
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise FetchFailed(f"body too large: more than max_bytes {self.limit} bytes")
+        return data
+
+
 class Fetcher:
-    """One shared connection pool for all sources; at most `per_host` requests per host at once."""
+    """One shared connection pool; at most `concurrency` requests at once, `per_host` per host."""
 
     def __init__(self, defaults: Defaults, agent: str) -> None:
         self.defaults = defaults
-        self.client = httpx.Client(
-            headers={"User-Agent": agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        self._agent = agent
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fetch", daemon=True)
+        self._thread.start()
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self.client, self._slots = self._run(self._open())
+
+    async def _open(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        client = httpx.AsyncClient(
+            headers={
+                "User-Agent": self._agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": "gzip, deflate",
+            },
             timeout=httpx.Timeout(
-                defaults.timeout, connect=min(limits.CONNECT_TIMEOUT, defaults.timeout)
+                self.defaults.timeout, connect=min(limits.CONNECT_TIMEOUT, self.defaults.timeout)
             ),
             follow_redirects=True,
             max_redirects=limits.MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max(defaults.concurrency, 4) * 2),
+            limits=httpx.Limits(max_connections=max(self.defaults.concurrency, 4) * 2),
             trust_env=False,
         )
-        self._host_slots: dict[str, threading.Semaphore] = {}
-        self._lock = threading.Lock()
+        return client, asyncio.Semaphore(self.defaults.concurrency)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -92,133 +152,130 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        self.client.close()
-
-    def _slot(self, url: str) -> threading.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
-        with self._lock:
-            if host not in self._host_slots:
-                self._host_slots[host] = threading.Semaphore(self.defaults.per_host)
-            return self._host_slots[host]
+        if self._loop.is_closed():
+            return
+        self._run(self.client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def fetch(self, request: FetchRequest) -> FetchResult:
-        with self._slot(request.url):
-            return self._fetch(request)
+        """Fetch one source, blocking the calling thread (workers call this from their pool)."""
+        return self._run(self.fetch_async(request))
 
-    def _fetch(self, request: FetchRequest) -> FetchResult:
-        started = time.monotonic()
+    def submit(self, request: FetchRequest) -> concurrent.futures.Future[FetchResult]:
+        return asyncio.run_coroutine_threadsafe(self.fetch_async(request), self._loop)
+
+    async def fetch_async(self, request: FetchRequest) -> FetchResult:
+        host = (urlsplit(request.url).hostname or "").lower()
+        host_slot = self._host_slots.setdefault(host, asyncio.Semaphore(self.defaults.per_host))
+        async with self._slots, host_slot:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self.defaults.timeout):
+                    return await self._fetch(request, started)
+            except TimeoutError:
+                message = f"timeout: no complete answer within {self.defaults.timeout:g}s"
+                return _failed(request, started, message)
+
+    async def _fetch(self, request: FetchRequest, started: float) -> FetchResult:
         headers: dict[str, str] = {}
         if request.validators.etag:
             headers["If-None-Match"] = request.validators.etag
         if request.validators.last_modified:
             headers["If-Modified-Since"] = request.validators.last_modified
-
-        def failed(message: str, http_status: int | None = None, **extra: object) -> FetchResult:
-            return FetchResult(
-                source_id=request.source_id,
-                url=request.url,
-                status=FetchStatus.ERROR,
-                http_status=http_status,
-                error=message,
-                elapsed=time.monotonic() - started,
-                **extra,  # type: ignore[arg-type]
-            )
-
         try:
-            with self.client.stream("GET", request.url, headers=headers) as response:
-                redirects = [r.status_code for r in response.history]
-                final_url = str(response.url)
-                moved = (
-                    bool(redirects)
-                    and all(code in PERMANENT_REDIRECTS for code in redirects)
-                    and final_url != request.url
-                )
-                common = {
-                    "source_id": request.source_id,
-                    "url": request.url,
-                    "http_status": response.status_code,
-                    "headers": tuple(response.headers.multi_items()),
-                    "final_url": final_url,
-                    "permanent_redirect": moved,
-                }
-                status = response.status_code
-                if status == 304:
-                    return FetchResult(
-                        status=FetchStatus.NOT_MODIFIED,
-                        validators=request.validators,
-                        elapsed=time.monotonic() - started,
-                        **common,  # type: ignore[arg-type]
-                    )
-                if status == 410:
-                    return FetchResult(
-                        status=FetchStatus.GONE,
-                        error="HTTP 410 Gone: the publisher removed this feed",
-                        elapsed=time.monotonic() - started,
-                        **common,  # type: ignore[arg-type]
-                    )
-                if not 200 <= status < 300:
-                    retry_after = None
-                    if status in RETRY_AFTER_STATUSES:
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    return failed(
-                        f"HTTP {status} {response.reason_phrase}".strip(),
-                        status,
-                        retry_after=retry_after,
-                        headers=common["headers"],
-                    )
-                body = self._read_body(response, started)
-                return FetchResult(
-                    status=FetchStatus.OK,
-                    body=body,
-                    validators=Validators(
-                        etag=response.headers.get("ETag"),
-                        last_modified=response.headers.get("Last-Modified"),
-                    ),
-                    elapsed=time.monotonic() - started,
-                    **common,  # type: ignore[arg-type]
-                )
-        except BodyTooLarge as exc:
-            return failed(str(exc))
-        except DeadlineExceeded as exc:
-            return failed(str(exc))
+            async with self.client.stream("GET", request.url, headers=headers) as response:
+                return await self._answer(request, response, started)
+        except FetchFailed as exc:
+            return _failed(request, started, str(exc))
         except httpx.TooManyRedirects:
-            return failed(f"too many redirects (limit {limits.MAX_REDIRECTS})")
+            return _failed(request, started, f"too many redirects (limit {limits.MAX_REDIRECTS})")
         except httpx.TimeoutException as exc:
-            return failed(f"timeout after {self.defaults.timeout:g}s ({type(exc).__name__})")
-        except httpx.DecodingError as exc:
-            return failed(f"undecodable body: {exc}")
+            message = f"timeout after {self.defaults.timeout:g}s ({type(exc).__name__})"
+            return _failed(request, started, message)
         except httpx.UnsupportedProtocol as exc:
-            return failed(f"unsupported URL: {exc}")
+            return _failed(request, started, f"unsupported URL: {exc}")
         except httpx.HTTPError as exc:
-            return failed(f"connection failed: {type(exc).__name__}: {exc}")
+            return _failed(request, started, f"connection failed: {type(exc).__name__}: {exc}")
 
-    def _read_body(self, response: httpx.Response, started: float) -> bytes:
-        """Read the (decompressed) body, stopping at max_bytes or the total timeout."""
+    async def _answer(
+        self, request: FetchRequest, response: httpx.Response, started: float
+    ) -> FetchResult:
+        redirects = [r.status_code for r in response.history]
+        final_url = str(response.url)
+        status = response.status_code
+        common: dict[str, Any] = {
+            "source_id": request.source_id,
+            "url": request.url,
+            "http_status": status,
+            "headers": tuple(response.headers.multi_items()),
+            "final_url": final_url,
+            "permanent_redirect": bool(redirects)
+            and all(code in PERMANENT_REDIRECTS for code in redirects)
+            and final_url != request.url,
+        }
+        if status == 304:
+            return FetchResult(
+                status=FetchStatus.NOT_MODIFIED,
+                validators=request.validators,
+                elapsed=time.monotonic() - started,
+                **common,
+            )
+        if status == 410:
+            return FetchResult(
+                status=FetchStatus.GONE,
+                error="HTTP 410 Gone: the publisher removed this feed",
+                elapsed=time.monotonic() - started,
+                **common,
+            )
+        if not 200 <= status < 300:
+            retry_after = None
+            if status in RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return FetchResult(
+                status=FetchStatus.ERROR,
+                error=f"HTTP {status} {response.reason_phrase}".strip(),
+                retry_after=retry_after,
+                elapsed=time.monotonic() - started,
+                **common,
+            )
+        body = await self._read_body(response)
+        return FetchResult(
+            status=FetchStatus.OK,
+            body=body,
+            validators=Validators(
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            ),
+            elapsed=time.monotonic() - started,
+            **common,
+        )
+
+    async def _read_body(self, response: httpx.Response) -> bytes:
+        """The decoded body, refused as soon as it (or its declared length) passes max_bytes."""
         limit = self.defaults.max_bytes
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise BodyTooLarge(f"body too large: Content-Length {declared} > max_bytes {limit}")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(f"body too large: more than max_bytes {limit} bytes")
-            if time.monotonic() - started > self.defaults.timeout:
-                raise DeadlineExceeded(
-                    f"timeout: body not complete within {self.defaults.timeout:g}s"
-                )
-            chunks.append(chunk)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchFailed(f"body too large: Content-Length {declared} > max_bytes {limit}")
+        decoder = BoundedDecoder(response.headers.get("Content-Encoding", ""), limit)
+        chunks = [decoder.feed(chunk) async for chunk in response.aiter_raw()]
+        chunks.append(decoder.finish())
         return b"".join(chunks)
+
+
+def _failed(request: FetchRequest, started: float, message: str) -> FetchResult:
+    return FetchResult(
+        source_id=request.source_id,
+        url=request.url,
+        status=FetchStatus.ERROR,
+        error=message,
+        elapsed=time.monotonic() - started,
+    )
 
 
 def fetch_many(fetcher: Fetcher, requests: Iterable[FetchRequest]) -> Iterator[FetchResult]:
     """Fetch several sources at once; yield each result as soon as it is complete."""
-    pending = list(requests)
-    if not pending:
-        return
-    workers = min(fetcher.defaults.concurrency, len(pending))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fetcher.fetch, request) for request in pending]
-        for future in as_completed(futures):
-            yield future.result()
+    futures = [fetcher.submit(request) for request in requests]
+    for future in concurrent.futures.as_completed(futures):
+        yield future.result()

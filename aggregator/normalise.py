@@ -71,11 +71,25 @@ def collapse(text: str) -> str:
     return WHITESPACE.sub(" ", CONTROL_CHARS.sub("", text)).strip()
 
 
+MARKUP = re.compile(r"<\s*[a-zA-Z!/?]")
+
+
 def plain_text(markup: str) -> str:
-    """Visible text of an HTML fragment: tags removed, entities decoded, whitespace collapsed."""
-    spaced = BLOCK_BOUNDARY.sub(" ", markup)
-    stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
-    return collapse(html.unescape(stripped))
+    """Visible text of an HTML fragment: tags removed, entities decoded, whitespace collapsed.
+
+    Repeated while decoding reveals more markup ("&lt;script&gt;" is a tag once decoded), so
+    plain text never carries a tag, however many times the feed escaped it.
+    """
+    text = markup
+    for _ in range(4):
+        spaced = BLOCK_BOUNDARY.sub(" ", text)
+        stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
+        text = html.unescape(stripped)
+        if not MARKUP.search(text):
+            break
+    else:
+        text = MARKUP.sub("", text)
+    return collapse(text)
 
 
 def truncate(text: str, limit: int) -> str:

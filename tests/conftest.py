@@ -58,6 +58,8 @@ class Route:
     drip_delay: float = 0.0
     # Send no Content-Length and keep sending this chunk until the client goes away.
     endless_chunk: bytes | None = None
+    # Seconds between bytes of the status line and headers (a server that never finishes them).
+    header_drip: float = 0.0
 
 
 class FeedServer:
@@ -69,6 +71,8 @@ class FeedServer:
         self.request_headers: dict[str, list[dict[str, str]]] = {}
         # (time.monotonic(), path) of every request, in arrival order.
         self.request_log: list[tuple[float, str]] = []
+        # (path, headers, body) of every POST (a WebSub hub's publish pings), answered 202.
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
         self._lock = threading.Lock()
         server = self
 
@@ -80,6 +84,9 @@ class FeedServer:
 
             def do_GET(self) -> None:
                 server._handle(self)
+
+            def do_POST(self) -> None:
+                server._record_post(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -139,11 +146,21 @@ class FeedServer:
         if route.endless_chunk is not None:
             self._send_endless(handler, route, headers)
             return
+        if route.header_drip:
+            self._drip_headers(handler, route)
+            return
         body = route.body
         if route.gzip:
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
         self._send(handler, 200, body, headers, drip_delay=route.drip_delay)
+
+    def _record_post(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length)
+        with self._lock:
+            self.posts.append((handler.path, dict(handler.headers.items()), body))
+        self._send(handler, 202, b"", {"Content-Type": "text/plain"})
 
     @staticmethod
     def _send(
@@ -185,6 +202,18 @@ class FeedServer:
             assert route.endless_chunk is not None
             for _ in range(1_000_000):
                 handler.wfile.write(route.endless_chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        handler.close_connection = True
+
+    @staticmethod
+    def _drip_headers(handler: BaseHTTPRequestHandler, route: Route) -> None:
+        head = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 200 + b"\r\n\r\n"
+        try:
+            for index in range(len(head)):
+                handler.wfile.write(head[index : index + 1])
+                handler.wfile.flush()
+                time.sleep(route.header_drip)
         except (BrokenPipeError, ConnectionResetError):
             pass
         handler.close_connection = True

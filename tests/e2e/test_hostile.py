@@ -1,0 +1,302 @@
+"""Hostile feeds: each ends as a recorded error or clean stories, in bounded time and memory,
+while the honest source fetched in the same pass is stored whole. One real `caulbart fetch`
+against the loopback server, then assertions per hostile source."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from aggregator.db import open_database, session_factory
+from aggregator.models import Entry, Story
+from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+
+CAULBART = str(Path(sys.executable).parent / "caulbart")
+LIMITS = {"timeout": "3s", "max_bytes": "5MB", "max_entries": 1000, "per_host": 8,
+          "concurrency": 8}  # fmt: skip
+DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "style", "form", "input", "button",
+                  "meta", "link", "base", "svg", "math", "frame", "frameset", "applet"}  # fmt: skip
+
+
+class ExecutableFinder(HTMLParser):
+    """What a browser would run in an HTML fragment: tags, handlers, script URLs, styles."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in DANGEROUS_TAGS:
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            url = (value or "").strip().lower()
+            if name.startswith("on") or name in ("style", "srcdoc", "formaction"):
+                self.found.append(f"{tag}[{name}]")
+            if (
+                name in ("href", "src", "cite", "action", "background", "poster")
+                and url
+                and not (url.startswith(("http://", "https://", "mailto:")))
+            ):
+                self.found.append(f"{tag}[{name}={url[:40]}]")
+
+
+def executable(fragment: str) -> list[str]:
+    finder = ExecutableFinder()
+    finder.feed(fragment)
+    finder.close()
+    return finder.found
+
+
+# Markup in what must be plain text (titles, ledes, names): any tag at all.
+MARKUP = re.compile(r"<\s*[a-zA-Z!/?]")
+
+
+def rss(items: str, prolog: str = "", title: str = "Hostile") -> str:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?>{prolog}<rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+        'xmlns:media="http://search.yahoo.com/mrss/"><channel>'
+        f"<title>{title}</title><link>http://hostile.test/</link>{items}</channel></rss>"
+    )
+
+
+def item(title: str, n: int = 1, extra: str = "", guid: str | None = None) -> str:
+    return (
+        f"<item><title>{title}</title><link>http://hostile.test/{n}</link>"
+        f"<guid>{guid or f'g{n}'}</guid><description>Story number {n} of the feed.</description>"
+        f"{extra}</item>"
+    )
+
+
+def doctype_of(name: str) -> str:
+    text = corpus_path("nasty", "defusedxml", name).read_text()
+    return text[: text.index("]>") + 2]
+
+
+def xss_payloads() -> list[str]:
+    lines = corpus_path("nasty", "payloadsallthethings", "xss", "RSNAKE_XSS.txt").read_text(
+        encoding="utf-8", errors="replace"
+    )
+    return [line for line in lines.splitlines() if line.strip()][:80]
+
+
+def cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+@dataclass
+class Pass:
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+    peak_rss_mb: float
+    status: dict[str, dict[str, object]]
+    database_url: str
+
+
+def serve_hostile(server: FeedServer) -> list[dict[str, object]]:
+    """Every hostile source, plus one honest one; returns the feeds.yaml sources."""
+    port = server.port
+    bomb = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    payloads = xss_payloads()
+    xss_items = "".join(
+        item(
+            cdata(payload),
+            n,
+            extra=(
+                f"<content:encoded>{cdata('<p>Body</p>' + payload)}</content:encoded>"
+                f"<author>{cdata(payload)}</author><category>{cdata(payload)}</category>"
+                f'<enclosure url="javascript:alert({n})" type="image/jpeg" length="1"/>'
+                f'<media:content url="javascript:alert({n})" medium="image"/>'
+            ),
+        )
+        for n, payload in enumerate(payloads)
+    )
+    routes: dict[str, dict[str, object]] = {
+        "billion-laughs": {"body": rss(item("&l9;"), f'<!DOCTYPE rss [<!ENTITY l0 "lol">{bomb}]>')},
+        "quadratic": {"body": rss(item("&a;" * 2000), doctype_of("quadratic.xml"))},
+        "xxe-file": {
+            "body": rss(item("&xxe;"), '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>')
+        },
+        "xxe-http": {
+            "body": rss(
+                item("&xxe;"),
+                f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "http://127.0.0.1:{port}/xxe-target">]>',
+            )
+        },
+        "external-dtd": {
+            "body": rss(item("Hi"), f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/evil.dtd">')
+        },
+        "gzip-bomb": {
+            "body": gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9),
+            "headers": {"Content-Encoding": "gzip"},
+        },
+        "endless": {"endless_chunk": b"<item>" * 10000},
+        "body-drip": {"body": rss(item("slow")), "drip_delay": 0.5},
+        "header-drip": {"header_drip": 0.5},
+        "loop": {"status": 302, "location": f"http://127.0.0.1:{port}/loop"},
+        "not-found": {"body": "no", "status": 404},
+        "gone": {"body": "gone", "status": 410},
+        "busy": {"body": "later", "status": 429, "headers": {"Retry-After": "3600"}},
+        "broken": {"body": "oops", "status": 500},
+        "html": {
+            "body": "<!doctype html><html><body><p>Not a feed</p></body></html>",
+            "content_type": "text/html",
+        },
+        "empty": {"body": b""},
+        "malformed": {"body": rss(item("Unclosed <b>tag", 1) + "<item><title>Second")},
+        "control-chars": {"body": rss(item("Bell\x07 and\x01 null\x0b chars"))},
+        "huge": {"body": rss("".join(item(f"Entry {n}", n) for n in range(20000)))},
+        "long-title": {"body": rss(item("A" * 100_000))},
+        "dup-guids": {"body": rss("".join(item(f"Copy {n}", n, guid="same") for n in range(3)))},
+        "bare": {
+            "body": rss(
+                "<item><description>Only a description here.</description></item>"
+                "<item><description>Another bare one.</description></item>"
+            )
+        },
+        "dates": {
+            "body": rss(
+                item("Future", 1, "<pubDate>Fri, 01 Jan 2100 00:00:00 GMT</pubDate>")
+                + item("Garbled", 2, "<pubDate>the day after tomorrow</pubDate>")
+            )
+        },
+        "xss": {"body": rss(xss_items)},
+    }
+    for step in range(7):
+        target = f"http://127.0.0.1:{port}/chain{step + 1}"
+        server.add(f"/chain{step}", "", status=301, location=target)
+    server.add("/chain7", rss(item("end of chain")))
+    sources: list[dict[str, object]] = [
+        {"id": "chain", "url": server.url("/chain0")},
+        {"id": "honest", "url": server.add_file(
+            "/honest", corpus_path("feeds", "real", "wire", "reuters-worldnews-2018-01-30.rss"))},
+    ]  # fmt: skip
+    for name, options in routes.items():
+        body = options.pop("body", b"")
+        sources.append({"id": name, "url": server.add(f"/{name}", body, **options)})  # type: ignore[arg-type]
+    return sources
+
+
+@pytest.fixture
+def hostile_pass(caulbart: Caulbart, feed_server: FeedServer) -> Pass:
+    write_feeds_yaml(caulbart.config, serve_hostile(feed_server), defaults=LIMITS)
+    env = {
+        **os.environ,
+        "CAULBART_DATABASE_URL": caulbart.database_url,
+        "CAULBART_CONFIG": str(caulbart.config),
+    }
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [CAULBART, "fetch", "--all"],
+        cwd=caulbart.cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    seconds = time.monotonic() - started
+    # The largest resident set of any child reaped so far: an upper bound for this one.
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    rows = caulbart("status", "--json").stdout.splitlines()
+    status = {row["id"]: row for row in map(json.loads, rows)}
+    return Pass(result, seconds, peak, status, caulbart.database_url)
+
+
+def error_of(run: Pass, source: str) -> str:
+    return str(run.status[source]["last_error"] or "")
+
+
+def test_hostile_feeds_end_as_recorded_errors_or_clean_stories(
+    hostile_pass: Pass, feed_server: FeedServer
+) -> None:
+    run = hostile_pass
+    assert run.result.returncode == 0, run.result.stderr[-3000:]
+    assert run.seconds < 120  # every limit held: nothing hung the pass
+    assert run.peak_rss_mb < 600, run.peak_rss_mb  # a 200 MB bomb never reached memory
+    assert run.status["honest"]["entries"] == 10 and not error_of(run, "honest")
+
+    # Limits are named in the recorded error.
+    assert "max_bytes" in error_of(run, "gzip-bomb")
+    assert "max_bytes" in error_of(run, "endless")
+    assert "timeout" in error_of(run, "body-drip")
+    assert "timeout" in error_of(run, "header-drip")
+    assert "too many redirects" in error_of(run, "loop")
+    assert "too many redirects" in error_of(run, "chain")
+    assert error_of(run, "not-found").startswith("HTTP 404")
+    assert error_of(run, "broken").startswith("HTTP 500")
+    assert error_of(run, "busy").startswith("HTTP 429")
+    assert str(run.status["gone"]["disabled_reason"]).startswith("410 Gone")
+    assert error_of(run, "html").startswith("parse error: not a feed")
+    assert error_of(run, "empty").startswith("parse error")
+
+    # Nothing outside the feed was read or fetched by the XML parser.
+    assert feed_server.requests["/xxe-target"] == 0
+    assert feed_server.requests["/evil.dtd"] == 0
+
+    engine = open_database(run.database_url)
+    with session_factory(engine)() as session:
+        entries = {e.source_id: e for e in session.scalars(select(Entry))}
+        titles = {source: entry.title for source, entry in entries.items()}
+        assert "root:" not in " ".join(titles.values())
+        for source in ("billion-laughs", "quadratic"):
+            assert len(titles.get(source, "")) <= 500  # never expanded beyond a title's limit
+        assert titles["control-chars"] == "Bell and null chars"
+        assert len(titles["long-title"]) <= 500
+        count = {
+            source: len(session.scalars(select(Entry.id).where(Entry.source_id == source)).all())
+            for source in ("huge", "dup-guids", "bare", "dates", "malformed")
+        }
+        assert count["huge"] == 1000
+        assert "only the first 1000" in str(run.result.stdout)
+        assert count["dup-guids"] == 1
+        assert count["bare"] == 2
+        assert count["dates"] == 2
+        assert count["malformed"] >= 1  # read leniently, as feedparser can
+        dated = session.scalars(select(Entry).where(Entry.source_id == "dates")).all()
+        assert all(entry.published.year < 2100 for entry in dated)
+
+        xss = session.scalars(select(Entry).where(Entry.source_id == "xss")).all()
+        assert len(xss) >= 60
+        for entry in xss:
+            assert not executable(entry.body_html), (executable(entry.body_html), entry.body_html)
+            for text in (entry.title, entry.lede, entry.author or "", *entry.categories):
+                assert not MARKUP.search(text), text  # plain text: no tags survive, even encoded
+            for url in (entry.link, entry.image_url):
+                assert url is None or url.startswith(("http://", "https://")), url
+        for story in session.scalars(select(Story)):
+            assert not executable(story.body_html)
+            assert not MARKUP.search(story.title + story.lede)
+    engine.dispose()
+
+
+def test_a_hostile_pass_leaves_every_honest_entry_exportable(
+    hostile_pass: Pass, caulbart: Caulbart
+) -> None:
+    exported = caulbart("export")
+    assert exported.returncode == 0
+    stories = [json.loads(line) for line in exported.stdout.splitlines()]
+    honest = [e for s in stories for e in s["entries"] if e["source"] == "honest"]
+    assert len(honest) == 10
+    for story in stories:
+        assert str(story["url"]).startswith("http://caulbart.test/")
+        for entry in story["entries"]:
+            assert entry["link"] is None or entry["link"].startswith(("http://", "https://"))
+            assert not MARKUP.search(entry["title"])
