@@ -41,6 +41,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -53,19 +54,45 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
+    # migration that fails half-way must roll back whole.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration; on PostgreSQL one process at a time."""
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", MIGRATIONS)
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-        alembic_config.attributes["connection"] = connection
-        command.upgrade(alembic_config, "heads")
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # SQLite rebuilds a table to alter it; foreign keys must be off meanwhile (outside
+            # any transaction), or dropping the old table fails once other tables point at it.
+            _raw_sqlite(connection, "PRAGMA foreign_keys=OFF")
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            alembic_config.attributes["connection"] = connection
+            command.upgrade(alembic_config, "heads")
+        if connection.dialect.name == "sqlite":
+            problems = _raw_sqlite(connection, "PRAGMA foreign_key_check")
+            _raw_sqlite(connection, "PRAGMA foreign_keys=ON")
+            if problems:
+                raise RuntimeError(f"migration left broken foreign keys: {problems[:5]}")
+
+
+def _raw_sqlite(connection: Any, statement: str) -> list[Any]:
+    """Run a PRAGMA outside any transaction (SQLite ignores foreign_keys inside one)."""
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        return list(cursor.execute(statement).fetchall())
+    finally:
+        cursor.close()
 
 
 def serialise(session: Session, *names: str) -> None:

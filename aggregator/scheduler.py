@@ -129,8 +129,35 @@ def sqlite_worker_lock(engine: Engine) -> Iterator[None]:
         handle.close()
 
 
+def machine_id() -> str:
+    """This boot of this machine: pids are only comparable within it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return socket.gethostname()
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """`host:pid:machine:random`: a claim names the process that holds it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{machine_id()}:{uuid.uuid4().hex[:6]}"
+
+
+def claimer_is_dead(claimer: str) -> bool:
+    """True only for a claimer of this machine whose process has ended (killed, crashed).
+
+    Its claims are free at once instead of after the lease; claimers on other machines are
+    never judged here and wait for their lease to expire.
+    """
+    parts = claimer.removeprefix("fetch:").split(":")
+    if len(parts) < 4 or parts[2] != machine_id() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class Worker:

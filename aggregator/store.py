@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from aggregator import dedupe
 from aggregator.db import insert_missing, serialise
 from aggregator.models import Entry, Host, Source, Story
+from aggregator.scheduler import claimer_is_dead
 from aggregator.types import Config, FetchResult, FetchStatus, Item
 
 REMOVED_FROM_CONFIG = "removed from feeds.yaml"
@@ -116,7 +117,11 @@ def claim_sources(
         select(Source)
         .where(
             Source.disabled_reason.is_(None),
-            or_(Source.claim_expires_at.is_(None), Source.claim_expires_at <= now),
+            or_(
+                Source.claim_expires_at.is_(None),
+                Source.claim_expires_at <= now,
+                Source.id.in_(_claims_of_dead_processes(session, now)),
+            ),
         )
         .order_by(Source.next_fetch_at.asc().nulls_first(), Source.id)
         .with_for_update(skip_locked=True)
@@ -139,6 +144,16 @@ def claim_sources(
         source.claimed_by = worker
         source.claim_expires_at = now + timedelta(seconds=lease)
     return chosen
+
+
+def _claims_of_dead_processes(session: Session, now: datetime) -> list[str]:
+    """Sources whose live lease belongs to a process of this machine that has died."""
+    held = session.execute(
+        select(Source.id, Source.claimed_by).where(
+            Source.claim_expires_at > now, Source.claimed_by.is_not(None)
+        )
+    ).all()
+    return [source_id for source_id, claimer in held if claimer and claimer_is_dead(claimer)]
 
 
 def _within_host_budget(

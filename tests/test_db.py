@@ -1,0 +1,75 @@
+"""The database layer: migrations upgrade a database holding data, and fail whole, never half."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, func, select, text
+
+from aggregator.db import MIGRATIONS, make_engine, open_database, session_factory
+from aggregator.models import Entry, Source, Story
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def test_upgrading_a_database_with_stories_keeps_them(database_url: str) -> None:
+    engine = make_engine(database_url)
+    _upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sources (id, name, config_url, url, host, agency, section, priority,"
+                " interval_seconds, adaptive, consecutive_errors, created_at) VALUES ('a', 'A',"
+                " 'http://x.test/f', 'http://x.test/f', 'x.test', 'A', 'news', 0, 900, false, 0,"
+                " :now)"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO stories (id, slug, title, lede, body_html, section, published,"
+                " updated, created_at) VALUES (1, 's', 'Title', 'Lede', '<p>Body</p>', 'news',"
+                " :now, :now, :now)"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO entries (source_id, story_id, guid, title, lede, body_html,"
+                " categories, has_full_text, content_hash, published, updated, first_seen_at,"
+                " changed_at) VALUES ('a', 1, 'g1', 'Title', 'Lede', '<p>Body</p>', '[]', true,"
+                " 'h', :now, :now, :now, :now)"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        )
+    engine.dispose()
+
+    upgraded = open_database(database_url)  # every later migration, as Caulbart does at start
+    with session_factory(upgraded)() as session:
+        assert session.scalar(select(func.count()).select_from(Entry)) == 1
+        assert session.get_one(Source, "a").url == "http://x.test/f"
+        assert session.get_one(Story, 1).title == "Title"
+        if upgraded.dialect.name == "sqlite":
+            assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    upgraded.dispose()
+
+
+def test_a_failing_migration_on_sqlite_leaves_nothing_half_done(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/x.sqlite3")
+    with pytest.raises(Exception, match="boom"), engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE half_done (id INTEGER)")
+        raise RuntimeError("boom")
+    with engine.connect() as connection:
+        tables = connection.exec_driver_sql("SELECT name FROM sqlite_master").scalars().all()
+    assert "half_done" not in tables  # DDL is inside the transaction on SQLite too
