@@ -114,6 +114,12 @@ def check_url(value: object) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"bad URL {value!r}: must be an absolute http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:  # outside 0-65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"bad URL {value!r}: the port must be 1-65535")
     return value.strip()
 
 
@@ -320,24 +326,46 @@ def _read_sources(
         source = _read_source(reader, source_node, index)
         if source is None:
             continue
-        line = source.line
+        id_node, url_node = _field_node(source_node, "id"), _field_node(source_node, "url")
         if source.id in seen_ids:
             reader.problem(
-                source_node,
+                id_node,
                 f"sources[{index}].id: {source.id!r} already used on line {seen_ids[source.id]}",
             )
             continue
-        url_key = source.url.rstrip("/").lower()
+        url_key = _url_key(source.url)
         if url_key in seen_urls:
             reader.problem(
-                source_node,
+                url_node,
                 f"sources[{index}].url: {source.url!r} already used on line {seen_urls[url_key]}",
             )
             continue
-        seen_ids[source.id] = line
-        seen_urls[url_key] = line
+        seen_ids[source.id] = _line(id_node)
+        seen_urls[url_key] = _line(url_node)
         sources.append(source)
     return sources
+
+
+def _field_node(mapping: Node, key: str) -> Node:
+    """The value node of `key` in a source's mapping, so a problem names the line it is on."""
+    assert isinstance(mapping, MappingNode)
+    pairs: list[tuple[Node, Node]] = mapping.value
+    for key_node, value_node in pairs:
+        if isinstance(key_node, ScalarNode) and key_node.value == key:
+            return value_node
+    return mapping
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _url_key(url: str) -> str:
+    """Two URLs name the same feed when they differ only in the case of scheme and host or in a
+    trailing slash; the path and query are case-sensitive (RFC 3986 section 6.2.2.1)."""
+    parts = urlsplit(url)
+    rest = url[len(parts.scheme) + 3 + len(parts.netloc) :]
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{rest}".rstrip("/")
 
 
 def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None:

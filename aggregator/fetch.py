@@ -167,7 +167,12 @@ class Fetcher:
         return asyncio.run_coroutine_threadsafe(self.fetch_async(request), self._loop)
 
     async def fetch_async(self, request: FetchRequest) -> FetchResult:
-        host = (urlsplit(request.url).hostname or "").lower()
+        try:
+            parts = urlsplit(request.url)
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
+        except ValueError as exc:
+            return _failed(request, time.monotonic(), f"bad URL: {exc}")
         host_slot = self._host_slots.setdefault(host, asyncio.Semaphore(self.defaults.per_host))
         async with self._slots, host_slot:
             started = time.monotonic()
@@ -198,6 +203,15 @@ class Fetcher:
             return _failed(request, started, f"unsupported URL: {exc}")
         except httpx.HTTPError as exc:
             return _failed(request, started, f"connection failed: {type(exc).__name__}: {exc}")
+        except (httpx.InvalidURL, ValueError) as exc:
+            # A URL httpx refuses (a control character, or a redirect's Location that is one).
+            return _failed(request, started, f"bad URL: {exc}")
+        except (OverflowError, ExceptionGroup) as exc:
+            # Errors httpx does not map, such as a redirect to port 99999, reach us wrapped in
+            # the connect task group; they are the server's fault, recorded like any other.
+            causes = exc.exceptions if isinstance(exc, ExceptionGroup) else (exc,)
+            reason = "; ".join(f"{type(e).__name__}: {e}" for e in causes)
+            return _failed(request, started, f"connection failed: {reason}")
 
     async def _answer(
         self, request: FetchRequest, response: httpx.Response, started: float

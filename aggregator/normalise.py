@@ -55,6 +55,10 @@ PIXEL_IMG = re.compile(
     r'doubleclick\.net|feedsportal\.com|pixel\.|/pixel\b|/beacon\b)[^"]*")[^>]*>',
     re.IGNORECASE,
 )
+# An image whose src was refused (javascript:, data:...) shows nothing; a link left empty by a
+# removed pixel (feedburner's "feedflare" share buttons) is an invisible click target.
+SRCLESS_IMG = re.compile(r'<img\b(?![^>]*\bsrc=")[^>]*>', re.IGNORECASE)
+EMPTY_LINK = re.compile(r"<a\b[^>]*>\s*</a>", re.IGNORECASE)
 FIRST_IMG_SRC = re.compile(r'<img\b[^>]*\bsrc="([^"]+)"', re.IGNORECASE)
 BLOCK_BOUNDARY = re.compile(
     r"<\s*(?:br|/p|/div|/li|/h[1-6]|/blockquote|/tr|/td|/th|/figcaption|/dd|/dt|hr)\b[^>]*>",
@@ -63,6 +67,8 @@ BLOCK_BOUNDARY = re.compile(
 PARAGRAPH_SPLIT = re.compile(r"</p\s*>|<br\s*/?>\s*<br\s*/?>|\n\s*\n", re.IGNORECASE)
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 WHITESPACE = re.compile(r"\s+")
+# Characters RFC 3986 never allows unescaped in a URL and that HTML gives meaning to.
+UNSAFE_URL_CHARS = re.compile(r"[<>\"`]")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 NON_WORD = re.compile(r"[^\w]+")
 
@@ -71,7 +77,8 @@ def collapse(text: str) -> str:
     return WHITESPACE.sub(" ", CONTROL_CHARS.sub("", text)).strip()
 
 
-MARKUP = re.compile(r"<\s*[a-zA-Z!/?]")
+# What an HTML tokenizer reads as the start of a tag: "<" then a letter, "!", "/" or "?".
+MARKUP = re.compile(r"<[a-zA-Z!/?]")
 
 
 def plain_text(markup: str) -> str:
@@ -81,15 +88,15 @@ def plain_text(markup: str) -> str:
     plain text never carries a tag, however many times the feed escaped it.
     """
     text = markup
-    for _ in range(4):
+    for _ in range(4):  # to a fixed point, so plain_text(plain_text(x)) == plain_text(x)
         spaced = BLOCK_BOUNDARY.sub(" ", text)
         stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
-        text = html.unescape(stripped)
-        if not MARKUP.search(text):
+        decoded = html.unescape(stripped)
+        if decoded == text:
             break
-    else:
-        text = MARKUP.sub("", text)
-    return collapse(text)
+        text = decoded
+    # What is left is text that only looks like a tag ("<content type=" cut off mid-tag).
+    return collapse(MARKUP.sub(lambda match: match.group(0)[1:], text))
 
 
 def truncate(text: str, limit: int) -> str:
@@ -106,9 +113,11 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """Absolute http(s) URL without fragment or tracking parameters; None if not a web link."""
     if not url:
         return None
-    url = collapse(url)
+    url = collapse(url).replace(" ", "%20")
+    if UNSAFE_URL_CHARS.search(url):
+        return None  # not a link but markup or prose ("http://x </title> <author>...")
     try:
-        absolute = urljoin(base or "", url)
+        absolute = _join(base, url)
         parts = urlsplit(absolute)
         port = parts.port
     except ValueError:
@@ -117,6 +126,8 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets (RFC 3986 section 3.2.2)
+        host = f"[{host}]"
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
@@ -146,14 +157,28 @@ def sanitise_html(markup: str, base: str | None) -> str:
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    return PIXEL_IMG.sub("", cleaned).strip()
+    without_pixels = SRCLESS_IMG.sub("", PIXEL_IMG.sub("", cleaned))
+    return EMPTY_LINK.sub("", without_pixels).strip()
+
+
+def _join(base: str | None, url: str) -> str:
+    """`url` against `base`; a URL with a scheme is already absolute (RFC 3986 section 5.2.2).
+
+    urljoin would read "http:" or "http:page" as relative when the base is http too, turning a
+    broken link into the base URL (and so into a second story's canonical link).
+    """
+    if urlsplit(url).scheme:
+        return url
+    return urljoin(base or "", url)
 
 
 def _absolute(url: str, base: str | None) -> str | None:
     """Like canonical_url but keeps the fragment and query as written (in-article links)."""
     try:
-        absolute = urljoin(base or "", url.strip())
+        absolute = _join(base, url.strip())
         scheme = urlsplit(absolute).scheme.lower()
+        if scheme in ("http", "https") and not urlsplit(absolute).hostname:
+            return None
     except ValueError:
         return None
     return absolute if scheme in ("http", "https") else None

@@ -2,14 +2,19 @@
 
 feedparser's own sanitiser and relative-URI pass are off: normalise.py does both with nh3, once.
 The body is handed over as a stream, never as bytes or str (feedparser would treat a string as a
-URL or a file name and open it itself).
+URL or a file name and open it itself). JSON Feed (jsonfeed.org), which feedparser 6.0 does not
+read, is read here from the same bytes into the same `RawEntry`s.
 """
 
 from __future__ import annotations
 
+import html
 import io
+import json
+import re
 import time
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import feedparser
@@ -21,18 +26,27 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 # sy:updatePeriod values (RSS 1.0 Syndication module) in seconds.
 SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400,
               "yearly": 365 * 86400}  # fmt: skip
+# JSON Feed 1.0 and 1.1 name their version by URL (https://www.jsonfeed.org/version/1.1/).
+JSON_FEED_VERSION = re.compile(r"^https?://(?:www\.)?jsonfeed\.org/version/1(?:\.\d+)?/?$")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
     """Parse a fetched feed; raise ParseError when the bytes hold no feed at all."""
     headers = {key.lower(): value for key, value in result.headers}
     base = result.final_url or result.url
-    parsed = feedparser.parse(
-        io.BytesIO(result.body),
-        response_headers=headers,
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    # No XML document starts with "{": sniffed, since JSON feeds are often served as text/plain.
+    if result.body.removeprefix(UTF8_BOM).lstrip()[:1] == b"{":
+        return parse_json_feed(result.body, base, max_entries)
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(result.body),
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:  # feedparser's own bugs on broken input (found by bench/fuzz_parse)
+        raise ParseError(f"feedparser failed: {type(exc).__name__}: {exc}"[:300]) from exc
     warning = _bozo_message(parsed)
     if not parsed.get("version") and not parsed.entries:
         kind = headers.get("content-type", "unknown content type")
@@ -40,11 +54,7 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
         raise ParseError(f"not a feed ({kind}, {len(result.body)} bytes){reason}")
     feed = parsed.feed
     language = _text(feed.get("language"))
-    entries = parsed.entries
-    truncated_from = None
-    if len(entries) > max_entries:
-        truncated_from = len(entries)
-        entries = entries[:max_entries]
+    entries, truncated_from = _window(parsed.entries, max_entries)
     return ParsedFeed(
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
@@ -56,6 +66,112 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
             feed.get("ttl"), feed.get("sy_updateperiod"), feed.get("sy_updatefrequency")
         ),
     )
+
+
+def _window(entries: list[Any], max_entries: int) -> tuple[list[Any], int | None]:
+    """The first `max_entries` entries, and how many there were when some were left out."""
+    if len(entries) > max_entries:
+        return entries[:max_entries], len(entries)
+    return entries, None
+
+
+def parse_json_feed(body: bytes, base: str, max_entries: int) -> ParsedFeed:
+    """A JSON Feed 1.0/1.1 document (https://www.jsonfeed.org/version/1.1/) as a ParsedFeed."""
+    try:
+        # strict=False: raw control characters inside strings are common and harmless.
+        document = json.loads(body, strict=False)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"not a feed (invalid JSON, {len(body)} bytes): {exc}"[:300]) from None
+    if not isinstance(document, dict) or not JSON_FEED_VERSION.match(
+        str(document.get("version", ""))
+    ):
+        raise ParseError(f"not a feed (JSON without a jsonfeed.org version, {len(body)} bytes)")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise ParseError("not a feed (JSON Feed without an items list)")
+    language = _text(document.get("language"))
+    feed_author = _json_author(document)
+    entries, truncated_from = _window([i for i in items if isinstance(i, dict)], max_entries)
+    return ParsedFeed(
+        title=_text(document.get("title")),
+        link=_text(document.get("home_page_url")),
+        language=language,
+        entries=tuple(_json_entry(item, language, feed_author, base) for item in entries),
+        truncated_from=truncated_from,
+    )
+
+
+def _json_entry(
+    item: dict[str, Any], feed_language: str | None, feed_author: str | None, base: str
+) -> RawEntry:
+    # Only content_html is HTML; summary and content_text are plain text and are escaped here
+    # so that normalise reads them as text, not markup.
+    content = _text(item.get("content_html"))
+    if content is None and (text := _text(item.get("content_text"))):
+        content = _text_as_html(text)
+    summary = _text(item.get("summary"))
+    tags = item.get("tags")
+    raw_id = item.get("id")
+    return RawEntry(
+        id=str(raw_id) if isinstance(raw_id, (str, int)) and str(raw_id).strip() else None,
+        link=_text(item.get("url")) or _text(item.get("external_url")),
+        title=_text(item.get("title")),
+        title_is_html=False,
+        summary=_text_as_html(summary) if summary else None,
+        content=content,
+        published=_json_date(item.get("date_published")),
+        updated=_json_date(item.get("date_modified")),
+        author=_json_author(item) or feed_author,
+        categories=tuple(t for t in tags if _text(t)) if isinstance(tags, list) else (),
+        image_url=_json_image(item),
+        image_credit=None,
+        language=_text(item.get("language")) or feed_language,
+        base=base,
+    )
+
+
+def _text_as_html(text: str) -> str:
+    return "".join(f"<p>{html.escape(p.strip())}</p>" for p in text.split("\n\n") if p.strip())
+
+
+def _json_date(value: object) -> datetime | None:
+    """RFC 3339 as the spec asks, or an RFC 822 date as some generators write anyway."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _json_author(obj: dict[str, Any]) -> str | None:
+    """`authors` (1.1) before the deprecated `author` (1.0)."""
+    candidates = obj.get("authors")
+    people = list(candidates) if isinstance(candidates, list) else []
+    people.append(obj.get("author"))
+    for person in people:
+        if isinstance(person, dict) and (name := _text(person.get("name"))):
+            return name
+    return None
+
+
+def _json_image(item: dict[str, Any]) -> str | None:
+    for key in ("image", "banner_image"):
+        if url := _text(item.get(key)):
+            return url
+    attachments = item.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else ():
+        if (
+            isinstance(attachment, dict)
+            and str(attachment.get("mime_type", "")).startswith("image/")
+            and (url := _text(attachment.get("url")))
+        ):
+            return url
+    return None
 
 
 def _bozo_message(parsed: Any) -> str | None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -22,45 +20,11 @@ from sqlalchemy import select
 from aggregator.db import open_database, session_factory
 from aggregator.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+from tests.safety import MARKUP, executable
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
 LIMITS = {"timeout": "3s", "max_bytes": "5MB", "max_entries": 1000, "per_host": 8,
           "concurrency": 8}  # fmt: skip
-DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "style", "form", "input", "button",
-                  "meta", "link", "base", "svg", "math", "frame", "frameset", "applet"}  # fmt: skip
-
-
-class ExecutableFinder(HTMLParser):
-    """What a browser would run in an HTML fragment: tags, handlers, script URLs, styles."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in DANGEROUS_TAGS:
-            self.found.append(f"<{tag}>")
-        for name, value in attrs:
-            url = (value or "").strip().lower()
-            if name.startswith("on") or name in ("style", "srcdoc", "formaction"):
-                self.found.append(f"{tag}[{name}]")
-            if (
-                name in ("href", "src", "cite", "action", "background", "poster")
-                and url
-                and not (url.startswith(("http://", "https://", "mailto:")))
-            ):
-                self.found.append(f"{tag}[{name}={url[:40]}]")
-
-
-def executable(fragment: str) -> list[str]:
-    finder = ExecutableFinder()
-    finder.feed(fragment)
-    finder.close()
-    return finder.found
-
-
-# Markup in what must be plain text (titles, ledes, names): any tag at all.
-MARKUP = re.compile(r"<\s*[a-zA-Z!/?]")
 
 
 def rss(items: str, prolog: str = "", title: str = "Hostile") -> str:
