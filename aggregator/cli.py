@@ -11,11 +11,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select
+from sqlalchemy.exc import DBAPIError
 
 from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
-from aggregator.db import open_database, session_factory
+from aggregator.db import database_url, open_database, session_factory
 from aggregator.export import export_stories
 from aggregator.models import Entry, Source, Story
 from aggregator.permalinks import iso_utc
@@ -54,7 +55,20 @@ def _load(ctx: click.Context) -> Config:
         raise  # unreachable: ctx.exit raises
 
 
-@click.group()
+class CaulbartGroup(click.Group):
+    """Turns a database that is unreachable, locked or read-only into one clear line, exit 4."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as exc:
+            url = make_url(database_url()).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            click.echo(f"caulbart: database error on {url}: {reason}", err=True)
+            ctx.exit(4)
+
+
+@click.group(cls=CaulbartGroup)
 @click.option(
     "--config",
     "config_path",

@@ -49,9 +49,9 @@ def make_engine(url: str) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL so readers never block the writer; foreign keys on; wait instead of failing on locks."""
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")  # first: the next pragma may have to wait
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
@@ -60,14 +60,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE for the pipeline's sessions (session_factory): a transaction that reads and then
+    # writes would otherwise fail at once with "database is locked" instead of waiting its turn.
+    mode = connection.get_execution_options().get("sqlite_begin", "")
+    connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration; on PostgreSQL one process at a time."""
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", MIGRATIONS)
-    with engine.connect() as connection:
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         if connection.dialect.name == "sqlite":
             # SQLite rebuilds a table to alter it; foreign keys must be off meanwhile (outside
             # any transaction), or dropping the old table fails once other tables point at it.
@@ -146,4 +149,5 @@ def open_database(url: str | None = None) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions for units of work that write (on SQLite they take the write lock up front)."""
+    return sessionmaker(engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)

@@ -98,7 +98,18 @@ def run_pass(
     outcomes: list[SourceOutcome] = []
     with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         for result in fetch_many(fetcher, requests):
-            outcome = ingest_result(engine, config, result, clock)
+            try:
+                outcome = ingest_result(engine, config, result, clock)
+            except SQLAlchemyError as exc:
+                # Even recording the failure failed: the database is down, locked or read-only.
+                # The source keeps its claim until the lease ends, then it is fetched again.
+                log.error("source=%s database unavailable: %s", result.source_id, exc)
+                outcome = SourceOutcome(
+                    source_id=result.source_id,
+                    status="error",
+                    http_status=result.http_status,
+                    error=f"database unavailable: {exc}"[:300],
+                )
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)

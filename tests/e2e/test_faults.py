@@ -9,8 +9,10 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,3 +114,54 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
         "no kill landed mid-ingest; the test did not exercise a crash",
         stored_after_kills,
     )
+
+
+def test_a_read_only_database_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    database = tmp_path / "ro.sqlite3"
+    writable = Caulbart(tmp_path / "feeds.yaml", f"sqlite:///{database}", tmp_path)
+    write_feeds_yaml(writable.config, serve_articles(feed_server)[:1], defaults=DEFAULTS)
+    assert writable("fetch", "--all").returncode == 0
+    read_only = Caulbart(writable.config, f"sqlite:///file:{database}?mode=ro&uri=true", tmp_path)
+    result = read_only("fetch", "--all")
+    assert result.returncode == 4
+    assert "caulbart: database error" in result.stderr
+    assert "readonly database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert writable("export").stdout.count('"source": "s00"') == PER_SOURCE  # nothing lost
+
+
+def test_an_unreachable_database_is_a_clear_error_with_the_password_hidden(
+    tmp_path: Path,
+) -> None:
+    unreachable = Caulbart(
+        tmp_path / "feeds.yaml", "postgresql+psycopg://caulbart:s3cret@127.0.0.1:1/x", tmp_path
+    )
+    write_feeds_yaml(unreachable.config, [{"id": "a", "url": "http://127.0.0.1:1/feed"}])
+    result = unreachable("status")
+    assert result.returncode == 4
+    assert "caulbart: database error on postgresql+psycopg://caulbart:***@127.0.0.1:1/x" in (
+        result.stderr
+    )
+    assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_a_sqlite_database_locked_for_a_while_is_waited_for(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    database = tmp_path / "busy.sqlite3"
+    caulbart = Caulbart(tmp_path / "feeds.yaml", f"sqlite:///{database}", tmp_path)
+    write_feeds_yaml(caulbart.config, serve_articles(feed_server)[:2], defaults=DEFAULTS)
+    assert caulbart("status").returncode == 0
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the database...
+    release = threading.Timer(3.0, holder.execute, ("COMMIT",))
+    release.start()  # ...for three seconds
+    try:
+        result = caulbart("fetch", "--all")
+    finally:
+        release.join()
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    assert f"2 sources: {2 * PER_SOURCE} new" in result.stdout
