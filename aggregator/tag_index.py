@@ -7,6 +7,7 @@ latest stories of each of the story's tags), so the cost per story does not grow
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select
@@ -21,8 +22,10 @@ from aggregator.types import TagRules
 
 # Latest stories looked at per tag when looking for related posts.
 CANDIDATES_PER_TAG = 150
-# Document frequencies are counted up to this many stories.
+# Document frequencies are counted up to this many stories, and reused for this many seconds.
 DF_CAP = 2000
+DF_CACHE_SECONDS = 300.0
+_DF_CACHE: dict[tuple[int, int], tuple[int, float]] = {}
 
 
 # story id -> its related posts as (score, other story id), best first.
@@ -161,14 +164,20 @@ def _candidates(
 
 def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
     """IDF per tag from bounded counts: past DF_CAP stories a tag is simply common, and the
-    count costs the same however large the archive grows."""
+    count costs the same however large the archive grows. Counts are reused for a while: an IDF
+    a few minutes old ranks related posts just as well."""
     # The newest story id stands for the archive's size: no count over the whole table.
     document_count = session.scalar(select(func.max(Story.id))) or 1
+    now = time.monotonic()
     idf: dict[int, float] = {}
     for tag_id in tag_ids:
-        capped = select(StoryTag.story_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)
-        count = session.scalar(select(func.count()).select_from(capped.subquery())) or 1
-        idf[tag_id] = tagging.inverse_document_frequency(document_count, count)
+        key = (id(session.get_bind()), tag_id)
+        cached = _DF_CACHE.get(key)
+        if cached is None or now - cached[1] > DF_CACHE_SECONDS:
+            capped = select(StoryTag.story_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)
+            count = session.scalar(select(func.count()).select_from(capped.subquery())) or 1
+            cached = _DF_CACHE[key] = (count, now)
+        idf[tag_id] = tagging.inverse_document_frequency(document_count, cached[0])
     return idf
 
 

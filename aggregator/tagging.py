@@ -245,8 +245,9 @@ def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
     for name, mentions in entities:
         if mentions >= 2 or len(name.split()) > 1:
             offer(name, 10.0 + mentions)
-    for phrase, weight in extract_key_phrases(story.title, story.text):
-        offer(phrase, 5.0 + weight)
+    if len(scored) < MAX_TAGS:  # phrases rank below names: YAKE only runs when there is room
+        for phrase, weight in extract_key_phrases(story.title, story.text):
+            offer(phrase, 5.0 + weight)
     if len(scored) < MIN_TAGS:  # short, summary-only copy: accept weaker evidence
         for name, mentions in entities:
             offer(name, 1.0 + mentions)
