@@ -331,5 +331,35 @@ def source_health(engine: Engine) -> list[dict[str, Any]]:
         ]
 
 
+# --- unpublish (issue 6: withdrawals) -------------------------------------------------------
+
+
+@main.command()
+@click.argument("story_id", type=int)
+@click.option("--reason", required=True, help="Why: shown on the story's 410 page and in feeds.")
+@click.pass_context
+def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
+    """Withdraw a story: its page answers 410 with the reason, Atom feeds carry a tombstone."""
+    from datetime import UTC, datetime
+
+    from aggregator import publish
+    from aggregator.withdrawals import UnknownStory, withdraw_story
+
+    config = _load(ctx)
+    engine = open_database()
+    now = datetime.now(UTC)
+    try:
+        with session_factory(engine).begin() as session:
+            story = withdraw_story(session, story_id, reason, now)
+            first_time = story.withdrawn_at == now
+    except UnknownStory as exc:
+        click.echo(f"caulbart unpublish: {exc}", err=True)
+        ctx.exit(1)
+        return
+    publish.announce(engine, config.site, [story_id])
+    note = "" if first_time else f" (already, since {iso_utc(story.withdrawn_at or story.updated)})"
+    click.echo(f"story {story_id} withdrawn{note}: {story.withdrawn_reason}")
+
+
 if __name__ == "__main__":
     main()

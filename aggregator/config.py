@@ -52,7 +52,7 @@ SIZE_UNITS = {
     "gib": 1024**3,
 }
 
-SITE_KEYS = {"title", "tagline", "base_url", "language"}
+SITE_KEYS = {"title", "tagline", "base_url", "language", "websub_hubs", "feed_length"}
 DEFAULT_KEYS = {
     "interval",
     "min_interval",
@@ -75,6 +75,9 @@ SOURCE_KEYS = {
     "priority",
     "language",
     "tags",
+    "rights",
+    "excerpt_only",
+    "images",
 }
 TOP_KEYS = {"site", "defaults", "sources", "tags"}
 TAG_KEYS = {"aliases", "ignore"}
@@ -269,11 +272,28 @@ def _read_site(reader: _Reader, entry: tuple[Node, Node] | None) -> SiteConfig:
     fields = reader.mapping(entry[1], "site", SITE_KEYS)
     values: dict[str, Any] = {}
     for key, item in fields.items():
-        kind = "url" if key == "base_url" else "str"
+        if key == "websub_hubs":
+            values[key] = _read_urls(reader, item, "site.websub_hubs")
+            continue
+        kind = {"base_url": "url", "feed_length": "positive"}.get(key, "str")
         value = reader.value(item, f"site.{key}", kind)
         if value is not None:
             values[key] = value.rstrip("/") if key == "base_url" else value
     return SiteConfig(**values)
+
+
+def _read_urls(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[str, ...]:
+    """A list of absolute http(s) URLs; each bad one is reported on its own line."""
+    node = entry[1]
+    if not isinstance(node, SequenceNode):
+        reader.problem(node, f"{where}: must be a list of URLs")
+        return ()
+    urls: list[str] = []
+    for index, item in enumerate(node.value):
+        value = reader.value((item, item), f"{where}[{index}]", "url")
+        if value is not None:
+            urls.append(value)
+    return tuple(urls)
 
 
 def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults:
@@ -387,6 +407,9 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "enabled": "bool",
         "priority": "int",
         "language": "str",
+        "rights": "str",
+        "excerpt_only": "bool",
+        "images": "bool",
     }
     values: dict[str, Any] = {}
     for key, item in fields.items():

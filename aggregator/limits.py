@@ -39,3 +39,13 @@ MAX_CATEGORIES = 30
 FUTURE_TOLERANCE_SECONDS = 10 * 60
 # Exact text matching joins stories only when the body has at least this many words.
 MIN_WORDS_FOR_TEXT_MATCH = 12
+
+# Publishing. Stories per feed document: enough for a day of a busy section, small enough that a
+# poll stays a few hundred KB; older stories are reached through RFC 5005 pages and archives.
+FEED_LENGTH = 50
+# Withdrawn stories announced as RFC 6721 tombstones in the subscription document.
+FEED_TOMBSTONES = 50
+# Rendered feed documents kept per process (feeds x formats x pages in use).
+FEED_CACHE_ENTRIES = 512
+# Seconds a WebSub hub gets to accept a publish ping; a slow hub must not stall the ingest.
+WEBSUB_TIMEOUT = 5.0

@@ -86,6 +86,12 @@ class Source(Base):
     moved_to: Mapped[str | None] = mapped_column(String(2048))
     # Tags from feeds.yaml given to every story of this source.
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Republishing terms from feeds.yaml: credit/rights line, lede and link only, no images.
+    rights: Mapped[str | None] = mapped_column(String(500))
+    excerpt_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    images: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When those terms last changed: published feeds built under the old terms are stale.
+    terms_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A worker's lease on the source while it fetches it; an expired lease is free to take.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -121,8 +127,13 @@ class Story(Base):
     # The story's most frequent content words, kept for related-post similarity.
     terms: Mapped[list[str]] = mapped_column(JSON, default=list)
     published: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Moves whenever the story changes (an entry joins or is edited, a withdrawal); indexed
+    # because max(updated) is the published feeds' version check.
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when an editor or a wire KILL advisory withdraws the story: its page answers 410.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_reason: Mapped[str | None] = mapped_column(Text)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="story", order_by="Entry.id")
 

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import scheduler, store, tag_index
+from aggregator import publish, scheduler, store, tag_index, withdrawals
 from aggregator.db import in_transaction, session_factory
 from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
@@ -142,10 +142,14 @@ def ingest_result(
         return _record_failure(engine, config, result, now, f"parse error: {exc}")
     items = _items(feed, now, notes, config.defaults.max_entries)
 
+    stories, advisories = withdrawals.split_advisories(items)
+    withdrawn: list[int] = []
+
     def store_source(session: Session) -> tuple[store.SaveCounts, tag_index.RelatedLists]:
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
-        counts = store.save_items(session, source, items, now)
+        counts = store.save_items(session, source, stories, now)
+        withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
         related = tag_index.update_stories(session, counts.story_ids, config.tags)
         error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)
@@ -166,6 +170,7 @@ def ingest_result(
         log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
     _offer_related(engine, source_id, related)
+    publish.announce(engine, config.site, [*counts.story_ids, *withdrawn])
 
     status = "error" if result.status is FetchStatus.ERROR else result.status.value
     log.info(

@@ -118,7 +118,7 @@ def run(
     config = load_config(config_path)
     stop = threading.Event()
     _stop_on_signals(stop)
-    server = _start_web(engine, host, port) if web else None
+    server = _start_web(engine, host, port, config_path) if web else None
     try:
         if clock:
             _run_clock(config_path, config, engine, stop, tick_seconds)
@@ -153,20 +153,21 @@ def _run_clock(
 class WebServer:
     """waitress in a background thread (a production WSGI server, not Flask's dev server)."""
 
-    def __init__(self, engine: Engine, host: str, port: int) -> None:
+    def __init__(self, engine: Engine, host: str, port: int, config_path: str) -> None:
         from waitress.server import create_server
 
         from web import create_app
 
-        self.server = create_server(create_app(engine), host=host, port=port, threads=8)
+        app = create_app(engine, {"CAULBART_CONFIG": config_path})
+        self.server = create_server(app, host=host, port=port, threads=8)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 
     def close(self) -> None:
         self.server.close()
 
 
-def _start_web(engine: Engine, host: str, port: int) -> WebServer:
-    server = WebServer(engine, host, port)
+def _start_web(engine: Engine, host: str, port: int, config_path: str) -> WebServer:
+    server = WebServer(engine, host, port, config_path)
     server.thread.start()
     log.info("web listening on http://%s:%d/", host, port)
     return server

@@ -21,7 +21,7 @@ from aggregator import dedupe
 from aggregator.db import insert_missing, serialise
 from aggregator.models import Entry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
-from aggregator.types import Config, FetchResult, FetchStatus, Item
+from aggregator.types import Config, FetchResult, FetchStatus, Item, SourceConfig
 
 REMOVED_FROM_CONFIG = "removed from feeds.yaml"
 DISABLED_IN_CONFIG = "enabled: false in feeds.yaml"
@@ -78,6 +78,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
         source.priority = declared.priority
         source.language = declared.language
         source.tags = list(declared.tags)
+        _apply_republishing_terms(source, declared, now)
         source.interval_seconds = config.interval_for(declared)
         source.adaptive = config.is_adaptive(declared)
         gone = bool(source.disabled_reason and source.disabled_reason.startswith(GONE_PREFIX))
@@ -88,6 +89,14 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
     for leftover in stored.values():
         leftover.disabled_reason = REMOVED_FROM_CONFIG
     ensure_hosts(session, {host_of(declared.url) for declared in config.sources})
+
+
+def _apply_republishing_terms(source: Source, declared: SourceConfig, now: datetime) -> None:
+    """Copy rights/excerpt_only/images; a change dates `terms_changed_at` so feeds re-render."""
+    terms = (declared.rights, declared.excerpt_only, declared.images)
+    if (source.rights, source.excerpt_only, source.images) != terms:
+        source.rights, source.excerpt_only, source.images = terms
+        source.terms_changed_at = now
 
 
 def ensure_hosts(session: Session, names: set[str]) -> None:

@@ -21,6 +21,10 @@ class SiteConfig:
     tagline: str = "News that matter to you."
     base_url: str = "http://127.0.0.1:8000"
     language: str = "en"
+    # WebSub hubs announced in every feed and pinged after an ingest that changed stories.
+    websub_hubs: tuple[str, ...] = ()
+    # Stories per feed document (RFC 5005 pages and archives).
+    feed_length: int = limits.FEED_LENGTH
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class SourceConfig:
     priority: int = 0
     language: str | None = None
     tags: tuple[str, ...] = ()
+    # Republishing terms: a credit/rights line; lede and link only; no images.
+    rights: str | None = None
+    excerpt_only: bool = False
+    images: bool = True
     line: int = 0
 
 
