@@ -1,0 +1,210 @@
+"""Ingest speed: `caulbart fetch --all` against the `reader` library and bare feedparser.
+
+Builds N feeds of M entries from the news texts in ../shared/corpus/news (BBC full texts and AG
+News wire leads, so some entries are the same story in several feeds, as on a real wire), serves
+them on loopback with ETag/304, and times in one run, each on a fresh SQLite file:
+  (a) `caulbart fetch --all` (fetch, parse, normalise, dedupe, tag, relate, store),
+  (b) reader's `update_feeds(workers=4)` on the same feeds (installed in bench/.venv-reader,
+      never in the project's environment),
+  (c) feedparser alone parsing the same bytes (the floor),
+then a second caulbart pass where every feed answers 304. Prints medians and the ratios a/b, a/c.
+
+    .venv/bin/python bench/ingest_bench.py [--feeds 200] [--entries 100] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import feedparser
+
+ROOT = Path(__file__).resolve().parents[1]
+NEWS = ROOT.parent / "shared" / "corpus" / "news"
+READER_VENV = ROOT / "bench" / ".venv-reader"
+CAULBART = ROOT / ".venv" / "bin" / "caulbart"
+
+
+def news_texts() -> list[tuple[str, str]]:
+    texts: list[tuple[str, str]] = []
+    with (NEWS / "articles.csv").open(encoding="utf-8") as handle:
+        texts += [(r["title"], r["body"]) for r in csv.DictReader(handle)]
+    with (NEWS / "ag-news-test.csv").open(encoding="utf-8") as handle:
+        for row in csv.reader(handle):
+            if len(row) == 3 and row[0].isdigit():
+                texts.append((row[1], row[2]))
+    return texts
+
+
+def build_feeds(feeds: int, entries: int) -> dict[str, bytes]:
+    texts = news_texts()
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    documents: dict[str, bytes] = {}
+    for f in range(feeds):
+        items = []
+        for e in range(entries):
+            title, body = texts[(f * entries + e) % len(texts)]
+            paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n") if p)
+            when = format_datetime(start + timedelta(minutes=7 * (f * entries + e)), usegmt=True)
+            items.append(
+                f"<item><guid>f{f}-e{e}</guid><title>{html.escape(title)}</title>"
+                f"<link>https://news.example/f{f}/{e}</link><pubDate>{when}</pubDate>"
+                f"<description>{html.escape(paragraphs)}</description></item>"
+            )
+        documents[f"/f{f}.rss"] = (
+            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Feed {f}</title><link>https://news.example/f{f}</link>"
+            f"{''.join(items)}</channel></rss>"
+        ).encode()
+    return documents
+
+
+def serve(documents: dict[str, bytes]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = documents.get(self.path)
+            if body is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def caulbart_pass(folder: Path, urls: list[str], database: str) -> tuple[float, float]:
+    """Seconds for a first full pass, then for a pass where every feed answers 304."""
+    config = folder / "feeds.yaml"
+    lines = [
+        "site: {base_url: 'http://caulbart.test'}",
+        "defaults: {concurrency: 8, per_host: 8, timeout: 120s}",
+        "sources:",
+    ]
+    lines += [f"  - {{id: f{i}, url: '{url}'}}" for i, url in enumerate(urls)]
+    config.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "CAULBART_DATABASE_URL": database, "CAULBART_CONFIG": str(config)}
+    subprocess.run([CAULBART, "status"], env=env, cwd=folder, capture_output=True, check=True)
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        subprocess.run(
+            [CAULBART, "fetch", "--all"], env=env, cwd=folder, capture_output=True, check=True
+        )
+        times.append(time.perf_counter() - started)
+    return times[0], times[1]
+
+
+READER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from reader import make_reader
+    reader = make_reader(sys.argv[1])
+    for url in sys.argv[2:]:
+        reader.add_feed(url)
+    started = time.perf_counter()
+    reader.update_feeds(workers=4)
+    print(time.perf_counter() - started)
+    """
+)
+
+
+def ensure_reader() -> Path:
+    python = READER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(READER_VENV)], check=True)
+        # reader vendors a feedparser that imports sgmllib, which it does not declare.
+        subprocess.run(
+            [python, "-m", "pip", "install", "-q", "reader>=3.12", "sgmllib3k"], check=True
+        )
+    return python
+
+
+def reader_pass(python: Path, folder: Path, urls: list[str]) -> float:
+    out = subprocess.run(
+        [python, "-c", READER_SCRIPT, str(folder / "reader.sqlite"), *urls],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def feedparser_floor(documents: dict[str, bytes]) -> float:
+    started = time.perf_counter()
+    for body in documents.values():
+        feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=200)
+    parser.add_argument("--entries", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", help="also time caulbart on this PostgreSQL URL")
+    args = parser.parse_args()
+    documents = build_feeds(args.feeds, args.entries)
+    server = serve(documents)
+    urls = [f"http://127.0.0.1:{server.server_address[1]}{path}" for path in documents]
+    reader_python = ensure_reader()
+    results: dict[str, list[float]] = {"caulbart": [], "caulbart 304": [], "reader": [],
+                                       "feedparser": [], "caulbart pg": []}  # fmt: skip
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory() as name:
+            folder = Path(name)
+            first, again = caulbart_pass(folder, urls, f"sqlite:///{folder}/c.sqlite3")
+            results["caulbart"].append(first)
+            results["caulbart 304"].append(again)
+            results["reader"].append(reader_pass(reader_python, folder, urls))
+            results["feedparser"].append(feedparser_floor(documents))
+            if args.postgres:
+                results["caulbart pg"].append(caulbart_pass(folder, urls, args.postgres)[0])
+    server.shutdown()
+    total = args.feeds * args.entries
+    median = {name: statistics.median(times) for name, times in results.items() if times}
+    print(f"{args.feeds} feeds x {args.entries} entries = {total} entries, {args.runs} runs, "
+          "medians:")  # fmt: skip
+    for name, seconds in median.items():
+        print(f"  {name:14s} {seconds:8.2f} s   {total / seconds:8.0f} entries/s")
+    print(f"  a/b caulbart / reader     = {median['caulbart'] / median['reader']:.2f}")
+    print(f"  a/c caulbart / feedparser = {median['caulbart'] / median['feedparser']:.2f}")
+    per_thousand = median["caulbart 304"] / args.feeds * 1000
+    print(f"  all-304 pass: {per_thousand:.2f} s per 1,000 sources")
+
+
+if __name__ == "__main__":
+    main()
