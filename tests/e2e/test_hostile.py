@@ -264,3 +264,44 @@ def test_a_hostile_pass_leaves_every_honest_entry_exportable(
         for entry in story["entries"]:
             assert entry["link"] is None or entry["link"].startswith(("http://", "https://"))
             assert not MARKUP.search(entry["title"])
+
+
+def test_nothing_executable_reaches_a_republished_feed_or_a_page(
+    hostile_pass: Pass, caulbart: Caulbart
+) -> None:
+    import feedparser
+
+    from aggregator.permalinks import story_path
+    from web import create_app
+
+    engine = open_database(hostile_pass.database_url)
+    client = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)}).test_client()
+    checked = 0
+    for fmt in ("atom", "rss"):
+        page = 1
+        while page and page < 60:
+            response = client.get(f"/feed.{fmt}?page={page}")
+            assert response.status_code == 200
+            document = feedparser.parse(response.data, sanitize_html=False)
+            assert not document.bozo, document.bozo_exception
+            for entry in document.entries:
+                for part in [*entry.get("content", []), entry.get("summary_detail", {})]:
+                    assert not executable(part.get("value", "")), part.get("value")
+                assert not MARKUP.search(entry.get("title", ""))
+                checked += 1
+            page = page + 1 if any(l.rel == "next" for l in document.feed.links) else 0  # noqa: E741
+    feed_json = client.get("/feed.json").get_json()
+    for item in feed_json["items"]:
+        assert not executable(item.get("content_html", ""))
+        assert item["url"].startswith("http")
+    with session_factory(engine)() as session:
+        ids = set(session.scalars(select(Entry.story_id).where(Entry.source_id == "xss")))
+        stories = session.scalars(select(Story).where(Story.id.in_(ids))).all()
+        paths = [story_path(s.id, s.slug, s.published) for s in stories]
+    assert paths
+    for path in paths:
+        page_html = client.get(path).get_data(as_text=True)
+        found = [f for f in executable(page_html) if not f.startswith(("<meta>", "<link>"))]
+        assert not found, (path, found)
+    engine.dispose()
+    assert checked >= 100
