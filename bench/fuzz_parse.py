@@ -21,25 +21,9 @@ from aggregator.errors import ParseError
 from aggregator.normalise import normalise_entry
 from aggregator.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus
-from tests.safety import MARKUP, executable
+from tests.safety import MARKUP, executable, mutate_feed
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds" / "real"
-
-
-def mutate(body: bytes, rng: random.Random) -> bytes:
-    data = bytearray(body)
-    for _ in range(rng.randint(1, 30)):
-        if not data:
-            break
-        position = rng.randrange(len(data))
-        action = rng.randint(0, 2)
-        if action == 0:
-            data[position] = rng.randrange(256)
-        elif action == 1:
-            del data[position : position + rng.randint(1, 500)]
-        else:
-            data[position:position] = data[position : position + rng.randint(1, 100)]
-    return bytes(data)
 
 
 def main() -> None:
@@ -53,7 +37,7 @@ def main() -> None:
     parsed = rejected = entries = 0
     started = time.perf_counter()
     for round_ in range(args.rounds):
-        body = mutate(rng.choice(seeds), rng)
+        body = mutate_feed(rng.choice(seeds), rng, edits=30)
         result = FetchResult("fuzz", "http://fuzz.test/", FetchStatus.OK, 200, body)
         try:
             feed = parse_feed(result, max_entries=1000)

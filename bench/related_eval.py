@@ -16,13 +16,12 @@ import html
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from ingest_bench import serve  # the same loopback server (bench/ is on sys.path when run)
 from sqlalchemy import select
 
 from aggregator import tag_index
@@ -54,23 +53,6 @@ def build_feed(rows: list[dict[str, str]]) -> bytes:
     ).encode()
 
 
-def serve(body: bytes) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="articles to use (0 = all)")
@@ -83,7 +65,7 @@ def main() -> None:
     rows.sort(key=lambda r: (int(r["doc"]), r["category"]))
     if args.limit:
         rows = rows[: args.limit]
-    server = serve(build_feed(rows))
+    server = serve({"/feed.rss": build_feed(rows)})
     url = f"http://127.0.0.1:{server.server_address[1]}/feed.rss"
     config = parse_config(
         "site: {base_url: 'http://caulbart.test'}\n"

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -245,11 +246,12 @@ def _postgres_available() -> str | None:
         return f"{type(exc).__name__}: {exc}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of each kind; PostgreSQL gets a schema of its own per test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'caulbart.sqlite3'}"
+@contextmanager
+def database_for(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file in `folder`, or a PostgreSQL schema of its own
+    (dropped afterwards). PostgreSQL unreachable: a skip outside CI, a failure in CI."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'caulbart.sqlite3'}"
         return
     problem = _postgres_available()
     if problem:
@@ -266,6 +268,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test taking this runs twice: on SQLite and on the local PostgreSQL."""
+    with database_for(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

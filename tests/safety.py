@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from html.parser import HTMLParser
 
@@ -43,3 +44,20 @@ def executable(fragment: str) -> list[str]:
     finder.feed(fragment)
     finder.close()
     return finder.found
+
+
+def mutate_feed(body: bytes, rng: random.Random, edits: int = 20) -> bytes:
+    """A feed as a broken server or a flipped bit would send it: bytes replaced, cut, repeated."""
+    data = bytearray(body)
+    for _ in range(rng.randint(1, edits)):
+        if not data:
+            break
+        position = rng.randrange(len(data))
+        action = rng.randint(0, 2)
+        if action == 0:
+            data[position] = rng.randrange(256)
+        elif action == 1:
+            del data[position : position + rng.randint(1, 500)]
+        else:
+            data[position:position] = data[position : position + rng.randint(1, 100)]
+    return bytes(data)

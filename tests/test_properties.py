@@ -14,7 +14,7 @@ from aggregator.normalise import canonical_url, normalise_entry, plain_text, san
 from aggregator.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, RawEntry
 from tests.conftest import corpus_path
-from tests.safety import MARKUP, executable
+from tests.safety import MARKUP, executable, mutate_feed
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TAGS = ["p", "a", "img", "script", "iframe", "svg", "style", "form", "b", "div", "object",
@@ -125,16 +125,7 @@ def test_parsing_mutated_real_feeds_raises_nothing_but_parse_error() -> None:
     ]
     rng = random.Random(7)
     for round_ in range(150):
-        body = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(1, 20)):
-            position = rng.randrange(len(body))
-            action = rng.randint(0, 2)
-            if action == 0:
-                body[position] = rng.randrange(256)
-            elif action == 1:
-                del body[position : position + rng.randint(1, 200)]
-            else:
-                body[position:position] = body[position : position + rng.randint(1, 50)]
+        body = mutate_feed(rng.choice(seeds), rng)
         result = FetchResult("fuzz", "http://fuzz.test/", FetchStatus.OK, 200, bytes(body))
         try:
             feed = parse_feed(result, max_entries=1000)

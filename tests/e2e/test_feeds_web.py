@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -19,7 +17,6 @@ import feedparser
 import jsonschema
 import lxml.html
 import pytest
-import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
@@ -30,12 +27,10 @@ from aggregator.db import open_database
 from aggregator.models import Entry, Source, Story
 from aggregator.tagging import tag_slug
 from tests.conftest import (
-    IN_CI,
-    POSTGRES_URL,
     Caulbart,
     FeedServer,
-    _postgres_available,
     corpus_path,
+    database_for,
     write_feeds_yaml,
 )
 from web import create_app
@@ -145,35 +140,12 @@ def shared_site(
 ) -> Iterator[Site]:
     """One site per database for the tests that only read it (fetching the corpus is slow)."""
     folder = tmp_path_factory.mktemp("shared_site")
-    with _database(str(request.param), folder) as url:
+    with database_for(str(request.param), folder) as url:
         server = FeedServer()
         try:
             yield from _publish_site(Caulbart(folder / "feeds.yaml", url, folder), server)
         finally:
             server.close()
-
-
-@contextmanager
-def _database(kind: str, folder: Path) -> Iterator[str]:
-    """Like conftest's `database_url`, for a module: a SQLite file or a PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'caulbart.sqlite3'}"
-        return
-    problem = _postgres_available()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required in CI: {problem}")
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} not reachable: {problem}")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 IMG = re.compile(r"<img\b[^>]*>")
