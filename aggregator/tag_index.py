@@ -22,6 +22,7 @@ from aggregator.types import TagRules
 
 # Latest stories looked at per tag when looking for related posts.
 CANDIDATES_PER_TAG = 150
+CANDIDATES_PER_SECTION = 100
 # Document frequencies are counted up to this many stories, and reused for this many seconds.
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
@@ -38,12 +39,11 @@ def update_stories(session: Session, story_ids: Iterable[int], rules: TagRules) 
     ordered = sorted(set(story_ids))
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
     lock_stories(session, ordered)
-    for story_id in ordered:
-        story = session.get(Story, story_id)
-        if story is None:
-            continue
+    stories = [story for i in ordered if (story := session.get(Story, i)) is not None]
+    for story in stories:  # all tagged first, so stories stored together can relate to each other
         tag_story(session, story, rules)
-        lists[story_id] = relate_story(session, story)
+    for story in stories:
+        lists[story.id] = relate_story(session, story)
     return lists
 
 
@@ -114,7 +114,7 @@ def relate_story(session: Session, story: Story) -> list[tuple[float, int]]:
             select(StoryTag.tag_id).where(StoryTag.story_id == story.id).order_by(StoryTag.rank)
         )
     )
-    candidates = _candidates(session, story.id, tag_ids)
+    candidates = _candidates(session, story, tag_ids)
     idf = _idf(session, tag_ids)
     max_weight = sum(idf.values())
     terms = frozenset(story.terms or ())
@@ -131,18 +131,28 @@ def relate_story(session: Session, story: Story) -> list[tuple[float, int]]:
 
 
 def _candidates(
-    session: Session, story_id: int, tag_ids: list[int]
+    session: Session, story: Story, tag_ids: list[int]
 ) -> list[tagging.RelatedCandidate]:
+    """The latest stories of each of the story's tags, and the latest of its section (so a story
+    whose names no other story shares still finds its neighbours by their words)."""
     ids: set[int] = set()
     for tag_id in tag_ids:
         ids.update(
             session.scalars(
                 select(StoryTag.story_id)
-                .where(StoryTag.tag_id == tag_id, StoryTag.story_id != story_id)
+                .where(StoryTag.tag_id == tag_id, StoryTag.story_id != story.id)
                 .order_by(StoryTag.story_id.desc())
                 .limit(CANDIDATES_PER_TAG)
             )
         )
+    ids.update(
+        session.scalars(
+            select(Story.id)
+            .where(Story.section == story.section, Story.id != story.id)
+            .order_by(Story.id.desc())
+            .limit(CANDIDATES_PER_SECTION)
+        )
+    )
     if not ids:
         return []
     shared: dict[int, set[int]] = {candidate: set() for candidate in ids}

@@ -58,7 +58,8 @@ def story(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
     _, _, raw_id = slug_id.rpartition("-")
     if not raw_id.isdigit():
         return render_template("story.html", story=None, site=config.site, feeds=[]), 404
-    found = queries.story_page(current_app.extensions["caulbart.engine"], config.site, int(raw_id))
+    engine = current_app.extensions["caulbart.engine"]
+    found = queries.story_page(engine, config.site, int(raw_id))
     if found is None:
         return render_template("story.html", story=None, site=config.site, feeds=[]), 404
     current = urlsplit(found.url).path
@@ -71,6 +72,9 @@ def story(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
             "story.html",
             story=found,
             body=body,
+            related=[]
+            if found.withdrawn_at
+            else queries.related_posts(engine, config.site, found.id),
             site=config.site,
             feeds=discovery_links(config, found.section, found.tags),
         ),

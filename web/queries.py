@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from aggregator import tag_index
 from aggregator.db import session_factory
-from aggregator.models import Source
+from aggregator.models import Source, Story
+from aggregator.permalinks import story_url
 from aggregator.publish import PublishedStory, load_stories
 from aggregator.types import SiteConfig
 
@@ -35,3 +37,28 @@ def story_page(engine: Engine, site: SiteConfig, story_id: int) -> PublishedStor
     """A story as its page shows it (the same terms and credits as the feeds), or None."""
     with session_factory(engine)() as session:
         return load_stories(session, site, [story_id]).get(story_id)
+
+
+@dataclass(frozen=True)
+class RelatedLink:
+    title: str
+    url: str
+
+
+def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[RelatedLink]:
+    """The story's kept related posts, most related first; withdrawn stories left out."""
+    with session_factory(engine)() as session:
+        ids = tag_index.related_ids(session, [story_id])[story_id]
+        stories = {
+            story.id: story
+            for story in session.scalars(
+                select(Story).where(Story.id.in_(ids), Story.withdrawn_at.is_(None))
+            )
+        }
+        return [
+            RelatedLink(
+                story.title, story_url(site.base_url, story.id, story.slug, story.published)
+            )
+            for story in (stories.get(i) for i in ids)
+            if story is not None
+        ]

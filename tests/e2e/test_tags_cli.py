@@ -85,3 +85,39 @@ def test_retag_applies_an_editors_new_ignore_rule(
     after = export(caulbart)
     assert all(common not in s["tags"] for s in after.values())  # type: ignore[operator]
     assert all(len(s["tags"]) >= 3 for s in after.values())  # type: ignore[arg-type]
+
+
+def test_story_pages_show_their_tags_and_related_posts(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    from urllib.parse import urlsplit
+
+    from markupsafe import escape
+
+    from aggregator.db import open_database
+    from web import create_app
+
+    rows = articles({"business": 8, "sport": 8})
+    url = feed_server.add("/bbc.rss", feed(rows))
+    write_feeds_yaml(caulbart.config, [{"id": "bbc", "url": url}])
+    assert caulbart("fetch", "--all").returncode == 0
+    stories = list(export(caulbart).values())
+    by_id = {story["id"]: story for story in stories}
+    engine = open_database(caulbart.database_url)
+    client = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)}).test_client()
+    # The earliest stories only get related posts that later stories offer them: most, not all.
+    assert sum(bool(story["related"]) for story in stories) >= 0.8 * len(stories)
+    for story in stories:
+        page = client.get(urlsplit(str(story["url"])).path)
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        for tag in story["tags"]:  # type: ignore[union-attr]
+            assert str(escape(str(tag))) in text  # escaped as the template escapes it
+        related = story["related"]
+        if not related:
+            assert "Related Posts" not in text
+            continue
+        assert "Related Posts" in text
+        positions = [text.index(str(by_id[other]["url"])) for other in related]  # type: ignore[union-attr]
+        assert positions == sorted(positions)  # most related first, as kept
+    engine.dispose()
