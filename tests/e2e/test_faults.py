@@ -3,12 +3,14 @@ re-run stores every item exactly once. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, func, select, text
 
 from aggregator.db import open_database, session_factory
@@ -165,3 +168,106 @@ def test_a_sqlite_database_locked_for_a_while_is_waited_for(
         holder.close()
     assert result.returncode == 0, result.stderr
     assert f"2 sources: {2 * PER_SOURCE} new" in result.stdout
+
+
+class TcpProxy:
+    """A loopback TCP proxy to PostgreSQL that can drop every connection and refuse new ones,
+    as a restarting database server would, without disturbing the real server."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = threading.Event()
+        self.open.set()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones (the server is down)."""
+        self.open.clear()
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+        self.sockets.clear()
+
+    def restore(self) -> None:
+        self.open.set()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_worker_outlives_postgres_going_away_and_stores_after_it_returns(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    proxy = TcpProxy()
+    through_proxy = caulbart.database_url.replace(":5432/", f":{proxy.port}/")
+    rows = serve_articles(feed_server)[:1]
+    rows[0]["interval"] = "1s"
+    write_feeds_yaml(caulbart.config, rows, defaults={**DEFAULTS, "min_interval": "1s"})
+    assert caulbart("status").returncode == 0
+    env = {
+        **os.environ,
+        "CAULBART_DATABASE_URL": through_proxy,
+        "CAULBART_CONFIG": str(caulbart.config),
+    }
+    log = caulbart.cwd / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [CAULBART, "worker", "--tick", "0.25"], cwd=caulbart.cwd, env=env, stdout=out,
+            stderr=out,
+        )  # fmt: skip
+    engine = open_database(caulbart.database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while stored(engine) < PER_SOURCE and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored(engine) == PER_SOURCE
+        proxy.cut()
+        # While the database is away, the publisher adds a story.
+        extra = (
+            "<item><guid>late-1</guid><title>Late story</title><link>https://news.example/late</link>"
+            "<description>Published while the database was away.</description></item>"
+        )
+        feed_server.routes["/s0.rss"].body = feed_server.routes["/s0.rss"].body.replace(
+            b"</channel>", extra.encode() + b"</channel>"
+        )
+        feed_server.routes["/s0.rss"].etag = '"changed"'
+        time.sleep(4)
+        assert worker.poll() is None, log.read_text()[-2000:]  # it kept running
+        proxy.restore()
+        deadline = time.monotonic() + 60
+        while stored(engine) < PER_SOURCE + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored(engine) == PER_SOURCE + 1, log.read_text()[-3000:]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=30)
+        engine.dispose()
+    assert code == 0
+    assert "tick failed" in log.read_text() or "store failed" in log.read_text()
