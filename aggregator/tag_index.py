@@ -26,7 +26,7 @@ CANDIDATES_PER_SECTION = 100
 # Document frequencies are counted up to this many stories, and reused for this many seconds.
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
-_DF_CACHE: dict[tuple[int, int], tuple[int, float]] = {}
+_DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
 
 
 # story id -> its related posts as (score, other story id), best first.
@@ -181,7 +181,7 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
     now = time.monotonic()
     idf: dict[int, float] = {}
     for tag_id in tag_ids:
-        key = (id(session.get_bind()), tag_id)
+        key = (str(session.get_bind().engine.url), tag_id)  # per database, not per session
         cached = _DF_CACHE.get(key)
         if cached is None or now - cached[1] > DF_CACHE_SECONDS:
             capped = select(StoryTag.story_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)

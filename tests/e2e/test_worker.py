@@ -302,7 +302,8 @@ def test_four_postgres_workers_share_200_sources_without_double_fetching(
     wait_until(lambda: len(feed_server.requests) >= 200, timeout=90, what="every source once")
     time.sleep(4)
     killed_at = time.monotonic()
-    workers[0].stop(signal.SIGKILL)  # its claims must expire and be taken by the others
+    workers[0].stop(signal.SIGKILL)  # its claims must be taken by the others
+    dead_at = time.monotonic()  # the process is gone (reaped) by now
     time.sleep(2 * 2 + 5 + 6)  # lease (2 x timeout + 5 s) plus more than one interval
     for worker in workers[1:]:
         assert worker.stop() == 0, worker.log
@@ -312,8 +313,12 @@ def test_four_postgres_workers_share_200_sources_without_double_fetching(
         by_source[path].append(moment)
     assert len(by_source) == 200
     for path, times in by_source.items():
-        # Once per due period, never twice: the interval is 3 s, plus jitter.
-        assert all(gap >= 2.9 for gap in gaps_between(times)), (path, gaps_between(times))
+        # Once per due period, never twice: the interval is 3 s, plus jitter. The one exception
+        # is a fetch the killed worker made and never recorded: another worker fetches the
+        # source again at once (its claimer is dead), so that pair straddles the kill.
+        early = [(a, b) for a, b in itertools.pairwise(times) if b - a < 2.9]
+        assert all(a <= dead_at and b >= killed_at for a, b in early), (path, gaps_between(times))
+        assert len(early) <= 1, (path, gaps_between(times))
         assert max(times) > killed_at, path  # no source lost with the killed worker
     assert "store failed" not in "".join(worker.log for worker in workers[1:])
     assert len(status(caulbart)) == 200
