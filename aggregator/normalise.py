@@ -95,8 +95,12 @@ def plain_text(markup: str) -> str:
         if decoded == text:
             break
         text = decoded
-    # What is left is text that only looks like a tag ("<content type=" cut off mid-tag).
-    return collapse(MARKUP.sub(lambda match: match.group(0)[1:], text))
+    # What is left is text that only looks like a tag ("<content type=" cut off mid-tag), also
+    # once control characters are gone ("<\x1f?") or a "<" was dropped before another ("<<a").
+    text = collapse(text)
+    while MARKUP.search(text):
+        text = MARKUP.sub(lambda match: match.group(0)[1:], text)
+    return text
 
 
 def truncate(text: str, limit: int) -> str:
