@@ -331,6 +331,35 @@ def source_health(engine: Engine) -> list[dict[str, Any]]:
         ]
 
 
+@main.command()
+@click.argument("story_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.pass_context
+def explain(ctx: click.Context, story_id: int, as_json: bool) -> None:
+    """Why a story holds its entries: each entry's matching rule and score, and its voice."""
+    from aggregator.explain import explain_story
+
+    config = _load(ctx)
+    reasons = explain_story(open_database(), config.site.base_url, story_id)
+    if reasons is None:
+        click.echo(f"caulbart explain: no story {story_id}", err=True)
+        ctx.exit(1)
+        return
+    if as_json:
+        click.echo(json.dumps(reasons.as_dict(), ensure_ascii=False))
+        return
+    click.echo(f"story {reasons.story_id}: {reasons.title}")
+    click.echo(f"  {reasons.url}")
+    click.echo(f"  voice: {reasons.voice}")
+    for entry in reasons.entries:
+        marker = "*" if entry.voice else "-"
+        click.echo(
+            f"{marker} entry {entry.entry_id} [{entry.source}, {entry.agency}] {entry.title}"
+        )
+        click.echo(f"    {entry.published}  {entry.link or '(no link)'}")
+        click.echo(f"    {entry.reason}")
+
+
 # --- unpublish (issue 6: withdrawals) -------------------------------------------------------
 
 

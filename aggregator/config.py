@@ -63,6 +63,7 @@ DEFAULT_KEYS = {
     "concurrency",
     "per_host",
     "host_spacing",
+    "dedup_window",
 }
 SOURCE_KEYS = {
     "id",
@@ -304,6 +305,7 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
         "min_interval": "duration",
         "max_interval": "duration",
         "host_spacing": "duration",
+        "dedup_window": "duration",
         "timeout": "duration",
         "max_bytes": "size",
         "max_entries": "positive",

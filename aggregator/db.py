@@ -101,14 +101,18 @@ def _raw_sqlite(connection: Any, statement: str) -> list[Any]:
 def serialise(session: Session, *names: str) -> None:
     """Hold transaction-scoped locks named `names` on PostgreSQL (SQLite has one writer anyway).
 
-    Taken in sorted order, so two transactions asking for overlapping names queue, never deadlock.
+    Taken in sorted order, so two transactions asking for overlapping names queue, never deadlock;
+    all in one statement, since a batch of items may match on a few thousand names.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or not names:
         return
-    for name in sorted(set(names)):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
-        )
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0))) "
+            "FROM unnest(CAST(:names AS text[])) AS name"
+        ),
+        {"names": sorted(set(names))},
+    )
 
 
 def insert_missing(

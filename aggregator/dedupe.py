@@ -1,35 +1,204 @@
-"""Which Story an Item belongs to, and which of a story's entries speaks for it.
+"""Which Story an Item belongs to, why, and which of a story's entries speaks for it.
 
-This issue's matching is exact (same canonical link, or same normalised text); fuzzy matching
-plugs in behind `find_story_id` without changing its callers.
+Pure functions of their inputs; the store runs the lookups. An item joins a story on the same
+canonical link, the same text, or near-duplicate text. Near-duplicates are found with MinHash
+band keys (LSH) kept in the database, so every worker shares one index, and are then confirmed
+on the real word shingles: Jaccard for two tellings of the same length, containment for a
+summary beside its full text. When in doubt, the item starts a story of its own.
 """
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import re
+import unicodedata
+import zlib
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+import numpy as np
+from datasketch import MinHash
 
-from aggregator.models import Entry
 from aggregator.types import Item
 
+# Word 3-grams: long enough that two different articles share almost none by chance, short enough
+# that cut or reordered paragraphs keep most of them.
+SHINGLE_WORDS = 3
+# The openings of a telling (headline + its first words) are indexed besides the whole, so a
+# summary-only item, or a copy cut short, finds the full text whose opening it repeats: MinHash
+# estimates Jaccard, and a short text is only similar to a long one's opening of like length.
+OPENING_WORDS = (25, 50, 100)
+# MinHash permutations, split into bands of rows: two texts become candidates when one band is
+# equal. 20 bands of 3 rows: P(candidate) is 0.93 at Jaccard 0.5 and 0.27 at 0.2.
+BANDS = 20
+ROWS = 3
+# Below this many shingles a text says too little to be matched on anything but link or hash.
+MIN_SHINGLES = 12
+# Confirmation thresholds on the exact shingle sets (precision first: bench/dedup_eval.py).
+NEAR_JACCARD = 0.5
+CONTAINED = 0.75
+SUPPORTED_JACCARD = 0.3
+SUPPORTING_HEADLINE = 0.5
+# Candidates (by shared band keys) confirmed per item: the best few are enough.
+CANDIDATES = 8
 
-def find_story_id(session: Session, item: Item) -> int | None:
-    """The stored story telling the same news as `item`, if an exact match exists."""
-    conditions = []
-    if item.link:
-        conditions.append(Entry.link == item.link)
-    if item.text_hash:
-        conditions.append(Entry.text_hash == item.text_hash)
-    if not conditions:
+# Wire re-send markers at the start of a headline: "UPDATE 2-", "REFILE-", "CORRECTED-", "RPT-".
+RESEND_MARKER = re.compile(
+    r"^\s*(?:(?:UPDATE|WRAPUP|REFILE|CORRECTED|CORRECTION|RPT|REPEAT|RECASTS?|ADVISORY)"
+    r"(?:\s*\d+)?\s*[-:–—]\s*)+",
+    re.IGNORECASE,
+)
+# "LONDON (Reuters) - ", "PARIS, Nov 24 (AFP) -- ": an agency's dateline, not the story's words.
+DATELINE = re.compile(r"^[A-Z][A-Za-z0-9 .,'/-]{1,60}?\([^)]{1,40}\)\s*[-–—:]+\s*")
+WORD = re.compile(r"\w+")
+
+
+class Rule(enum.StrEnum):
+    """Why an entry is in its story (stored with the entry, shown by `caulbart explain`)."""
+
+    NEW = "new"  # it started the story
+    LINK = "link"  # same canonical link as an entry of the story
+    TEXT = "text"  # same headline and text, word for word
+    NEAR = "near"  # near-duplicate text (shingle Jaccard)
+    CONTAINED = "contained"  # one telling contains the other (summary beside full text)
+    HEADLINE = "headline"  # similar text backed by a similar headline
+    UPDATE = "update"  # a newer version from the same source (an "UPDATE 2-" re-send)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What near-duplicate matching knows of a text: its shingles and their LSH band keys."""
+
+    shingles: frozenset[int]
+    bands: tuple[int, ...]
+
+    def to_bytes(self) -> bytes:
+        return array("I", sorted(self.shingles)).tobytes()
+
+
+@dataclass(frozen=True)
+class Telling:
+    """A stored entry as a candidate: enough to confirm a match and to name the rule."""
+
+    entry_id: int
+    story_id: int
+    source_id: str
+    title: str
+    shingles: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: Rule
+    score: float
+
+
+def words(text: str) -> list[str]:
+    """Case-, accent- and punctuation-free words, without a leading agency dateline."""
+    text = DATELINE.sub("", text.strip(), count=1)
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return WORD.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
+
+
+def shingles(tokens: list[str]) -> frozenset[int]:
+    """32-bit hashes of the word 3-grams (crc32: stable across processes, unlike hash())."""
+    if len(tokens) < SHINGLE_WORDS:
+        return frozenset()
+    return frozenset(
+        zlib.crc32(" ".join(tokens[i : i + SHINGLE_WORDS]).encode())
+        for i in range(len(tokens) - SHINGLE_WORDS + 1)
+    )
+
+
+def shingles_from_bytes(data: bytes | None) -> frozenset[int]:
+    if not data:
+        return frozenset()
+    stored = array("I")
+    stored.frombytes(data)
+    return frozenset(stored)
+
+
+def fingerprint(item: Item) -> Fingerprint | None:
+    """Shingles of headline + text, and band keys of the whole and its openings; None if short."""
+    title = words(wire_headline(item.title))
+    body = words(item.body_text)
+    whole = shingles(title + body)
+    if len(whole) < MIN_SHINGLES:
         return None
-    statement = select(Entry.story_id).where(or_(*conditions)).order_by(Entry.id).limit(1)
-    return session.scalars(statement).first()
+    openings = [shingles(title + body[:n]) for n in OPENING_WORDS if n < len(body)]
+    keys = {key for part in (whole, *openings) for key in band_keys(part)}
+    return Fingerprint(whole, tuple(sorted(keys)))
 
 
-def match_keys(item: Item) -> list[str]:
+def band_keys(values: frozenset[int]) -> list[int]:
+    """LSH band keys of a shingle set, signed 64-bit: equal keys mean an equal band of MinHash.
+
+    The same permutations serve every text and opening, so a summary's whole text meets the
+    opening of the full text it summarises.
+    """
+    signature = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int)
+    signature.update_batch(sorted(values))
+    rows = np.asarray(signature.hashvalues, dtype=np.uint64)
+    keys = []
+    for band in range(BANDS):
+        material = band.to_bytes(2, "big") + rows[band * ROWS : (band + 1) * ROWS].tobytes()
+        digest = hashlib.blake2b(material, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "big", signed=True))
+    return keys
+
+
+def wire_headline(title: str) -> str:
+    """The headline without wire re-send markers: "UPDATE 2-Oil rises" is "Oil rises"."""
+    stripped = RESEND_MARKER.sub("", title)
+    return stripped.strip() or title
+
+
+def headline_similarity(a: str, b: str) -> float:
+    """Jaccard of the two headlines' words, markers left out."""
+    left, right = set(words(wire_headline(a))), set(words(wire_headline(b)))
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+def judge(item: Item, print_: Fingerprint, telling: Telling) -> Verdict | None:
+    """Confirm a candidate on the real shingles; None unless it is clearly the same news."""
+    other = telling.shingles
+    shared = len(print_.shingles & other)
+    if shared < MIN_SHINGLES:
+        return None
+    jaccard = shared / len(print_.shingles | other)
+    if jaccard >= NEAR_JACCARD:
+        return Verdict(Rule.NEAR, round(jaccard, 3))
+    containment = shared / min(len(print_.shingles), len(other))
+    if containment >= CONTAINED:
+        return Verdict(Rule.CONTAINED, round(containment, 3))
+    headline = headline_similarity(item.title, telling.title)
+    if jaccard >= SUPPORTED_JACCARD and headline >= SUPPORTING_HEADLINE:
+        return Verdict(Rule.HEADLINE, round(jaccard, 3))
+    return None
+
+
+def best_verdict(
+    item: Item, print_: Fingerprint, tellings: Iterable[Telling]
+) -> tuple[Telling, Verdict] | None:
+    """The candidate most surely telling the same news, if any is confirmed.
+
+    Like texts (Jaccard) before a text inside another (containment), before a headline's support.
+    """
+    confirmed = [(t, v) for t in tellings if (v := judge(item, print_, t)) is not None]
+    if not confirmed:
+        return None
+    strength = {Rule.NEAR: 2, Rule.CONTAINED: 1, Rule.HEADLINE: 0}
+    return max(
+        confirmed, key=lambda pair: (strength[pair[1].rule], pair[1].score, -pair[0].entry_id)
+    )
+
+
+def match_keys(item: Item, print_: Fingerprint | None) -> list[str]:
     """The keys two concurrent transactions would both match this item on.
 
     The store locks them before looking for the item's story, so two workers storing the same news
@@ -40,6 +209,8 @@ def match_keys(item: Item) -> list[str]:
         keys.append(f"link:{item.link}")
     if item.text_hash:
         keys.append(f"text:{item.text_hash}")
+    if print_ is not None:
+        keys += [f"band:{band}" for band in print_.bands]
     return keys
 
 
@@ -51,10 +222,14 @@ class Candidate:
     priority: int
     has_full_text: bool
     published: datetime
+    # A newer version from the same source replaced this one ("UPDATE 2-").
+    superseded: bool = False
 
 
 def best_entry(candidates: list[Candidate]) -> Candidate:
-    """Editors' priority first, then full text over summary, then the earliest telling."""
-    return min(
-        candidates, key=lambda c: (-c.priority, not c.has_full_text, c.published, c.entry_id)
-    )
+    """Editors' priority first, then full text over summary, then the earliest telling.
+
+    A version its own source has since re-sent does not speak for the story: the re-send does.
+    """
+    current = [c for c in candidates if not c.superseded] or candidates
+    return min(current, key=lambda c: (-c.priority, not c.has_full_text, c.published, c.entry_id))

@@ -39,6 +39,10 @@ MAX_CATEGORIES = 30
 FUTURE_TOLERANCE_SECONDS = 10 * 60
 # Exact text matching joins stories only when the body has at least this many words.
 MIN_WORDS_FOR_TEXT_MATCH = 12
+# Near-duplicates are looked for among entries published this close in time (feeds.yaml
+# defaults.dedup_window): wire re-sends and other agencies' tellings come within hours, and a
+# bounded window keeps the cost of a lookup the same however large the archive grows.
+DEDUP_WINDOW = 72 * 60 * 60
 
 # Publishing. Stories per feed document: enough for a day of a busy section, small enough that a
 # poll stays a few hundred KB; older stories are reached through RFC 5005 pages and archives.

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -169,9 +171,32 @@ class Entry(Base):
     updated: Mapped[datetime] = mapped_column(UTCDateTime)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Sorted 32-bit hashes of the headline + text word 3-grams: what near-duplicates are
+    # confirmed on. None when the text is too short to be matched on its words.
+    shingles: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Why the entry is in its story (dedupe.Rule), how sure, and the entry it was matched with;
+    # None for entries stored before explanations were kept.
+    match_rule: Mapped[str | None] = mapped_column(String(16))
+    match_score: Mapped[float | None] = mapped_column(Float)
+    matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id"))
 
     source: Mapped[Source] = relationship(back_populates="entries")
     story: Mapped[Story] = relationship(back_populates="entries")
+    matched_entry: Mapped[Entry | None] = relationship(remote_side=[id])
+
+
+class EntryBand(Base):
+    """One LSH band key of an entry's text: the shared near-duplicate index of every worker.
+
+    The primary key is the lookup: a band key, then the time window, so finding candidates costs
+    the same with a thousand stories stored or a million.
+    """
+
+    __tablename__ = "entry_bands"
+
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    published: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
 
 
 class Tag(Base):

@@ -276,6 +276,7 @@ def normalise_entry(raw: RawEntry, *, now: datetime) -> Item | None:
         else None,
         content_hash=content_hash,
         has_full_text=bool(raw.content) and len(body_text) > len(summary_text),
+        body_text=body_text,
     )
 
 

@@ -148,7 +148,9 @@ def ingest_result(
     def store_source(session: Session) -> tuple[store.SaveCounts, tag_index.RelatedLists]:
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
-        counts = store.save_items(session, source, stories, now)
+        counts = store.save_items(
+            session, source, stories, now, dedup_window=config.defaults.dedup_window
+        )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
         related = tag_index.update_stories(session, counts.story_ids, config.tags)
         error = result.error if result.status is not FetchStatus.OK else None

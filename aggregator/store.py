@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator import dedupe
+from aggregator import dedupe, limits
 from aggregator.db import insert_missing, serialise
-from aggregator.models import Entry, Host, Source, Story
+from aggregator.models import Entry, EntryBand, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import Config, FetchResult, FetchStatus, Item, SourceConfig
 
@@ -223,60 +223,204 @@ class SaveCounts:
     story_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class Match:
+    """The stored or just-placed telling an item was matched with, and why."""
+
+    entry: Entry
+    verdict: dedupe.Verdict
+
+
 def save_items(
-    session: Session, source: Source, items: Sequence[Item], now: datetime
+    session: Session,
+    source: Source,
+    items: Sequence[Item],
+    now: datetime,
+    *,
+    dedup_window: int = limits.DEDUP_WINDOW,
 ) -> SaveCounts:
     """Store a source's items: new ones as entries (joining or making stories), edits in place."""
+    window = timedelta(seconds=dedup_window)
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
-    _lock_stories_to_touch(session, items, existing)
+    fresh = [item for item in items if item.guid not in existing]
+    prints = {item.guid: dedupe.fingerprint(item) for item in fresh}
+    # Lock what this batch matches on before looking, so two workers storing the same news at
+    # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
+    serialise(session, *(k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
+    stored = {item.guid: _stored_match(session, item, prints[item.guid], window) for item in fresh}
+    edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
+    _lock_stories(
+        session,
+        {m.entry.story_id for m in stored.values() if m} | {e.story_id for e in edited},
+    )
+    placed = _BatchIndex(window)
+    reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
     touched: dict[int, Story] = {}
     new = updated = unchanged = 0
     for item in items:
         entry = existing.get(item.guid)
         if entry is None:
-            story = _story_for(session, item, source, now)
-            entry = Entry(source_id=source.id, guid=item.guid, story=story, first_seen_at=now)
-            _copy_item(entry, item, now)
+            print_ = prints[item.guid]
+            match = stored[item.guid] or placed.match(item, print_)
+            entry = Entry(source_id=source.id, guid=item.guid, first_seen_at=now)
+            _copy_item(entry, item, print_, now)
+            _explain(entry, item, match)
+            entry.story = match.entry.story if match else _new_story(item, source, now)
+            entry.story.updated = max(entry.story.updated, now)
             session.add(entry)
             existing[item.guid] = entry
-            touched[id(story)] = story
+            placed.add(entry, item, print_)
+            reindexed.append((entry, print_))
             new += 1
         elif entry.content_hash != item.content_hash:
-            _copy_item(entry, item, now)
+            print_ = dedupe.fingerprint(item)
+            _copy_item(entry, item, print_, now)
             entry.story.updated = max(entry.story.updated, now)
-            touched[id(entry.story)] = entry.story
+            reindexed.append((entry, print_))
             updated += 1
         else:
             unchanged += 1
+            continue
+        touched[id(entry.story)] = entry.story
     session.flush()
+    _index_bands(session, reindexed)
     for story in touched.values():
         refresh_story(session, story)
     story_ids = tuple(story.id for story in touched.values())
     return SaveCounts(new=new, updated=updated, unchanged=unchanged, story_ids=story_ids)
 
 
-def _lock_stories_to_touch(
-    session: Session, items: Sequence[Item], existing: dict[str, Entry]
-) -> None:
-    """Lock the match keys of new items, then every stored story this batch will change.
+def _stored_match(
+    session: Session, item: Item, print_: dedupe.Fingerprint | None, window: timedelta
+) -> Match | None:
+    """The stored telling of the same news: same link or text, else a confirmed near-duplicate."""
+    exact = _exact_match(session, item)
+    if exact is not None or print_ is None:
+        return exact
+    shared = func.count().label("shared")
+    candidates = session.execute(
+        select(EntryBand.entry_id, shared)
+        .where(
+            EntryBand.band.in_(print_.bands),
+            EntryBand.published.between(item.published - window, item.published + window),
+        )
+        .group_by(EntryBand.entry_id)
+        .order_by(shared.desc(), EntryBand.entry_id)
+        .limit(dedupe.CANDIDATES)
+    ).all()
+    if not candidates:
+        return None
+    rows = session.execute(
+        select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
+            Entry.id.in_([entry_id for entry_id, _ in candidates])
+        )
+    ).all()
+    tellings = [
+        dedupe.Telling(
+            row.id, row.story_id, row.source_id, row.title, dedupe.shingles_from_bytes(row.shingles)
+        )
+        for row in rows
+    ]
+    best = dedupe.best_verdict(item, print_, tellings)
+    if best is None:
+        return None
+    telling, verdict = best
+    return Match(session.get_one(Entry, telling.entry_id), verdict)
 
-    Both in sorted order: concurrent workers storing the same news queue instead of deadlocking
-    or making two stories of it (PostgreSQL; SQLite has one writer and needs none of this).
-    """
-    if session.get_bind().dialect.name != "postgresql":
+
+def _exact_match(session: Session, item: Item) -> Match | None:
+    conditions = []
+    if item.link:
+        conditions.append(Entry.link == item.link)
+    if item.text_hash:
+        conditions.append(Entry.text_hash == item.text_hash)
+    if not conditions:
+        return None
+    entry = session.scalars(
+        select(Entry).where(or_(*conditions)).order_by(Entry.id).limit(1)
+    ).first()
+    if entry is None:
+        return None
+    rule = dedupe.Rule.LINK if item.link and entry.link == item.link else dedupe.Rule.TEXT
+    return Match(entry, dedupe.Verdict(rule, 1.0))
+
+
+class _BatchIndex:
+    """This batch's new entries, matched in memory: a feed may carry a story and its re-send."""
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+        self.placed: list[tuple[Entry, Item, dedupe.Fingerprint | None]] = []
+        self.by_key: dict[object, list[int]] = {}
+
+    def add(self, entry: Entry, item: Item, print_: dedupe.Fingerprint | None) -> None:
+        position = len(self.placed)
+        self.placed.append((entry, item, print_))
+        for key in self._keys(item, print_):
+            self.by_key.setdefault(key, []).append(position)
+
+    @staticmethod
+    def _keys(item: Item, print_: dedupe.Fingerprint | None) -> list[object]:
+        keys: list[object] = [("link", item.link), ("text", item.text_hash)]
+        return keys + list(print_.bands if print_ else ())
+
+    def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
+        for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
+            positions = self.by_key.get((rule.value, key)) if key else None
+            if positions:
+                return Match(self.placed[positions[0]][0], dedupe.Verdict(rule, 1.0))
+        if print_ is None:
+            return None
+        near = {p for band in print_.bands for p in self.by_key.get(band, ())}
+        tellings = []
+        for position in sorted(near):
+            entry, other, other_print = self.placed[position]
+            if other_print is None or abs(other.published - item.published) > self.window:
+                continue
+            tellings.append(
+                dedupe.Telling(position, 0, entry.source_id, other.title, other_print.shingles)
+            )
+        best = dedupe.best_verdict(item, print_, tellings)
+        if best is None:
+            return None
+        return Match(self.placed[best[0].entry_id][0], best[1])
+
+
+def _explain(entry: Entry, item: Item, match: Match | None) -> None:
+    """Record why the entry is in its story; a newer telling from the same source is an update."""
+    if match is None:
+        entry.match_rule = dedupe.Rule.NEW.value
         return
-    fresh = [item for item in items if item.guid not in existing]
-    serialise(session, *(key for item in fresh for key in dedupe.match_keys(item)))
-    ids: set[int] = set()
-    for item in items:
-        entry = existing.get(item.guid)
-        if entry is None:
-            match = dedupe.find_story_id(session, item)
-            if match is not None:
-                ids.add(match)
-        elif entry.content_hash != item.content_hash:
-            ids.add(entry.story_id)
-    lock_stories(session, ids)
+    rule = match.verdict.rule
+    if match.entry.source_id == entry.source_id and item.published >= match.entry.published:
+        rule = dedupe.Rule.UPDATE
+    entry.match_rule = rule.value
+    entry.match_score = match.verdict.score
+    entry.matched_entry = match.entry
+
+
+def _index_bands(session: Session, entries: list[tuple[Entry, dedupe.Fingerprint | None]]) -> None:
+    """Replace the band keys of new and edited entries in one statement (ids exist after flush)."""
+    if not entries:
+        return
+    ids = [entry.id for entry, _ in entries]
+    for start in range(0, len(ids), IN_CHUNK):
+        session.execute(
+            delete(EntryBand).where(EntryBand.entry_id.in_(ids[start : start + IN_CHUNK]))
+        )
+    rows = [
+        {"band": band, "published": entry.published, "entry_id": entry.id}
+        for entry, print_ in entries
+        if print_ is not None
+        for band in set(print_.bands)
+    ]
+    if rows:
+        session.execute(insert(EntryBand), rows)
+
+
+def _lock_stories(session: Session, story_ids: set[int]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        lock_stories(session, story_ids)
 
 
 def lock_stories(session: Session, story_ids: Iterable[int]) -> None:
@@ -301,16 +445,10 @@ def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict
     return found
 
 
-def _story_for(session: Session, item: Item, source: Source, now: datetime) -> Story:
-    story_id = dedupe.find_story_id(session, item)
-    if story_id is not None:
-        story = session.get(Story, story_id)
-        if story is not None:
-            story.updated = max(story.updated, now)
-            return story
-    story = Story(
-        slug=slugify(item.title),
-        title=item.title,
+def _new_story(item: Item, source: Source, now: datetime) -> Story:
+    return Story(
+        slug=slugify(dedupe.wire_headline(item.title)),
+        title=dedupe.wire_headline(item.title),
         lede=item.lede,
         body_html=item.body_html,
         section=source.section,
@@ -321,11 +459,9 @@ def _story_for(session: Session, item: Item, source: Source, now: datetime) -> S
         updated=item.updated,
         created_at=now,
     )
-    session.add(story)
-    return story
 
 
-def _copy_item(entry: Entry, item: Item, now: datetime) -> None:
+def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now: datetime) -> None:
     entry.link = item.link
     entry.title = item.title
     entry.lede = item.lede
@@ -338,6 +474,7 @@ def _copy_item(entry: Entry, item: Item, now: datetime) -> None:
     entry.has_full_text = item.has_full_text
     entry.text_hash = item.text_hash
     entry.content_hash = item.content_hash
+    entry.shingles = print_.to_bytes() if print_ else None
     entry.published = item.published
     entry.updated = item.updated
     entry.changed_at = now
@@ -353,16 +490,26 @@ def refresh_story(session: Session, story: Story) -> None:
     if not rows:
         return
     entries = {entry.id: entry for entry, _ in rows}
+    # Each source's latest telling is its current one; earlier ones were re-sent since.
+    latest: dict[str, int] = {}
+    for entry in sorted(entries.values(), key=lambda e: (e.published, e.id)):
+        latest[entry.source_id] = entry.id
     best = dedupe.best_entry(
         [
-            dedupe.Candidate(entry.id, priority, entry.has_full_text, entry.published)
+            dedupe.Candidate(
+                entry.id,
+                priority,
+                entry.has_full_text,
+                entry.published,
+                superseded=latest[entry.source_id] != entry.id,
+            )
             for entry, priority in rows
         ]
     )
     chosen = entries[best.entry_id]
     story.best_entry_id = chosen.id
-    story.title = chosen.title
-    story.slug = slugify(chosen.title)
+    story.title = dedupe.wire_headline(chosen.title)
+    story.slug = slugify(story.title)
     story.lede = chosen.lede
     story.body_html = chosen.body_html
     story.image_url = chosen.image_url

@@ -43,6 +43,8 @@ class Defaults:
     host_spacing: int = limits.HOST_SPACING
     # `interval: auto` site-wide: sources without their own interval follow their posting rate.
     adaptive: bool = False
+    # Seconds apart two entries may be published and still be matched as near-duplicates.
+    dedup_window: int = limits.DEDUP_WINDOW
 
     @property
     def lease(self) -> int:
@@ -203,6 +205,8 @@ class Item:
     # Hash of everything stored for the entry: a change means the entry was edited.
     content_hash: str
     has_full_text: bool
+    # The body as plain text: what near-duplicate matching compares.
+    body_text: str = ""
 
 
 # --- store ----------------------------------------------------------------------------------

@@ -352,3 +352,47 @@ def test_workers_storing_the_same_stories_at_once_lose_nothing(
     stories = [json.loads(line) for line in exported.stdout.splitlines()]
     assert len(stories) == 10
     assert all(len(story["entries"]) == 20 for story in stories)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_workers_storing_tellings_of_the_same_news_at_once_make_one_story_each(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    """12 agencies tell the same 6 articles in their own words and links: only near-duplicate
+    matching joins them, and 4 workers storing them at once must still make 6 stories."""
+    with corpus_path("news", "articles.csv").open(encoding="utf-8") as handle:
+        articles = [row for row in csv.DictReader(handle) if row["category"] == "tech"][:6]
+    sources = []
+    for agency in range(12):
+        items = []
+        for number, row in enumerate(articles):
+            paragraphs = [p for p in row["body"].split("\n\n") if p.strip()]
+            paragraphs[0] = f"LONDON (Agency {agency}) - {paragraphs[0]}"
+            if agency % 2:
+                paragraphs = [p.replace(" said", " says") for p in paragraphs[:-1]]
+            body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            items.append(
+                f"<item><guid>a{agency}-{number}</guid><title>{html.escape(row['title'])} "
+                f"({agency})</title><link>https://a{agency}.example/{number}</link>"
+                f"<description>{html.escape(body)}</description></item>"
+            )
+        feed = (
+            f"<rss version='2.0'><channel><title>a{agency}</title>{''.join(items)}</channel></rss>"
+        )
+        url = feed_server.add(f"/a{agency}.rss", feed)
+        sources.append({"id": f"a{agency:02d}", "url": url, "interval": "1h"})
+    write_feeds_yaml(caulbart.config, sources, defaults={**FAST, "concurrency": 4})
+    assert caulbart("status").returncode == 0
+    workers = [Process(caulbart, "worker", "--tick", "0.25", name=f"w{i}") for i in range(4)]
+    processes.extend(workers)
+    wait_until(
+        lambda: sum(int(r["entries"]) for r in status(caulbart).values()) == 72,  # type: ignore[call-overload]
+        timeout=90,
+        what="all 72 entries stored",
+    )
+    for worker in workers:
+        assert worker.stop() == 0
+    logs = "".join(worker.log for worker in workers)
+    assert "store failed" not in logs, logs[-3000:]
+    stories = [json.loads(line) for line in caulbart("export").stdout.splitlines()]
+    assert sorted(len(story["entries"]) for story in stories) == [12] * 6

@@ -1,0 +1,120 @@
+"""Why a story holds the entries it holds: `caulbart explain STORY_ID`.
+
+Read-only. Each entry's rule and score were stored when it was matched (dedupe.Rule), so the
+explanation is the decision that was taken, not a recomputation under today's thresholds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from aggregator import dedupe
+from aggregator.db import session_factory
+from aggregator.models import Entry, Source, Story
+from aggregator.permalinks import iso_utc, story_url
+
+RULE_TEXT = {
+    dedupe.Rule.NEW: "started the story",
+    dedupe.Rule.LINK: "same canonical link as entry {matched}",
+    dedupe.Rule.TEXT: "same headline and text as entry {matched}",
+    dedupe.Rule.NEAR: "near-duplicate text of entry {matched} (shingle Jaccard {score})",
+    dedupe.Rule.CONTAINED: "one telling contains the other, entry {matched} (containment {score})",
+    dedupe.Rule.HEADLINE: "similar text (Jaccard {score}) and headline to entry {matched}",
+    dedupe.Rule.UPDATE: "newer version from the same source of entry {matched} (score {score})",
+}
+
+
+@dataclass(frozen=True)
+class EntryReason:
+    entry_id: int
+    source: str
+    agency: str
+    title: str
+    link: str | None
+    published: str
+    has_full_text: bool
+    rule: str | None
+    score: float | None
+    matched_entry_id: int | None
+    reason: str
+    voice: bool
+
+
+@dataclass(frozen=True)
+class StoryReasons:
+    story_id: int
+    title: str
+    url: str
+    voice: str
+    entries: tuple[EntryReason, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def explain_story(engine: Engine, base_url: str, story_id: int) -> StoryReasons | None:
+    """The story's entries in the order they were seen, each with why it joined; None if absent."""
+    with session_factory(engine)() as session:
+        story = session.get(Story, story_id)
+        if story is None:
+            return None
+        rows = session.execute(
+            select(Entry, Source)
+            .join(Source, Source.id == Entry.source_id)
+            .where(Entry.story_id == story_id)
+            .order_by(Entry.id)
+        ).all()
+        reasons = tuple(_entry_reason(entry, source, story.best_entry_id) for entry, source in rows)
+        return StoryReasons(
+            story_id=story.id,
+            title=story.title,
+            url=story_url(base_url, story.id, story.slug, story.published),
+            voice=_voice_reason([(entry, source) for entry, source in rows], story.best_entry_id),
+            entries=reasons,
+        )
+
+
+def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryReason:
+    if entry.match_rule is None:
+        reason = "stored before match explanations were kept"
+    else:
+        score = f"{entry.match_score:.3f}" if entry.match_score is not None else "-"
+        template = RULE_TEXT[dedupe.Rule(entry.match_rule)]
+        reason = template.format(matched=entry.matched_entry_id, score=score)
+    return EntryReason(
+        entry_id=entry.id,
+        source=source.id,
+        agency=source.agency,
+        title=entry.title,
+        link=entry.link,
+        published=iso_utc(entry.published),
+        has_full_text=entry.has_full_text,
+        rule=entry.match_rule,
+        score=entry.match_score,
+        matched_entry_id=entry.matched_entry_id,
+        reason=reason,
+        voice=entry.id == voice_id,
+    )
+
+
+def _voice_reason(rows: list[tuple[Entry, Source]], voice_id: int | None) -> str:
+    """Which step of dedupe.best_entry made the voice win: priority, full text, or time."""
+    voice = next(((e, s) for e, s in rows if e.id == voice_id), None)
+    if voice is None:
+        return "no entry chosen yet"
+    entry, source = voice
+    latest: dict[str, int] = {}
+    for other, _ in sorted(rows, key=lambda pair: (pair[0].published, pair[0].id)):
+        latest[other.source_id] = other.id
+    rivals = [(e, s) for e, s in rows if e.id != entry.id and latest[e.source_id] == e.id]
+    if not rivals:
+        return f"entry {entry.id}: the only current telling"
+    if source.priority > max(s.priority for _, s in rivals):
+        return f"entry {entry.id}: highest editor priority ({source.priority})"
+    peers = [e for e, s in rivals if s.priority == source.priority]
+    if entry.has_full_text and not any(e.has_full_text for e in peers):
+        return f"entry {entry.id}: full text, where the others are summaries"
+    return f"entry {entry.id}: the earliest telling among equals"
