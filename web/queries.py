@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, select
+from sqlalchemy.orm import Session
 
 from aggregator import tag_index
 from aggregator.db import session_factory
-from aggregator.models import Source, Story
-from aggregator.permalinks import story_url
+from aggregator.models import Entry, Source, Story, StoryTag, Tag
+from aggregator.permalinks import story_path, story_url
 from aggregator.publish import PublishedStory, load_stories
 from aggregator.types import SiteConfig
 
@@ -44,6 +47,11 @@ class RelatedLink:
     title: str
     url: str
 
+    @property
+    def path(self) -> str:
+        """The link within the site, whichever host the site is reached on."""
+        return urlsplit(self.url).path
+
 
 def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[RelatedLink]:
     """The story's kept related posts, most related first; withdrawn stories left out."""
@@ -61,4 +69,188 @@ def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[Relat
             )
             for story in (stories.get(i) for i in ids)
             if story is not None
+        ]
+
+
+# --- listings -------------------------------------------------------------------------------
+# Every listing is newest first through the index on stories.published (or the tag index), and
+# fetches one row more than a page instead of counting, so a page costs the same at any size.
+
+
+@dataclass(frozen=True)
+class StoryCard:
+    """A story as listings show it: no body, no image (those carry the source's terms)."""
+
+    id: int
+    title: str
+    lede: str
+    section: str
+    published: datetime
+    updated: datetime
+    path: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    cards: tuple[StoryCard, ...]
+    page: int
+    has_next: bool
+
+    @property
+    def last_modified(self) -> datetime | None:
+        return max((card.updated for card in self.cards), default=None)
+
+
+def _card(story: Story) -> StoryCard:
+    return StoryCard(
+        story.id,
+        story.title,
+        story.lede,
+        story.section,
+        story.published,
+        max(story.updated, story.published),
+        story_path(story.id, story.slug, story.published),
+    )
+
+
+def _listing(
+    session: Session, where: list[ColumnElement[bool]], page: int, per_page: int
+) -> Listing:
+    rows = list(
+        session.scalars(
+            select(Story)
+            .where(Story.withdrawn_at.is_(None), *where)
+            .order_by(Story.published.desc(), Story.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return Listing(tuple(_card(s) for s in rows[:per_page]), page, len(rows) > per_page)
+
+
+def latest_stories(engine: Engine, page: int, per_page: int, section: str | None = None) -> Listing:
+    """The newest published stories, of one section or all."""
+    where = [] if section is None else [Story.section == section]
+    with session_factory(engine)() as session:
+        return _listing(session, where, page, per_page)
+
+
+def tag_stories(engine: Engine, slug: str, page: int, per_page: int) -> tuple[str, Listing] | None:
+    """The tag's label and its newest stories, or None for an unknown tag."""
+    with session_factory(engine)() as session:
+        tag = session.scalars(select(Tag).where(Tag.slug == slug)).first()
+        if tag is None:
+            return None
+        tagged = select(StoryTag.story_id).where(StoryTag.tag_id == tag.id)
+        return tag.label, _listing(session, [Story.id.in_(tagged)], page, per_page)
+
+
+def source_stories(
+    engine: Engine, source_id: str, page: int, per_page: int
+) -> tuple[SourceLink, Listing] | None:
+    """A source and the newest stories it told (alone or with others), or None."""
+    with session_factory(engine)() as session:
+        source = session.get(Source, source_id)
+        if source is None:
+            return None
+        link = SourceLink(
+            source.id, source.name, source.agency, source.section, source.url, source.feed_title
+        )
+        told = select(Entry.story_id).where(Entry.source_id == source_id)
+        return link, _listing(session, [Story.id.in_(told)], page, per_page)
+
+
+def archive_stories(
+    engine: Engine, start: datetime, end: datetime, page: int, per_page: int
+) -> Listing:
+    """Stories published in [start, end)."""
+    where = [Story.published >= start, Story.published < end]
+    with session_factory(engine)() as session:
+        return _listing(session, where, page, per_page)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    previous: StoryCard | None  # the story published just before
+    next: StoryCard | None  # the story published just after
+
+
+def neighbours(engine: Engine, story_id: int, published: datetime) -> Neighbours:
+    """The stories either side in time (ties broken by id), each one index probe."""
+    with session_factory(engine)() as session:
+        same_moment = Story.published == published
+        before = session.scalars(
+            select(Story)
+            .where(
+                Story.withdrawn_at.is_(None),
+                Story.published <= published,
+                ~(same_moment & (Story.id >= story_id)),
+            )
+            .order_by(Story.published.desc(), Story.id.desc())
+            .limit(1)
+        ).first()
+        after = session.scalars(
+            select(Story)
+            .where(
+                Story.withdrawn_at.is_(None),
+                Story.published >= published,
+                ~(same_moment & (Story.id <= story_id)),
+            )
+            .order_by(Story.published.asc(), Story.id.asc())
+            .limit(1)
+        ).first()
+        return Neighbours(
+            _card(before) if before is not None else None,
+            _card(after) if after is not None else None,
+        )
+
+
+def section_exists(engine: Engine, section: str) -> bool:
+    with session_factory(engine)() as session:
+        configured = select(Source.id).where(Source.section == section).limit(1)
+        if session.scalars(configured).first() is not None:
+            return True
+        return (
+            session.scalars(select(Story.id).where(Story.section == section).limit(1)).first()
+            is not None
+        )
+
+
+def known_sections(engine: Engine) -> list[str]:
+    """Sections of the enabled sources, for the navigation when feeds.yaml names none."""
+    with session_factory(engine)() as session:
+        return sorted(
+            session.scalars(
+                select(Source.section).where(Source.disabled_reason.is_(None)).distinct()
+            )
+        )
+
+
+@dataclass(frozen=True)
+class SitemapStory:
+    path: str
+    title: str
+    language: str | None
+    published: datetime
+    updated: datetime
+
+
+def sitemap_stories(engine: Engine, limit: int) -> list[SitemapStory]:
+    """The newest published stories for /sitemap.xml (a sitemap holds at most 50,000 URLs)."""
+    with session_factory(engine)() as session:
+        rows = session.scalars(
+            select(Story)
+            .where(Story.withdrawn_at.is_(None))
+            .order_by(Story.published.desc(), Story.id.desc())
+            .limit(limit)
+        )
+        return [
+            SitemapStory(
+                story_path(s.id, s.slug, s.published),
+                s.title,
+                s.language,
+                s.published,
+                max(s.updated, s.published),
+            )
+            for s in rows
         ]
