@@ -7,6 +7,8 @@ TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LINTED := $(wildcard aggregator web tests bench)
+# axe-core for the browser tests' accessibility check (npm registry, pinned by the lock file).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 .PHONY: run test check lint format clean
 
@@ -22,13 +24,17 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $@
+
 ## run: install into .venv, then the main job (scheduler + web front) on the embedded SQLite default
 run: $(STAMP)
 	$(BIN)/caulbart check
 	$(BIN)/caulbart run --host $(HOST) --port $(PORT)
 
 ## test: lint, types, then the whole suite on SQLite and the local PostgreSQL
-test: $(TEST_STAMP) check
+test: $(TEST_STAMP) $(AXE) check
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## check: ruff (lint + format) and mypy, clean at every commit

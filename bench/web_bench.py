@@ -1,0 +1,159 @@
+"""Story page and home page render times at 1k and 100k stories: do they stay flat?
+
+    .venv/bin/python bench/web_bench.py [--sizes 1000 100000] [--requests 200]
+
+Each size gets a temporary SQLite database (migrated as in production, search triggers on),
+filled directly through the ORM with stories, their entries from several sources, tags and
+related posts. Pages are requested through the Flask test client (no network), random story
+pages and the home page; prints the median per page and the ratio largest size / smallest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, insert
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from aggregator.db import open_database  # noqa: E402
+from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, Tag  # noqa: E402
+from aggregator.permalinks import story_path  # noqa: E402
+from web import create_app  # noqa: E402
+
+SECTIONS = ("world", "business", "tech", "science", "sport")
+AGENCIES = ("Northwire", "Southwire", "Eastpost", "Westwire", "Bytepost", "Midland")
+TAGS = 2000
+BATCH = 5000
+_TEXT = (
+    "harbour council tunnel orchard festival museum bridge ferry library stadium airport "
+    "vineyard quarry bakery factory hospital railway canal observatory market theatre "
+    "minister engineer farmer teacher announced delayed approved opened closed"
+)
+WORDS = _TEXT.split()
+START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def fill(engine: Engine, size: int, rng: random.Random) -> None:
+    """`size` stories, one to three entries each, three tags and four related posts each."""
+    now = datetime.now(UTC)
+    sources = [
+        {"id": f"src-{i}", "name": f"{agency} {section}", "config_url": f"https://{i}.example/rss",
+         "url": f"https://{i}.example/rss", "host": f"{i}.example", "agency": agency,
+         "section": section, "priority": 0, "interval_seconds": 900, "adaptive": False,
+         "consecutive_errors": 0, "tags": [], "excerpt_only": False, "images": True,
+         "created_at": now}
+        for i, (agency, section) in enumerate((a, s) for a in AGENCIES for s in SECTIONS)
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(Source), sources)
+        connection.execute(
+            insert(Tag),
+            [{"id": t + 1, "slug": f"tag-{t}", "label": f"Tag {t}"} for t in range(TAGS)],
+        )
+    step = timedelta(days=5 * 365) / size
+    entry_id = 0
+    for first in range(0, size, BATCH):
+        stories, entries, tags, related = [], [], [], []
+        for story_id in range(first + 1, min(first + BATCH, size) + 1):
+            words = rng.sample(WORDS, 12)
+            published = START + step * story_id
+            title = " ".join(words[:7]).capitalize()
+            lede = " ".join(words) + "."
+            stories.append(
+                {"id": story_id, "slug": "-".join(words[:7]), "title": title, "lede": lede,
+                 "body_html": f"<p>{lede}</p><p>{' '.join(reversed(words))}.</p>",
+                 "section": SECTIONS[story_id % len(SECTIONS)], "language": "en",
+                 "image_url": f"https://img.example/{story_id}.jpg", "image_credit": "Photo desk",
+                 "terms": words[:5], "published": published, "updated": published,
+                 "created_at": published}
+            )  # fmt: skip
+            for n in range(rng.randint(1, 3)):
+                entry_id += 1
+                source = sources[rng.randrange(len(sources))]
+                entries.append(
+                    {"id": entry_id, "source_id": source["id"], "story_id": story_id,
+                     "guid": f"g{entry_id}", "link": f"https://{n}.example/{entry_id}",
+                     "title": title, "lede": lede, "body_html": f"<p>{lede}</p>", "author": None,
+                     "categories": [], "has_full_text": True, "content_hash": f"{entry_id:x}",
+                     "published": published, "updated": published, "first_seen_at": published,
+                     "changed_at": published}
+                )  # fmt: skip
+            for rank, tag in enumerate(rng.sample(range(1, TAGS + 1), 3)):
+                tags.append({"story_id": story_id, "tag_id": tag, "rank": rank})
+            if story_id > 10:
+                for rank, other in enumerate(rng.sample(range(1, story_id), 4)):
+                    related.append(
+                        {"story_id": story_id, "related_id": other, "rank": rank, "score": 0.5}
+                    )
+        for story in stories:
+            story["best_entry_id"] = None
+        with engine.begin() as connection:
+            connection.execute(insert(Story), stories)
+            connection.execute(insert(Entry), entries)
+            connection.execute(insert(StoryTag), tags)
+            if related:
+                connection.execute(insert(RelatedStory), related)
+
+
+def median_ms(client: FlaskClient, paths: list[str]) -> float:
+    timings = []
+    for path in paths:
+        began = time.perf_counter()
+        response = client.get(path)
+        timings.append((time.perf_counter() - began) * 1000)
+        assert response.status_code == 200, (path, response.status_code)
+    return statistics.median(timings)
+
+
+def measure(size: int, requests: int) -> tuple[float, float]:
+    rng = random.Random(size)
+    with tempfile.TemporaryDirectory() as folder:
+        engine = open_database(f"sqlite:///{folder}/bench.sqlite3")
+        began = time.perf_counter()
+        fill(engine, size, rng)
+        print(f"{size:>7} stories stored in {time.perf_counter() - began:.1f} s", flush=True)
+        app = create_app(engine, {"CAULBART_CONFIG": str(Path(folder) / "none.yaml")})
+        client = app.test_client()
+        ids = [rng.randint(1, size) for _ in range(requests)]
+        with Session(engine) as session:  # the current permalinks: no 301 is timed
+            stories = [session.get_one(Story, story_id) for story_id in ids]
+            paths = [story_path(s.id, s.slug, s.published) for s in stories]
+        median_ms(client, paths[:20])  # warm up templates and caches
+        story_ms = median_ms(client, paths)
+        home_ms = median_ms(client, ["/"] * max(20, requests // 4))
+        app.extensions["caulbart.feeds"].close()
+        engine.dispose()
+    return story_ms, home_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    logging.disable(logging.INFO)
+    results = {size: measure(size, args.requests) for size in args.sizes}
+    print(f"{'stories':>8} {'story page ms':>14} {'home ms':>9}")
+    for size, (story_ms, home_ms) in results.items():
+        print(f"{size:>8} {story_ms:>14.2f} {home_ms:>9.2f}")
+    small, large = results[min(results)], results[max(results)]
+    print(
+        f"ratio {max(results)}/{min(results)}: story page {large[0] / small[0]:.2f}x, "
+        f"home {large[1] / small[1]:.2f}x (flat is close to 1)"
+    )
+
+
+if __name__ == "__main__":
+    main()
