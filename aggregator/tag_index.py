@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from aggregator import tagging
@@ -34,142 +35,222 @@ RelatedLists = dict[int, list[tuple[float, int]]]
 
 
 def update_stories(session: Session, story_ids: Iterable[int], rules: TagRules) -> RelatedLists:
-    """Tag each story and keep its related posts; returns them for `offer_related`."""
-    lists: RelatedLists = {}
+    """Tag each story and keep its related posts; returns them for `offer_related`.
+
+    Works on the whole batch at once (a source's stories, a retag chunk): a fixed number of
+    statements per batch, not per story, is what keeps a first ingest of thousands fast.
+    """
     ordered = sorted(set(story_ids))
+    if not ordered:
+        return {}
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
     lock_stories(session, ordered)
-    stories = [story for i in ordered if (story := session.get(Story, i)) is not None]
-    for story in stories:  # all tagged first, so stories stored together can relate to each other
-        tag_story(session, story, rules)
-    for story in stories:
-        lists[story.id] = relate_story(session, story)
-    return lists
+    stories = [
+        story
+        for chunk in _chunks(ordered)
+        for story in session.scalars(select(Story).where(Story.id.in_(chunk)).order_by(Story.id))
+    ]
+    labels = _choose_labels(session, stories, rules)
+    ids = _tag_ids(session, [label for story in stories for label in labels[story.id]])
+    story_tags = {
+        story.id: list(dict.fromkeys(ids[tagging.tag_slug(label)] for label in labels[story.id]))
+        for story in stories
+    }
+    _replace_story_tags(session, story_tags)
+    # All tagged first, so stories stored together can relate to each other.
+    return _relate(session, stories, story_tags)
 
 
 def offer_related(session: Session, lists: RelatedLists) -> None:
     """Slot each story into its related stories' own lists where it ranks high enough.
 
     Kept out of the source's transaction: it writes other stories' rows, and holding those locks
-    while a whole feed is stored would make concurrent workers wait on each other.
+    while a whole feed is stored would make concurrent workers wait on each other. The result is
+    each list's best RELATED_COUNT of what it held and what was offered.
     """
-    offers = sorted(
-        (other, story_id, score) for story_id, best in lists.items() for score, other in best
-    )
-    for other, story_id, score in offers:  # ascending ids: one lock order for every worker
-        _offer_related(session, other, story_id, score)
+    offers: dict[int, list[tuple[float, int]]] = {}
+    for story_id, best in lists.items():
+        for score, other in best:
+            offers.setdefault(other, []).append((score, story_id))
+    if not offers:
+        return
+    others = sorted(offers)
+    lock_stories(session, others)  # ascending ids: one lock order for every worker
+    current = _related_rows(session, others)
+    changed: dict[int, list[tuple[float, int]]] = {}
+    for other in others:
+        held = current.get(other, [])
+        known = {story for _, story in held}
+        fresh = [(score, story) for score, story in offers[other] if story not in known]
+        ranked = sorted([*held, *fresh], key=lambda pair: (-pair[0], -pair[1]))
+        kept = ranked[: tagging.RELATED_COUNT]
+        if kept != sorted(held, key=lambda pair: (-pair[0], -pair[1])):
+            changed[other] = kept
+    _save_related(session, changed)
 
 
-def tag_story(session: Session, story: Story, rules: TagRules) -> list[str]:
-    """Choose and store the story's tags (best first) and its terms; returns the labels."""
-    rows = session.execute(
-        select(Entry.categories, Source.tags)
-        .join(Source, Source.id == Entry.source_id)
-        .where(Entry.story_id == story.id)
-    ).all()
-    categories = [label for entry_categories, _ in rows for label in entry_categories or ()]
-    source_tags = [label for _, tags in rows for label in tags or ()]
-    text = plain_text(story.body_html) or story.lede
-    labels = tagging.choose_tags(
-        tagging.StoryText(story.title, text, categories, source_tags, story.section), rules
-    )
-    story.terms = tagging.story_terms(story.title, text)
-    _replace_story_tags(session, story.id, _tag_ids(session, labels))
+def _chunks(values: list[int], size: int = 500) -> Iterable[list[int]]:
+    """IN lists below SQLite's and PostgreSQL's parameter limits."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _choose_labels(session: Session, stories: list[Story], rules: TagRules) -> dict[int, list[str]]:
+    """Each story's tags (best first) from its text, its entries' categories and sources' tags;
+    also sets the story's terms."""
+    categories: dict[int, list[str]] = {story.id: [] for story in stories}
+    source_tags: dict[int, list[str]] = {story.id: [] for story in stories}
+    for chunk in _chunks([story.id for story in stories]):
+        for story_id, entry_categories, tags in session.execute(
+            select(Entry.story_id, Entry.categories, Source.tags)
+            .join(Source, Source.id == Entry.source_id)
+            .where(Entry.story_id.in_(chunk))
+            .order_by(Entry.id)
+        ):
+            categories[story_id] += entry_categories or ()
+            source_tags[story_id] += tags or ()
+    labels: dict[int, list[str]] = {}
+    for story in stories:
+        text = plain_text(story.body_html) or story.lede
+        labels[story.id] = tagging.choose_tags(
+            tagging.StoryText(
+                story.title, text, categories[story.id], source_tags[story.id], story.section
+            ),
+            rules,
+        )
+        story.terms = tagging.story_terms(story.title, text)
     return labels
 
 
-def _tag_ids(session: Session, labels: list[str]) -> list[int]:
-    """Tag ids for the labels in order, creating missing tags.
+def _tag_ids(session: Session, labels: list[str]) -> dict[str, int]:
+    """Tag ids by slug for the labels, creating missing tags.
 
     On PostgreSQL new tags are committed at once on a connection of their own: an uncommitted
     new tag would make every worker that meets the same tag wait for this whole transaction.
     """
-    slugs = [tagging.tag_slug(label) for label in labels]
     rows = sorted(
-        ({"slug": slug, "label": label} for slug, label in zip(slugs, labels, strict=True)),
+        {tagging.tag_slug(label): {"slug": tagging.tag_slug(label), "label": label}
+         for label in reversed(labels)}.values(),
         key=lambda row: row["slug"],
-    )
+    )  # fmt: skip
+    if not rows:
+        return {}
     bind = session.get_bind()
-    if bind.dialect.name == "postgresql" and rows:
-        with Session(bind.engine) as side, side.begin():
-            insert_missing(side, Tag, rows, "slug")
-    else:
-        insert_missing(session, Tag, rows, "slug")
-    ids = dict(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(slugs))).all())
-    return [ids[slug] for slug in dict.fromkeys(slugs)]
+    for start in range(0, len(rows), 500):
+        new_rows = rows[start : start + 500]
+        if bind.dialect.name == "postgresql":
+            with Session(bind.engine) as side, side.begin():
+                insert_missing(side, Tag, new_rows, "slug")
+        else:
+            insert_missing(session, Tag, new_rows, "slug")
+    slugs = [row["slug"] for row in rows]
+    ids: dict[str, int] = {}
+    for start in range(0, len(slugs), 500):
+        chunk = slugs[start : start + 500]
+        ids.update(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(chunk))).all())
+    return ids
 
 
-def _replace_story_tags(session: Session, story_id: int, tag_ids: list[int]) -> None:
-    session.execute(delete(StoryTag).where(StoryTag.story_id == story_id))
-    session.add_all(
-        StoryTag(story_id=story_id, tag_id=tag_id, rank=rank) for rank, tag_id in enumerate(tag_ids)
-    )
-    session.flush()
+def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> None:
+    for chunk in _chunks(sorted(story_tags)):
+        session.execute(delete(StoryTag).where(StoryTag.story_id.in_(chunk)))
+    rows = [
+        {"story_id": story_id, "tag_id": tag_id, "rank": rank}
+        for story_id, tag_ids in story_tags.items()
+        for rank, tag_id in enumerate(tag_ids)
+    ]
+    if rows:
+        session.execute(insert(StoryTag), rows)
 
 
-def relate_story(session: Session, story: Story) -> list[tuple[float, int]]:
-    """Keep the story's 5 most related others, as (score, story id), best first."""
-    tag_ids = list(
-        session.scalars(
-            select(StoryTag.tag_id).where(StoryTag.story_id == story.id).order_by(StoryTag.rank)
-        )
-    )
-    candidates = _candidates(session, story, tag_ids)
-    idf = _idf(session, tag_ids)
-    max_weight = sum(idf.values())
-    terms = frozenset(story.terms or ())
-    scored = sorted(
-        (
-            (tagging.related_score(terms, story.published, candidate, idf, max_weight), candidate)
-            for candidate in candidates
-        ),
-        key=lambda pair: (-pair[0], -pair[1].story_id),
-    )
-    best = [(score, c.story_id) for score, c in scored if score > 0][: tagging.RELATED_COUNT]
-    _save_related(session, story.id, best)
-    return best
-
-
-def _candidates(
-    session: Session, story: Story, tag_ids: list[int]
-) -> list[tagging.RelatedCandidate]:
-    """The latest stories of each of the story's tags, and the latest of its section (so a story
-    whose names no other story shares still finds its neighbours by their words)."""
-    ids: set[int] = set()
-    for tag_id in tag_ids:
-        ids.update(
+def _relate(
+    session: Session, stories: list[Story], story_tags: dict[int, list[int]]
+) -> RelatedLists:
+    """Keep each story's 5 most related others, as (score, story id), best first."""
+    all_tags = sorted({tag_id for tag_ids in story_tags.values() for tag_id in tag_ids})
+    latest_by_tag = _latest_by_tag(session, all_tags)
+    latest_by_section = {
+        section: list(
             session.scalars(
-                select(StoryTag.story_id)
-                .where(StoryTag.tag_id == tag_id, StoryTag.story_id != story.id)
-                .order_by(StoryTag.story_id.desc())
-                .limit(CANDIDATES_PER_TAG)
+                select(Story.id)
+                .where(Story.section == section)
+                .order_by(Story.id.desc())
+                .limit(CANDIDATES_PER_SECTION + len(stories))
             )
         )
-    ids.update(
-        session.scalars(
-            select(Story.id)
-            .where(Story.section == story.section, Story.id != story.id)
-            .order_by(Story.id.desc())
-            .limit(CANDIDATES_PER_SECTION)
+        for section in sorted({story.section for story in stories})
+    }
+    wanted: dict[int, set[int]] = {}
+    for story in stories:
+        ids = {c for tag_id in story_tags[story.id] for c in latest_by_tag.get(tag_id, ())}
+        ids.update(latest_by_section[story.section][: CANDIDATES_PER_SECTION + 1])
+        ids.discard(story.id)
+        wanted[story.id] = ids
+    pool = sorted({c for ids in wanted.values() for c in ids})
+    tags_of, facts = _candidate_facts(session, pool, all_tags)
+    idf = _idf(session, all_tags)
+    lists: RelatedLists = {}
+    for story in stories:
+        own = story_tags[story.id]
+        story_idf = {tag_id: idf[tag_id] for tag_id in own}
+        max_weight = sum(story_idf.values())
+        terms = frozenset(story.terms or ())
+        candidates = [
+            tagging.RelatedCandidate(
+                c, frozenset(tags_of.get(c, set()) & set(own)), facts[c][0], facts[c][1]
+            )
+            for c in wanted[story.id]
+            if c in facts
+        ]
+        scored = sorted(
+            (
+                (tagging.related_score(terms, story.published, cand, story_idf, max_weight), cand)
+                for cand in candidates
+            ),
+            key=lambda pair: (-pair[0], -pair[1].story_id),
         )
-    )
-    if not ids:
-        return []
-    shared: dict[int, set[int]] = {candidate: set() for candidate in ids}
-    for candidate, tag_id in session.execute(
-        select(StoryTag.story_id, StoryTag.tag_id).where(
-            StoryTag.story_id.in_(ids), StoryTag.tag_id.in_(tag_ids)
-        )
-    ):
-        shared[candidate].add(tag_id)
-    return [
-        tagging.RelatedCandidate(
-            candidate, frozenset(shared[candidate]), frozenset(terms or ()), published
-        )
-        for candidate, terms, published in session.execute(
-            select(Story.id, Story.terms, Story.published).where(Story.id.in_(ids))
-        )
-    ]
+        lists[story.id] = [(s, c.story_id) for s, c in scored if s > 0][: tagging.RELATED_COUNT]
+    _save_related(session, lists)
+    return lists
+
+
+def _latest_by_tag(session: Session, tag_ids: list[int]) -> dict[int, list[int]]:
+    """The latest CANDIDATES_PER_TAG stories of each tag: one bounded index range per tag, many
+    tags per statement (UNION ALL), so the cost follows the tags, not the archive."""
+    latest: dict[int, list[int]] = {tag_id: [] for tag_id in tag_ids}
+    for start in range(0, len(tag_ids), 50):
+        parts = [
+            select(StoryTag.tag_id, StoryTag.story_id)
+            .where(StoryTag.tag_id == tag_id)
+            .order_by(StoryTag.story_id.desc())
+            .limit(CANDIDATES_PER_TAG)
+            .subquery()
+            .select()
+            for tag_id in tag_ids[start : start + 50]
+        ]
+        for tag_id, story_id in session.execute(union_all(*parts)):
+            latest[tag_id].append(story_id)
+    return latest
+
+
+def _candidate_facts(
+    session: Session, pool: list[int], tag_ids: list[int]
+) -> tuple[dict[int, set[int]], dict[int, tuple[frozenset[str], datetime]]]:
+    """For candidate stories: which of these tags each has, and its terms and date."""
+    tags_of: dict[int, set[int]] = {}
+    facts: dict[int, tuple[frozenset[str], datetime]] = {}
+    for chunk in _chunks(pool):
+        for story_id, tag_id in session.execute(
+            select(StoryTag.story_id, StoryTag.tag_id).where(
+                StoryTag.story_id.in_(chunk), StoryTag.tag_id.in_(tag_ids)
+            )
+        ):
+            tags_of.setdefault(story_id, set()).add(tag_id)
+        for story_id, terms, published in session.execute(
+            select(Story.id, Story.terms, Story.published).where(Story.id.in_(chunk))
+        ):
+            facts[story_id] = (frozenset(terms or ()), published)
+    return tags_of, facts
 
 
 def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
@@ -179,40 +260,46 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
     # The newest story id stands for the archive's size: no count over the whole table.
     document_count = session.scalar(select(func.max(Story.id))) or 1
     now = time.monotonic()
-    idf: dict[int, float] = {}
-    for tag_id in tag_ids:
-        key = (str(session.get_bind().engine.url), tag_id)  # per database, not per session
-        cached = _DF_CACHE.get(key)
-        if cached is None or now - cached[1] > DF_CACHE_SECONDS:
-            capped = select(StoryTag.story_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)
-            count = session.scalar(select(func.count()).select_from(capped.subquery())) or 1
-            cached = _DF_CACHE[key] = (count, now)
-        idf[tag_id] = tagging.inverse_document_frequency(document_count, cached[0])
-    return idf
-
-
-def _save_related(session: Session, story_id: int, best: list[tuple[float, int]]) -> None:
-    session.execute(delete(RelatedStory).where(RelatedStory.story_id == story_id))
-    session.add_all(
-        RelatedStory(story_id=story_id, related_id=other, rank=rank, score=score)
-        for rank, (score, other) in enumerate(best)
-    )
-    session.flush()
-
-
-def _offer_related(session: Session, story_id: int, newcomer: int, score: float) -> None:
-    """Put `newcomer` into `story_id`'s related posts if it beats the weakest of them."""
-    lock_stories(session, [story_id])  # two workers never rewrite one list at once
-    current = [
-        (row.score, row.related_id)
-        for row in session.scalars(select(RelatedStory).where(RelatedStory.story_id == story_id))
+    database = str(session.get_bind().engine.url)  # per database, not per session
+    stale = [
+        tag_id
+        for tag_id in tag_ids
+        if (cached := _DF_CACHE.get((database, tag_id))) is None
+        or now - cached[1] > DF_CACHE_SECONDS
     ]
-    if any(other == newcomer for _, other in current):
-        return
-    if len(current) >= tagging.RELATED_COUNT and score <= min(s for s, _ in current):
-        return
-    ranked = sorted([*current, (score, newcomer)], key=lambda pair: (-pair[0], -pair[1]))
-    _save_related(session, story_id, ranked[: tagging.RELATED_COUNT])
+    for start in range(0, len(stale), 50):
+        parts = []
+        for tag_id in stale[start : start + 50]:
+            capped = select(StoryTag.tag_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)
+            inner = capped.subquery()
+            parts.append(select(literal(tag_id), func.count()).select_from(inner))
+        for tag_id, count in session.execute(union_all(*parts)):
+            _DF_CACHE[(database, tag_id)] = (count or 1, now)
+    return {
+        tag_id: tagging.inverse_document_frequency(document_count, _DF_CACHE[(database, tag_id)][0])
+        for tag_id in tag_ids
+    }
+
+
+def _related_rows(session: Session, story_ids: list[int]) -> dict[int, list[tuple[float, int]]]:
+    rows: dict[int, list[tuple[float, int]]] = {}
+    for chunk in _chunks(story_ids):
+        for row in session.scalars(select(RelatedStory).where(RelatedStory.story_id.in_(chunk))):
+            rows.setdefault(row.story_id, []).append((row.score, row.related_id))
+    return rows
+
+
+def _save_related(session: Session, lists: RelatedLists) -> None:
+    """Rewrite these stories' related lists whole, in one delete and one insert."""
+    for chunk in _chunks(sorted(lists)):
+        session.execute(delete(RelatedStory).where(RelatedStory.story_id.in_(chunk)))
+    rows = [
+        {"story_id": story_id, "related_id": other, "rank": rank, "score": score}
+        for story_id, best in lists.items()
+        for rank, (score, other) in enumerate(best)
+    ]
+    if rows:
+        session.execute(insert(RelatedStory), rows)
 
 
 def story_tag_labels(session: Session, story_ids: list[int]) -> dict[int, list[str]]:
