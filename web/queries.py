@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import ColumnElement, Engine, select
 from sqlalchemy.orm import Session
@@ -46,11 +45,6 @@ def story_page(engine: Engine, site: SiteConfig, story_id: int) -> PublishedStor
 class RelatedLink:
     title: str
     url: str
-
-    @property
-    def path(self) -> str:
-        """The link within the site, whichever host the site is reached on."""
-        return urlsplit(self.url).path
 
 
 def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[RelatedLink]:

@@ -28,6 +28,7 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 900)}
 SERIOUS = {"serious", "critical"}
+TAGLINE = "News that matter to you."
 
 
 def _missing(what: str) -> None:
@@ -45,19 +46,26 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("browser_site")
     feed_server = FeedServer()
     caulbart = Caulbart(folder / "feeds.yaml", f"sqlite:///{folder / 'site.sqlite3'}", folder)
+    # The port is known once the server is bound; the app (whose base_url is that address, so
+    # absolute links stay on this server) is created after and answers from then on.
+    apps: list[Any] = []
+    server = create_server(
+        lambda environ, start: apps[0](environ, start), host="127.0.0.1", port=0, threads=4
+    )
+    base = f"http://127.0.0.1:{server.effective_port}"
     write_feeds_yaml(
         caulbart.config,
         serve_newsroom(feed_server),
-        site={"title": "Caulbart", "tagline": "News that matter to you.", "language": "en"},
+        site={"title": "Caulbart", "tagline": TAGLINE, "base_url": base, "language": "en"},
     )
     fetched = caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
     engine = open_database(caulbart.database_url)
     app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    apps.append(app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
+    yield base
     server.close()
     app.extensions["caulbart.feeds"].close()
     engine.dispose()
@@ -113,7 +121,7 @@ def test_a_reader_follows_stories_tags_related_posts_and_search(
     reader = Reader(browser, site_url)
     page = reader.page
     assert reader.open("/").status == 200
-    assert reader.text("header .tagline") == "News that matter to you."
+    assert reader.text("header .tagline") == TAGLINE
     assert page.locator("main h2").all_text_contents() == ["World", "Tech"]
 
     reader.follow(f"main a:text-is('{SHARED_TITLE}')")
