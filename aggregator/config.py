@@ -15,7 +15,14 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from aggregator.types import Config, Defaults, SiteConfig, SourceConfig, TagRules
+from aggregator.types import (
+    CommentsConfig,
+    Config,
+    Defaults,
+    SiteConfig,
+    SourceConfig,
+    TagRules,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,8 @@ SOURCE_KEYS = {
     "excerpt_only",
     "images",
 }
-TOP_KEYS = {"site", "defaults", "sources", "tags"}
+TOP_KEYS = {"site", "defaults", "sources", "tags", "comments"}
+COMMENTS_KEYS = {"keep_ip_days", "auto_approve"}
 TAG_KEYS = {"aliases", "ignore"}
 
 
@@ -229,9 +237,34 @@ def parse_config(text: str, path: str = "feeds.yaml") -> Config:
     defaults = _read_defaults(reader, top.get("defaults"))
     sources = _read_sources(reader, top.get("sources"), root)
     tags = _read_tag_rules(reader, top.get("tags"))
+    comments = _read_comments(reader, top.get("comments"))
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Config(path=path, site=site, defaults=defaults, sources=tuple(sources), tags=tags)
+    return Config(
+        path=path,
+        site=site,
+        defaults=defaults,
+        sources=tuple(sources),
+        tags=tags,
+        comments=comments,
+    )
+
+
+def _read_comments(reader: _Reader, entry: tuple[Node, Node] | None) -> CommentsConfig:
+    """`comments: {keep_ip_days: 30, auto_approve: true}`; days may be 0 (keep no IP)."""
+    if entry is None:
+        return CommentsConfig()
+    fields = reader.mapping(entry[1], "comments", COMMENTS_KEYS)
+    values: dict[str, Any] = {}
+    for key, item in fields.items():
+        kind = "int" if key == "keep_ip_days" else "bool"
+        value = reader.value(item, f"comments.{key}", kind)
+        if key == "keep_ip_days" and value is not None and value < 0:
+            reader.problem(item[1], f"comments.keep_ip_days: must be 0 or more, not {value}")
+            continue
+        if value is not None:
+            values[key] = value
+    return CommentsConfig(**values)
 
 
 def _read_tag_rules(reader: _Reader, entry: tuple[Node, Node] | None) -> TagRules:

@@ -229,3 +229,35 @@ class RelatedStory(Base):
     related_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), primary_key=True)
     rank: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
+
+
+class Comment(Base):
+    """A reader's reply to a story, held (pending) until an editor approves it.
+
+    The email is kept for editors and auto-approval only: never shown, exported or logged. The
+    IP is kept for abuse handling and cleared after `comments.keep_ip_days`. `author_token` is
+    the SHA-256 of a random value in its author's session: who may see it while it is pending.
+    """
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        # A story's approved comments in order; the author's own pending ones by the same path.
+        Index("ix_comments_story_status_created", "story_id", "status", "created_at"),
+        # The moderation queue, oldest first.
+        Index("ix_comments_status_created", "status", "created_at"),
+        # Auto-approval: has this email an approved comment already?
+        Index("ix_comments_email_status", "email", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254))
+    website: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    # pending, approved, rejected or spam (aggregator.comments.Status).
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    author_token: Mapped[str | None] = mapped_column(String(64))

@@ -84,12 +84,23 @@ class TagRules:
 
 
 @dataclass(frozen=True)
+class CommentsConfig:
+    """Readers' replies (feeds.yaml `comments`): how long an IP is kept, who skips moderation."""
+
+    # Days a comment's IP address is kept for abuse handling; 0 keeps none at all.
+    keep_ip_days: int = 30
+    # A commenter with an approved earlier comment (same email and name) is approved at once.
+    auto_approve: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     site: SiteConfig
     defaults: Defaults
     sources: tuple[SourceConfig, ...]
     tags: TagRules = field(default_factory=TagRules)
+    comments: CommentsConfig = field(default_factory=CommentsConfig)
 
     def interval_for(self, source: SourceConfig) -> int:
         """A source's polling interval in seconds, within the site's minimum and maximum."""
