@@ -85,15 +85,15 @@ def _page_number() -> int:
     return number
 
 
-def render(
-    template: str, status: int = 200, last_modified: datetime | None = None, **context: Any
-) -> Response:
-    """A page with the caching headers every page gets (ETag and conditional GET follow in
-    `conditional`)."""
+def render(template: str, status: int = 200, **context: Any) -> Response:
+    """A page with its caching headers. Last-Modified is the site's latest story change: every
+    page shows more than one story (neighbours, related posts), so nothing narrower is safe for
+    a client that revalidates by date alone. The ETag follows in `conditional`."""
     response = Response(render_template(template, **context), status=status)
     response.headers["Cache-Control"] = f"public, max-age={PAGE_MAX_AGE}"
-    if last_modified is not None:
-        response.last_modified = last_modified.replace(microsecond=0)
+    changed = queries.last_change(_engine())
+    if changed is not None:
+        response.last_modified = changed.replace(microsecond=0)
     return response
 
 
@@ -119,7 +119,6 @@ def _listing_page(
     feeds = _feed_links(config, [(f"{config.site.title} — {heading}", scope)]) if scope else []
     return render(
         template,
-        last_modified=listing.last_modified,
         listing=listing,
         heading=heading,
         feeds=feeds,
@@ -141,7 +140,6 @@ def home() -> ResponseReturnValue:
     config = _config()
     return render(
         "home.html",
-        last_modified=listing.last_modified,
         listing=listing,
         groups=grouped,
         feeds=_feed_links(config, [(config.site.title, FeedQuery())]),
@@ -245,7 +243,6 @@ def story(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
     body = Markup(found.body_html) if found.body_html else None  # sanitised at ingest (nh3)
     return render(
         "story.html",
-        last_modified=found.updated,
         story=found,
         body=body,
         show_lede=not body or not _body_opens_with(found.body_html or "", found.lede),

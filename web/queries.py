@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Engine, select
+from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session
 
 from aggregator import tag_index
@@ -89,10 +89,6 @@ class Listing:
     cards: tuple[StoryCard, ...]
     page: int
     has_next: bool
-
-    @property
-    def last_modified(self) -> datetime | None:
-        return max((card.updated for card in self.cards), default=None)
 
 
 def _card(story: Story) -> StoryCard:
@@ -218,6 +214,17 @@ def known_sections(engine: Engine) -> list[str]:
                 select(Source.section).where(Source.disabled_reason.is_(None)).distinct()
             )
         )
+
+
+def last_change(engine: Engine) -> datetime | None:
+    """When any story last changed (stored, edited, withdrawn): one probe of ix_stories_updated."""
+    with engine.connect() as connection:
+        value = connection.execute(select(func.max(Story.updated))).scalar()
+    if isinstance(value, str):  # SQLite's aggregate comes back as text
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value if isinstance(value, datetime) else None
 
 
 @dataclass(frozen=True)

@@ -320,9 +320,12 @@ def test_pages_answer_conditional_gets_with_304(site: Site) -> None:
         assert by_date.status_code == 304, path
         stale = site.client.get(path, headers={"If-None-Match": '"something-else"'})
         assert stale.status_code == 200
-    # A story that changes gets a new ETag.
+    # A story that changes gets a new ETag, and every page a later Last-Modified (each page
+    # shows other stories too: neighbours, related posts, listings).
     path = site.story_path(SHARED_TITLE)
     before = site.client.get(path).headers["ETag"]
+    other = site.story_path(ESCAPED_TITLE.replace("<small> ", "").replace(" </small>", ""))
+    since = site.client.get(other).headers["Last-Modified"]
     with Session(site.engine) as session, session.begin():
         session.execute(
             update(Story)
@@ -330,6 +333,7 @@ def test_pages_answer_conditional_gets_with_304(site: Site) -> None:
             .values(lede="Changed.", updated=datetime.now(UTC) + timedelta(seconds=2))
         )
     assert site.client.get(path, headers={"If-None-Match": before}).status_code == 200
+    assert site.client.get(other, headers={"If-Modified-Since": since}).status_code == 200
 
 
 def test_sitemap_lists_stories_with_news_tags_for_the_last_two_days(site: Site) -> None:
