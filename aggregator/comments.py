@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.db import session_factory
 from aggregator.models import Comment, Story
+from aggregator.permalinks import story_path
 from aggregator.types import CommentsConfig
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,31 @@ class UnknownComments(LookupError):
 
 class StoryClosed(LookupError):
     """The story does not exist or was withdrawn: it takes no comments."""
+
+
+@dataclass(frozen=True)
+class CommentedStory:
+    """What comments need of their story: its permalink path and title, and if it is open."""
+
+    id: int
+    title: str
+    path: str
+    published: datetime
+    withdrawn: bool
+
+
+def find_story(engine: Engine, story_id: int) -> CommentedStory | None:
+    with session_factory(engine)() as session:
+        story = session.get(Story, story_id)
+        if story is None:
+            return None
+        return CommentedStory(
+            story.id,
+            story.title,
+            story_path(story.id, story.slug, story.published),
+            story.published,
+            story.withdrawn_at is not None,
+        )
 
 
 def add_comment(
