@@ -32,6 +32,8 @@ PER_PAGE = 20  # stories per listing page
 HOME_PER_PAGE = 30
 SEARCH_PER_PAGE = 10
 MAX_PAGE = 500  # deeper pages are refused: OFFSET grows with the page number
+# Years an archive page may name; outside them the neighbouring periods cannot be dated.
+ARCHIVE_YEARS = (1900, 2999)
 PAGE_MAX_AGE = 60  # seconds a page may be cached; ETag/Last-Modified revalidate it after
 
 
@@ -192,9 +194,11 @@ def source(source_id: str) -> ResponseReturnValue:
 )
 def archive(year: int, month: int | None = None, day: int | None = None) -> ResponseReturnValue:
     """A year, month or day of stories, with links to the periods either side."""
+    if not ARCHIVE_YEARS[0] <= year <= ARCHIVE_YEARS[1]:
+        abort(404)
     try:
         start = datetime(year, month or 1, day or 1, tzinfo=UTC)
-    except ValueError:
+    except ValueError:  # 2026/02/30, month 13
         abort(404)
     if day is not None:
         end, before = start + timedelta(days=1), start - timedelta(days=1)

@@ -120,6 +120,10 @@ def test_section_tag_source_and_archive_pages_list_their_stories(site: Site) -> 
         "/tag/no-such-tag",
         "/source/nobody",
         "/archive/2026/02/30",
+        "/archive/2026/13",
+        "/archive/0001",
+        "/archive/9999/12",
+        "/archive/9999/12/31",
     ):
         site.page(missing, status=404)
 
