@@ -95,6 +95,8 @@ def init_comments(app: Flask) -> Limiter:
         app=app,
         storage_uri=os.environ.get("CAULBART_RATELIMIT_STORAGE", "memory://"),
         headers_enabled=True,
+        # Redis away: each process limits on its own meanwhile, rather than refusing comments.
+        in_memory_fallback_enabled=True,
     )
     app.extensions["caulbart.limiter"] = limiter
     app.register_blueprint(comments)
