@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import publish, scheduler, store, tag_index, withdrawals
+from aggregator import prepare, publish, scheduler, store, tag_index, withdrawals
 from aggregator.db import in_transaction, session_factory
-from aggregator.errors import ParseError
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
-from aggregator.normalise import normalise_entry
-from aggregator.parse import parse_feed
 from aggregator.types import (
     Config,
     FetchResult,
     FetchStatus,
-    Item,
     ParsedFeed,
     SourceOutcome,
     Validators,
@@ -94,26 +92,53 @@ def run_pass(
     on_outcome: Callable[[SourceOutcome], None] | None = None,
     clock: Clock = utc_now,
 ) -> list[SourceOutcome]:
-    """Fetch the claimed sources concurrently and ingest each as soon as it arrives."""
+    """Fetch the claimed sources concurrently, prepare them on every core, store each when ready."""
     outcomes: list[SourceOutcome] = []
-    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
-        for result in fetch_many(fetcher, requests):
-            try:
-                outcome = ingest_result(engine, config, result, clock)
-            except SQLAlchemyError as exc:
-                # Even recording the failure failed: the database is down, locked or read-only.
-                # The source keeps its claim until the lease ends, then it is fetched again.
-                log.error("source=%s database unavailable: %s", result.source_id, exc)
-                outcome = SourceOutcome(
-                    source_id=result.source_id,
-                    status="error",
-                    http_status=result.http_status,
-                    error=f"database unavailable: {exc}"[:300],
-                )
+    # A pool's start (a second or so) only pays for itself over several sources.
+    preparer = prepare.preparer_for(engine, in_process=len(requests) < prepare.POOL_MIN_SOURCES)
+    pending: list[tuple[FetchResult, Future[prepare.Prepared], datetime]] = []
+
+    def store_ready(wait: bool) -> None:
+        while pending and (wait or pending[0][1].done()):
+            result, future, now = pending.pop(0)
+            outcome = _store_safely(engine, config, result, future, now)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
+
+    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+        for result in fetch_many(fetcher, requests):
+            now = clock()
+            pending.append((result, preparer.submit(config, result, now), now))
+            store_ready(wait=False)
+    store_ready(wait=True)
     return outcomes
+
+
+def _store_safely(
+    engine: Engine,
+    config: Config,
+    result: FetchResult,
+    future: Future[prepare.Prepared],
+    now: datetime,
+) -> SourceOutcome:
+    try:
+        prepared = future.result()
+    except BrokenProcessPool:  # a worker process died (killed, out of memory): parse here
+        log.warning("source=%s prepare pool broken; preparing in process", result.source_id)
+        prepared = None
+    try:
+        return ingest_result(engine, config, result, prepared=prepared, now=now)
+    except SQLAlchemyError as exc:
+        # Even recording the failure failed: the database is down, locked or read-only.
+        # The source keeps its claim until the lease ends, then it is fetched again.
+        log.error("source=%s database unavailable: %s", result.source_id, exc)
+        return SourceOutcome(
+            source_id=result.source_id,
+            status="error",
+            http_status=result.http_status,
+            error=f"database unavailable: {exc}"[:300],
+        )
 
 
 def fetch_and_ingest(
@@ -123,24 +148,41 @@ def fetch_and_ingest(
     request: FetchRequest,
     clock: Clock = utc_now,
 ) -> SourceOutcome:
-    """One source, start to end: the unit of work a worker's pool runs."""
-    return ingest_result(engine, config, fetcher.fetch(request), clock)
+    """One source, start to end: the unit of work a worker's pool runs (parsing in a process)."""
+    result = fetcher.fetch(request)
+    now = clock()
+    prepared = prepare.preparer_for(engine).run(config, result, now)
+    return ingest_result(engine, config, result, prepared=prepared, now=now)
 
 
 def ingest_result(
-    engine: Engine, config: Config, result: FetchResult, clock: Clock = utc_now
+    engine: Engine,
+    config: Config,
+    result: FetchResult,
+    clock: Clock = utc_now,
+    *,
+    prepared: prepare.Prepared | None = None,
+    now: datetime | None = None,
 ) -> SourceOutcome:
-    """Parse, normalise and store one fetched source in one transaction; record any failure."""
-    now = clock()
+    """Store one fetched source in one transaction (parsed here unless `prepared`); record any
+    failure as the source's error."""
+    now = now or clock()
     source_id = result.source_id
     notes: list[str] = []
     if result.permanent_redirect:
         notes.append(f"moved permanently to {result.final_url}: update feeds.yaml")
-    try:
-        feed = parse_feed(result, config.defaults.max_entries) if _has_body(result) else None
-    except ParseError as exc:
-        return _record_failure(engine, config, result, now, f"parse error: {exc}")
-    items = _items(feed, now, notes, config.defaults.max_entries)
+    if prepared is None:
+        prepared = prepare.prepare(config, result, now, engine)
+    if prepared.error:
+        return _record_failure(engine, config, result, now, prepared.error)
+    feed = prepared.feed
+    if feed and feed.warning:
+        notes.append(f"ill-formed feed read leniently: {feed.warning}")
+    if feed and feed.truncated_from:
+        notes.append(
+            f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
+        )
+    items = list(prepared.items)
 
     stories, advisories = withdrawals.split_advisories(items)
     withdrawn: list[int] = []
@@ -149,10 +191,20 @@ def ingest_result(
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
         counts = store.save_items(
-            session, source, stories, now, dedup_window=config.defaults.dedup_window
+            session,
+            source,
+            stories,
+            now,
+            dedup_window=config.defaults.dedup_window,
+            prints=prepared.prints,
         )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
-        related = tag_index.update_stories(session, counts.story_ids, config.tags)
+        drafts = {
+            story_id: prepared.drafts[guid]
+            for story_id, guid in counts.started
+            if guid in prepared.drafts
+        }
+        related = tag_index.update_stories(session, counts.story_ids, config.tags, drafts)
         error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)
         store.record_fetch(
@@ -206,32 +258,6 @@ def _offer_related(engine: Engine, source_id: str, related: tag_index.RelatedLis
         log.warning(
             "source=%s related lists of older stories not updated", source_id, exc_info=True
         )
-
-
-def _has_body(result: FetchResult) -> bool:
-    """Only a 200 carries a feed; a 304 costs no parsing at all."""
-    return result.status is FetchStatus.OK
-
-
-def _items(
-    feed: ParsedFeed | None, now: datetime, notes: list[str], max_entries: int
-) -> list[Item]:
-    """Normalised items of a parsed feed, without empty entries or repeated guids."""
-    if feed is None:
-        return []
-    if feed.warning:
-        notes.append(f"ill-formed feed read leniently: {feed.warning}")
-    if feed.truncated_from:
-        notes.append(f"{feed.truncated_from} entries; only the first {max_entries} read")
-    items: list[Item] = []
-    seen: set[str] = set()
-    for raw in feed.entries:
-        item = normalise_entry(raw, now=now)
-        if item is None or item.guid in seen:
-            continue
-        seen.add(item.guid)
-        items.append(item)
-    return items
 
 
 def _publisher_hint(result: FetchResult, feed: ParsedFeed | None) -> int | None:

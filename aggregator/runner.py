@@ -15,7 +15,7 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
-from aggregator import pipeline
+from aggregator import pipeline, prepare
 from aggregator.config import ConfigError, load_config
 from aggregator.fetch import Fetcher, FetchRequest, user_agent
 from aggregator.scheduler import DEFAULT_TICK, Worker, sqlite_worker_lock
@@ -134,6 +134,8 @@ def _run_clock(
 ) -> None:
     with sqlite_worker_lock(engine):
         pipeline.sync_config(engine, config)
+        # Start the parsing processes before the first tick, so no fetch waits for them.
+        prepare.preparer_for(engine).warm()
         service = IngestService(engine, ConfigWatcher(config_path, config))
         worker = Worker(
             concurrency=config.defaults.concurrency,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -221,6 +221,8 @@ class SaveCounts:
     unchanged: int = 0
     # Stories that gained or changed an entry: the ones to re-tag and relate.
     story_ids: tuple[int, ...] = ()
+    # Stories this batch started, with the guid of the entry that started each.
+    started: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,12 +240,21 @@ def save_items(
     now: datetime,
     *,
     dedup_window: int = limits.DEDUP_WINDOW,
+    prints: Mapping[str, dedupe.Fingerprint | None] | None = None,
 ) -> SaveCounts:
-    """Store a source's items: new ones as entries (joining or making stories), edits in place."""
+    """Store a source's items: new ones as entries (joining or making stories), edits in place.
+
+    `prints` are fingerprints made ahead (aggregator.prepare); missing ones are made here.
+    """
     window = timedelta(seconds=dedup_window)
+    ready = prints or {}
+
+    def fingerprint(item: Item) -> dedupe.Fingerprint | None:
+        return ready[item.guid] if item.guid in ready else dedupe.fingerprint(item)
+
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
     fresh = [item for item in items if item.guid not in existing]
-    prints = {item.guid: dedupe.fingerprint(item) for item in fresh}
+    prints = {item.guid: fingerprint(item) for item in fresh}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, *(k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
@@ -254,6 +265,7 @@ def save_items(
         {m.entry.story_id for m in stored.values() if m} | {e.story_id for e in edited},
     )
     placed = _BatchIndex(window)
+    started: list[tuple[Entry, str]] = []
     reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
     touched: dict[int, Story] = {}
     new = updated = unchanged = 0
@@ -265,7 +277,11 @@ def save_items(
             entry = Entry(source_id=source.id, guid=item.guid, first_seen_at=now)
             _copy_item(entry, item, print_, now)
             _explain(entry, item, match)
-            entry.story = match.entry.story if match else _new_story(item, source, now)
+            if match is None:
+                entry.story = _new_story(item, source, now)
+                started.append((entry, item.guid))
+            else:
+                entry.story = match.entry.story
             entry.story.updated = max(entry.story.updated, now)
             session.add(entry)
             existing[item.guid] = entry
@@ -273,7 +289,7 @@ def save_items(
             reindexed.append((entry, print_))
             new += 1
         elif entry.content_hash != item.content_hash:
-            print_ = dedupe.fingerprint(item)
+            print_ = fingerprint(item)
             _copy_item(entry, item, print_, now)
             entry.story.updated = max(entry.story.updated, now)
             reindexed.append((entry, print_))
@@ -287,7 +303,13 @@ def save_items(
     for story in touched.values():
         refresh_story(session, story)
     story_ids = tuple(story.id for story in touched.values())
-    return SaveCounts(new=new, updated=updated, unchanged=unchanged, story_ids=story_ids)
+    return SaveCounts(
+        new=new,
+        updated=updated,
+        unchanged=unchanged,
+        story_ids=story_ids,
+        started=tuple((entry.story_id, guid) for entry, guid in started),
+    )
 
 
 def _stored_match(

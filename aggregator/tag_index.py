@@ -8,10 +8,11 @@ latest stories of each of the story's tags), so the cost per story does not grow
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal, select, union_all
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from aggregator import tagging
@@ -28,17 +29,26 @@ CANDIDATES_PER_SECTION = 100
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
 _DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
+# Tags per UNION ALL statement.
+UNION_PARTS = 50
 
 
 # story id -> its related posts as (score, other story id), best first.
 RelatedLists = dict[int, list[tuple[float, int]]]
 
 
-def update_stories(session: Session, story_ids: Iterable[int], rules: TagRules) -> RelatedLists:
+def update_stories(
+    session: Session,
+    story_ids: Iterable[int],
+    rules: TagRules,
+    drafts: Mapping[int, tagging.TagDraft] | None = None,
+) -> RelatedLists:
     """Tag each story and keep its related posts; returns them for `offer_related`.
 
     Works on the whole batch at once (a source's stories, a retag chunk): a fixed number of
     statements per batch, not per story, is what keeps a first ingest of thousands fast.
+    `drafts` are tags worked out ahead from a story's first entry (aggregator.prepare); they
+    are used while that entry is the story's only one.
     """
     ordered = sorted(set(story_ids))
     if not ordered:
@@ -50,7 +60,7 @@ def update_stories(session: Session, story_ids: Iterable[int], rules: TagRules) 
         for chunk in _chunks(ordered)
         for story in session.scalars(select(Story).where(Story.id.in_(chunk)).order_by(Story.id))
     ]
-    labels = _choose_labels(session, stories, rules)
+    labels = _choose_labels(session, stories, rules, drafts or {})
     ids = _tag_ids(session, [label for story in stories for label in labels[story.id]])
     story_tags = {
         story.id: list(dict.fromkeys(ids[tagging.tag_slug(label)] for label in labels[story.id]))
@@ -95,11 +105,17 @@ def _chunks(values: list[int], size: int = 500) -> Iterable[list[int]]:
         yield values[start : start + size]
 
 
-def _choose_labels(session: Session, stories: list[Story], rules: TagRules) -> dict[int, list[str]]:
+def _choose_labels(
+    session: Session,
+    stories: list[Story],
+    rules: TagRules,
+    drafts: Mapping[int, tagging.TagDraft],
+) -> dict[int, list[str]]:
     """Each story's tags (best first) from its text, its entries' categories and sources' tags;
     also sets the story's terms."""
     categories: dict[int, list[str]] = {story.id: [] for story in stories}
     source_tags: dict[int, list[str]] = {story.id: [] for story in stories}
+    entries: Counter[int] = Counter()
     for chunk in _chunks([story.id for story in stories]):
         for story_id, entry_categories, tags in session.execute(
             select(Entry.story_id, Entry.categories, Source.tags)
@@ -109,16 +125,20 @@ def _choose_labels(session: Session, stories: list[Story], rules: TagRules) -> d
         ):
             categories[story_id] += entry_categories or ()
             source_tags[story_id] += tags or ()
+            entries[story_id] += 1
     labels: dict[int, list[str]] = {}
     for story in stories:
-        text = plain_text(story.body_html) or story.lede
-        labels[story.id] = tagging.choose_tags(
-            tagging.StoryText(
-                story.title, text, categories[story.id], source_tags[story.id], story.section
-            ),
-            rules,
-        )
-        story.terms = tagging.story_terms(story.title, text)
+        draft = drafts.get(story.id) if entries[story.id] == 1 else None
+        if draft is None:
+            text = plain_text(story.body_html) or story.lede
+            draft = tagging.draft_tags(
+                tagging.StoryText(
+                    story.title, text, categories[story.id], source_tags[story.id], story.section
+                ),
+                rules,
+            )
+        labels[story.id] = list(draft.labels)
+        story.terms = list(draft.terms)
     return labels
 
 
@@ -218,17 +238,15 @@ def _latest_by_tag(session: Session, tag_ids: list[int]) -> dict[int, list[int]]
     """The latest CANDIDATES_PER_TAG stories of each tag: one bounded index range per tag, many
     tags per statement (UNION ALL), so the cost follows the tags, not the archive."""
     latest: dict[int, list[int]] = {tag_id: [] for tag_id in tag_ids}
-    for start in range(0, len(tag_ids), 50):
-        parts = [
-            select(StoryTag.tag_id, StoryTag.story_id)
-            .where(StoryTag.tag_id == tag_id)
-            .order_by(StoryTag.story_id.desc())
-            .limit(CANDIDATES_PER_TAG)
-            .subquery()
-            .select()
-            for tag_id in tag_ids[start : start + 50]
-        ]
-        for tag_id, story_id in session.execute(union_all(*parts)):
+    for chunk in _chunks(tag_ids, UNION_PARTS):
+        # Plain SQL: building this union with the ORM cost more than running it.
+        part = (
+            "SELECT * FROM (SELECT tag_id, story_id FROM story_tags WHERE tag_id = :t{n} "
+            "ORDER BY story_id DESC LIMIT :limit) AS q{n}"
+        )
+        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
+        values = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
+        for tag_id, story_id in session.execute(statement, {**values, "limit": CANDIDATES_PER_TAG}):
             latest[tag_id].append(story_id)
     return latest
 
@@ -267,14 +285,15 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
         if (cached := _DF_CACHE.get((database, tag_id))) is None
         or now - cached[1] > DF_CACHE_SECONDS
     ]
-    for start in range(0, len(stale), 50):
-        parts = []
-        for tag_id in stale[start : start + 50]:
-            capped = select(StoryTag.tag_id).where(StoryTag.tag_id == tag_id).limit(DF_CAP)
-            inner = capped.subquery()
-            parts.append(select(literal(tag_id), func.count()).select_from(inner))
-        for tag_id, count in session.execute(union_all(*parts)):
-            _DF_CACHE[(database, tag_id)] = (count or 1, now)
+    for chunk in _chunks(stale, UNION_PARTS):
+        part = (
+            "SELECT :t{n} AS tag_id, count(*) FROM (SELECT story_id FROM story_tags "
+            "WHERE tag_id = :t{n} LIMIT :cap) AS q{n}"
+        )
+        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
+        values = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
+        for tag_id, count in session.execute(statement, {**values, "cap": DF_CAP}):
+            _DF_CACHE[(database, int(tag_id))] = (count or 1, now)
     return {
         tag_id: tagging.inverse_document_frequency(document_count, _DF_CACHE[(database, tag_id)][0])
         for tag_id in tag_ids

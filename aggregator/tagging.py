@@ -262,6 +262,19 @@ def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
     return [label for _, label in ranked[:MAX_TAGS]]
 
 
+@dataclass(frozen=True)
+class TagDraft:
+    """A story's tags (best first) and terms, worked out from its text alone."""
+
+    labels: tuple[str, ...]
+    terms: tuple[str, ...]
+
+
+def draft_tags(story: StoryText, rules: TagRules) -> TagDraft:
+    """Tags and terms together: what storing a story needs from tagging, as one pure call."""
+    return TagDraft(tuple(choose_tags(story, rules)), tuple(story_terms(story.title, story.text)))
+
+
 def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str]:
     """The story's most frequent content words (headline words count thrice), for similarity."""
     stops = stop_words()

@@ -1,0 +1,224 @@
+"""The CPU-heavy half of an ingest, on every core: parse, normalise, fingerprint, draft tags.
+
+A first ingest is mostly pure Python work (feedparser, nh3, MinHash, YAKE) that one process
+would do on one core while the database waits. Here it runs in a pool of worker processes while
+the main process stores what is ready. Fingerprints and tag drafts are made only for entries the
+database does not hold yet (or holds with other content), so a feed that re-lists its last 50
+stories costs only their parsing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from threading import Lock
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from aggregator import dedupe, tagging
+from aggregator.db import make_engine
+from aggregator.errors import ParseError
+from aggregator.models import Entry
+from aggregator.normalise import normalise_entry
+from aggregator.parse import parse_feed
+from aggregator.types import Config, FetchResult, FetchStatus, Item, ParsedFeed
+
+log = logging.getLogger(__name__)
+
+# CAULBART_PREPARE_PROCESSES: worker processes for this stage (default: one per core; 0 runs
+# it in the calling process, e.g. on a machine with a single core).
+PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
+IN_CHUNK = 500
+# Fewer sources than this in one pass are prepared in the calling process: starting the pool's
+# processes (importing feedparser, YAKE, numpy) costs about a second.
+POOL_MIN_SOURCES = 4
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A fetched source made ready to store; `error` is a parse error to record instead."""
+
+    feed: ParsedFeed | None = None
+    items: tuple[Item, ...] = ()
+    # For entries new to the database, or edited since: what storing them needs.
+    prints: dict[str, dedupe.Fingerprint | None] = field(default_factory=dict)
+    drafts: dict[str, tagging.TagDraft] = field(default_factory=dict)
+    error: str | None = None
+
+
+def prepare(
+    config: Config, result: FetchResult, now: datetime, engine: Engine | None = None
+) -> Prepared:
+    """Parse and normalise a fetched source; fingerprint and draft the tags of unseen entries.
+
+    `engine` (read only) tells which entries are stored already; without one every entry is
+    treated as new, which is correct, only slower.
+    """
+    if result.status is not FetchStatus.OK:
+        return Prepared()  # a 304 or an error carries no feed: nothing to parse
+    try:
+        feed = parse_feed(result, config.defaults.max_entries)
+    except ParseError as exc:
+        return Prepared(error=f"parse error: {exc}")
+    items = _items(feed, now)
+    stored = _stored_content(engine, result.source_id, items) if engine is not None else {}
+    unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
+    source = next((s for s in config.sources if s.id == result.source_id), None)
+    prints = {item.guid: dedupe.fingerprint(item) for item in unseen}
+    drafts = {
+        item.guid: tagging.draft_tags(
+            tagging.StoryText(
+                dedupe.wire_headline(item.title),
+                item.body_text or item.lede,
+                item.categories,
+                source.tags if source else (),
+                source.section if source else None,
+            ),
+            config.tags,
+        )
+        for item in unseen
+        if item.guid not in stored  # an edited entry is re-tagged with its whole story
+    }
+    return Prepared(replace(feed, entries=()), tuple(items), prints, drafts)
+
+
+def _items(feed: ParsedFeed, now: datetime) -> list[Item]:
+    """Normalised items of a parsed feed, without empty entries or repeated guids."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for raw in feed.entries:
+        item = normalise_entry(raw, now=now)
+        if item is None or item.guid in seen:
+            continue
+        seen.add(item.guid)
+        items.append(item)
+    return items
+
+
+def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[str, str]:
+    """guid -> content hash of this source's items already in the database (one query a chunk)."""
+    guids = [item.guid for item in items]
+    stored: dict[str, str] = {}
+    try:
+        with engine.connect() as connection:
+            for start in range(0, len(guids), IN_CHUNK):
+                rows = connection.execute(
+                    select(Entry.guid, Entry.content_hash).where(
+                        Entry.source_id == source_id,
+                        Entry.guid.in_(guids[start : start + IN_CHUNK]),
+                    )
+                )
+                stored.update((guid, content_hash) for guid, content_hash in rows)
+    except SQLAlchemyError as exc:
+        # Only an optimisation: treat every entry as new; the store records the real failure.
+        log.warning("source=%s stored entries not readable: %s", source_id, exc)
+        return {}
+    return stored
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+_worker_engine: Engine | None = None
+
+
+def _start_worker(database_url: str) -> None:
+    global _worker_engine
+    _worker_engine = make_engine(database_url)
+
+
+def _ready() -> bool:
+    return _worker_engine is not None
+
+
+def _prepare_in_worker(config: Config, result: FetchResult, now: datetime) -> Prepared:
+    return prepare(config, result, now, _worker_engine)
+
+
+class Preparer:
+    """A process pool for `prepare`, started on first use and shared by the process's ingests."""
+
+    def __init__(self, engine: Engine, processes: int | None = None) -> None:
+        self.engine = engine
+        self.database_url = engine.url.render_as_string(hide_password=False)
+        wanted = os.environ.get(PROCESSES_ENV)
+        self.processes = processes if processes is not None else int(wanted or os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = Lock()
+
+    def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
+        if self.processes < 1:
+            done: Future[Prepared] = Future()
+            done.set_result(prepare(config, result, now, self.engine))
+            return done
+        try:
+            return self._executor().submit(_prepare_in_worker, config, result, now)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
+            log.warning("prepare pool broken; starting a new one")
+            self._reset()
+            return self._executor().submit(_prepare_in_worker, config, result, now)
+
+    def warm(self) -> None:
+        """Start every worker process now (each imports the parsers once, about a second)."""
+        if self.processes < 1:
+            return
+        pool = self._executor()
+        for future in [pool.submit(_ready) for _ in range(self.processes)]:
+            future.result()
+
+    def run(self, config: Config, result: FetchResult, now: datetime) -> Prepared:
+        """Prepare one source and wait for it (a worker thread's unit of work)."""
+        try:
+            return self.submit(config, result, now).result()
+        except BrokenProcessPool:
+            self._reset()
+            return prepare(config, result, now, self.engine)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn: forking a process that runs threads (scheduler, HTTP client) is unsafe.
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(self.database_url,),
+                )
+            return self._pool
+
+    def _reset(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_preparers: dict[str, Preparer] = {}
+
+
+def preparer_for(engine: Engine, *, in_process: bool = False) -> Preparer:
+    """The process's preparer for this database (one pool however many ingests run)."""
+    if in_process:
+        return Preparer(engine, processes=0)
+    url = engine.url.render_as_string(hide_password=False)
+    if url not in _preparers:
+        _preparers[url] = Preparer(engine)
+    return _preparers[url]
+
+
+@atexit.register
+def _close_all() -> None:
+    for preparer in _preparers.values():
+        preparer.close()

@@ -1,0 +1,92 @@
+"""The prepare stage: parsing and drafting ahead, in worker processes, gives what storing needs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlalchemy
+
+from aggregator import prepare
+from aggregator.config import parse_config
+from aggregator.pipeline import ingest_result, sync_config
+from aggregator.types import FetchResult, FetchStatus
+from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+
+NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
+WIRE = "reuters-worldnews-2018-01-30.rss"
+
+
+def wire_result(source_id: str = "reuters") -> FetchResult:
+    body = corpus_path("feeds", "real", "wire", WIRE).read_bytes()
+    return FetchResult(source_id, "https://wire.example/feed", FetchStatus.OK, 200, body)
+
+
+CONFIG = parse_config(
+    "site: {base_url: 'http://caulbart.test'}\n"
+    "sources:\n  - {id: reuters, url: 'https://wire.example/feed', section: world, tags: [Wire]}\n"
+)
+
+
+def test_a_worker_process_prepares_what_the_calling_process_would(
+    engine: sqlalchemy.Engine,
+) -> None:
+    here = prepare.prepare(CONFIG, wire_result(), NOW, engine)
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        there = preparer.run(CONFIG, wire_result(), NOW)
+    finally:
+        preparer.close()
+    assert len(here.items) == 10
+    assert there == here
+    assert set(there.drafts) == {item.guid for item in there.items}
+    assert all("Wire" in draft.labels for draft in there.drafts.values())
+
+
+def test_entries_already_stored_are_not_fingerprinted_or_drafted_again(
+    engine: sqlalchemy.Engine,
+) -> None:
+    sync_config(engine, CONFIG)
+    first = prepare.prepare(CONFIG, wire_result(), NOW, engine)
+    ingest_result(engine, CONFIG, wire_result(), prepared=first, now=NOW)
+    again = prepare.prepare(CONFIG, wire_result(), NOW, engine)
+    assert len(again.items) == 10
+    assert again.prints == {}
+    assert again.drafts == {}
+
+
+def test_a_parse_error_is_returned_not_raised(engine: sqlalchemy.Engine) -> None:
+    broken = FetchResult("reuters", "https://wire.example/feed", FetchStatus.OK, 200, b"<html>")
+    assert (prepare.prepare(CONFIG, broken, NOW, engine).error or "").startswith("parse error")
+
+
+def test_tags_drafted_in_worker_processes_equal_a_retag(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    """`caulbart fetch` over several sources drafts tags in its pool; `retag` recomputes them
+    in process from the stored stories: the two must agree."""
+    files = [
+        ("wire", WIRE),
+        ("wire", "huffpost-worldnews-2019.rss"),
+        ("fastfeedparser-2026", "1796df62c4a287cc.rss"),  # BBC News World
+        ("fastfeedparser-2026", "3f9eeff5039a008d.rss"),  # Al Jazeera
+    ]
+    assert len(files) >= prepare.POOL_MIN_SOURCES  # enough sources for the process pool
+    sources = [
+        {"id": f"s{i}", "section": "world", "tags": ["Wire"] if i == 0 else [],
+         "url": feed_server.add(f"/s{i}.rss", corpus_path("feeds", "real", *path).read_bytes())}
+        for i, path in enumerate(files)
+    ]  # fmt: skip
+    write_feeds_yaml(caulbart.config, sources)
+    assert caulbart("fetch", "--all").returncode == 0
+
+    def tags() -> dict[int, list[str]]:
+        exported = caulbart("export")
+        assert exported.returncode == 0, exported.stderr
+        return {s["id"]: s["tags"] for s in map(json.loads, exported.stdout.splitlines())}
+
+    drafted = tags()
+    assert len(drafted) >= 90
+    assert sum(bool(labels) for labels in drafted.values()) >= 0.8 * len(drafted)
+    assert caulbart("retag").returncode == 0
+    assert tags() == drafted
