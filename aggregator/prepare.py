@@ -13,11 +13,12 @@ import atexit
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from threading import Lock
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -128,9 +129,17 @@ def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[s
 _worker_engine: Engine | None = None
 
 
-def _start_worker(database_url: str) -> None:
+def _start_worker(database_url: str, parent: int) -> None:
     global _worker_engine
     _worker_engine = make_engine(database_url)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent was killed (SIGKILL, out of memory) must not live on as an orphan."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _ready() -> bool:
@@ -150,7 +159,7 @@ class Preparer:
         wanted = os.environ.get(PROCESSES_ENV)
         self.processes = processes if processes is not None else int(wanted or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
-        self._lock = Lock()
+        self._lock = threading.Lock()
 
     def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
         if self.processes < 1:
@@ -188,7 +197,7 @@ class Preparer:
                     self.processes,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(self.database_url,),
+                    initargs=(self.database_url, os.getpid()),
                 )
             return self._pool
 

@@ -238,17 +238,27 @@ def _latest_by_tag(session: Session, tag_ids: list[int]) -> dict[int, list[int]]
     """The latest CANDIDATES_PER_TAG stories of each tag: one bounded index range per tag, many
     tags per statement (UNION ALL), so the cost follows the tags, not the archive."""
     latest: dict[int, list[int]] = {tag_id: [] for tag_id in tag_ids}
-    for chunk in _chunks(tag_ids, UNION_PARTS):
-        # Plain SQL: building this union with the ORM cost more than running it.
-        part = (
-            "SELECT * FROM (SELECT tag_id, story_id FROM story_tags WHERE tag_id = :t{n} "
-            "ORDER BY story_id DESC LIMIT :limit) AS q{n}"
-        )
-        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
-        values = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
-        for tag_id, story_id in session.execute(statement, {**values, "limit": CANDIDATES_PER_TAG}):
-            latest[tag_id].append(story_id)
+    part = (
+        "SELECT * FROM (SELECT tag_id, story_id FROM story_tags WHERE tag_id = :t{n} "
+        "ORDER BY story_id DESC LIMIT :limit) AS q{n}"
+    )
+    for tag_id, story_id in _per_tag(session, part, tag_ids, limit=CANDIDATES_PER_TAG):
+        latest[tag_id].append(story_id)
     return latest
+
+
+def _per_tag(
+    session: Session, part: str, tag_ids: list[int], **values: int
+) -> Iterable[tuple[int, int]]:
+    """Rows of `part` (a query on tag :t{n}) for each tag, UNION ALL-ed many tags a statement.
+
+    Plain SQL: building such a union with the ORM cost more than running it.
+    """
+    for chunk in _chunks(tag_ids, UNION_PARTS):
+        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
+        tags = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
+        for first, second in session.execute(statement, {**tags, **values}):
+            yield int(first), int(second)
 
 
 def _candidate_facts(
@@ -285,15 +295,12 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
         if (cached := _DF_CACHE.get((database, tag_id))) is None
         or now - cached[1] > DF_CACHE_SECONDS
     ]
-    for chunk in _chunks(stale, UNION_PARTS):
-        part = (
-            "SELECT :t{n} AS tag_id, count(*) FROM (SELECT story_id FROM story_tags "
-            "WHERE tag_id = :t{n} LIMIT :cap) AS q{n}"
-        )
-        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
-        values = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
-        for tag_id, count in session.execute(statement, {**values, "cap": DF_CAP}):
-            _DF_CACHE[(database, int(tag_id))] = (count or 1, now)
+    part = (
+        "SELECT :t{n} AS tag_id, count(*) FROM (SELECT story_id FROM story_tags "
+        "WHERE tag_id = :t{n} LIMIT :cap) AS q{n}"
+    )
+    for tag_id, count in _per_tag(session, part, stale, cap=DF_CAP):
+        _DF_CACHE[(database, tag_id)] = (count or 1, now)
     return {
         tag_id: tagging.inverse_document_frequency(document_count, _DF_CACHE[(database, tag_id)][0])
         for tag_id in tag_ids

@@ -44,7 +44,7 @@ from aggregator.models import Entry, EntryBand, Source, Story
 from aggregator.normalise import normalise_entry
 from aggregator.parse import parse_feed
 from aggregator.pipeline import claim, run_pass, sync_config
-from aggregator.types import FetchResult, FetchStatus
+from aggregator.types import Config, FetchResult, FetchStatus
 
 NEWS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news"
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -148,33 +148,19 @@ def tellings_of(row: dict[str, str], index: int, rng: random.Random) -> list[Tel
     paragraphs = [p.strip() for p in row["body"].split("\n\n") if p.strip()]
     when = START + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
     base = f"{row['category']}/{row['doc']}"
-    result = []
-    told = rng.random()
-    if told < 0.2:  # an article only one agency carries: a hard negative for the others
-        return [
-            Telling(
-                truth,
-                "alpha",
-                f"alpha-{base}",
-                row["title"],
-                f"https://alpha.example/{base}",
-                when,
-                paragraphs[0],
-                paragraphs_html(paragraphs),
-            )
-        ]
-    result.append(
-        Telling(
-            truth,
-            "alpha",
-            f"alpha-{base}",
-            row["title"],
-            f"https://alpha.example/{base}",
-            when,
-            paragraphs[0],
-            paragraphs_html(paragraphs),
-        )
+    alpha = Telling(
+        truth,
+        "alpha",
+        f"alpha-{base}",
+        row["title"],
+        f"https://alpha.example/{base}",
+        when,
+        paragraphs[0],
+        paragraphs_html(paragraphs),
     )
+    result = [alpha]
+    if rng.random() < 0.2:  # an article only one agency carries: a hard negative for the others
+        return result
     if rng.random() < 0.35:
         result.append(
             Telling(
@@ -297,37 +283,22 @@ def pairs(truth: dict[str, str], predicted: dict[str, int]) -> tuple[int, int, i
     return right, wrong, true_pairs - right
 
 
-def ingest(url_base: str, database_url: str, categories: list[str]) -> Engine:
+def pipeline_config(url_base: str, categories: list[str]) -> Config:
     sources = "\n".join(
         f"  - {{id: {agency}-{category}, url: '{url_base}/{agency}/{category}.rss', "
         f"agency: {agency}, section: {category}}}"
         for agency in AGENCIES
         for category in categories
     )
-    config = parse_config(
+    return parse_config(
         "site: {base_url: 'http://caulbart.test'}\n"
         "defaults: {max_entries: 5000, max_bytes: 100MB, timeout: 120s}\n"
         f"sources:\n{sources}\n"
     )
-    engine = open_database(database_url)
-    sync_config(engine, config)
-    requests = claim(engine, config, "eval", 1000, due_only=False, host_budget=False)
-    run_pass(engine, config, requests)
-    return engine
 
 
-def fetch_again(engine: Engine, url_base: str, categories: list[str]) -> None:
-    config = parse_config(
-        "site: {base_url: 'http://caulbart.test'}\n"
-        "defaults: {max_entries: 5000, max_bytes: 100MB, timeout: 120s}\n"
-        "sources:\n"
-        + "\n".join(
-            f"  - {{id: {a}-{c}, url: '{url_base}/{a}/{c}.rss', agency: {a}, section: {c}}}"
-            for a in AGENCIES
-            for c in categories
-        )
-        + "\n"
-    )
+def fetch_all(engine: Engine, config: Config) -> None:
+    """One pass over every source, as `caulbart fetch --all` makes it."""
     requests = claim(engine, config, "eval", 1000, due_only=False, host_budget=False)
     run_pass(engine, config, requests)
 
@@ -358,9 +329,12 @@ def quality(args: argparse.Namespace, database_url: str) -> list[Telling]:
     server = serve(documents)
     url_base = f"http://127.0.0.1:{server.server_address[1]}"
     began = time.perf_counter()
-    engine = ingest(url_base, database_url, categories)
+    config = pipeline_config(url_base, categories)
+    engine = open_database(database_url)
+    sync_config(engine, config)
+    fetch_all(engine, config)
     documents.update(feed_documents(first + resends, categories))  # the wire re-sends arrive
-    fetch_again(engine, url_base, categories)
+    fetch_all(engine, config)
     seconds = time.perf_counter() - began
     server.shutdown()
 

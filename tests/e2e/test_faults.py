@@ -26,7 +26,7 @@ from aggregator.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
-SOURCES = 12
+SOURCES = 24
 PER_SOURCE = 15
 DEFAULTS = {"timeout": "2s", "concurrency": 4, "per_host": 4}
 
@@ -49,8 +49,10 @@ def serve_articles(server: FeedServer) -> list[dict[str, object]]:
 
 
 def stored(engine: Engine) -> int:
-    with session_factory(engine)() as session:
-        return session.scalar(select(func.count()).select_from(Entry)) or 0
+    # A plain read (not session_factory's write transaction): in WAL mode it never waits for
+    # the writer, so it sees each source's commit as it lands.
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(Entry)) or 0
 
 
 def check_consistent(engine: Engine) -> dict[str, int]:
@@ -84,6 +86,7 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
     engine = open_database(caulbart.database_url)
     rng = random.Random(20261125)
     stored_after_kills = []
+    orphans: set[int] = set()
     for _ in range(8):
         process = subprocess.Popen(
             [CAULBART, "fetch", "--all"],
@@ -97,10 +100,12 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
         before = stored(engine)
         deadline = time.monotonic() + 60
         while stored(engine) == before and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.6))
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.1))
+        helpers = children(process.pid)  # its parsing processes, if it started them
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        orphans.update(helpers)
         stored_after_kills.append(sum(check_consistent(engine).values()))
 
     # No wait for leases to expire: claims of a dead process of this machine are free at once.
@@ -117,6 +122,32 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
         "no kill landed mid-ingest; the test did not exercise a crash",
         stored_after_kills,
     )
+    assert orphans, "no kill caught the parsing processes running; nothing was checked"
+    # The killed command's parsing processes follow it within seconds, never live on.
+    deadline = time.monotonic() + 10
+    while any(map(alive, orphans)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in orphans if alive(pid)]
+
+
+def alive(pid: int) -> bool:
+    """Running, not gone and not a zombie awaiting its reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> set[int]:
+    """A process's child process ids (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.update(int(child) for child in task.read_text().split())
+        except OSError:
+            continue
+    return found
 
 
 def test_a_read_only_database_is_a_clear_error_not_a_traceback(

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -327,6 +328,27 @@ def test_four_postgres_workers_share_200_sources_without_double_fetching(
     assert sum(int(row["entries"]) for row in status(caulbart).values()) == 600  # type: ignore[call-overload]
 
 
+def stored_by_four_workers(
+    caulbart: Caulbart, processes: list[Process], sources: list[dict[str, object]], entries: int
+) -> list[dict[str, Any]]:
+    """Four workers ingest the sources at once until `entries` are stored; the export after."""
+    write_feeds_yaml(caulbart.config, sources, defaults={**FAST, "concurrency": 4})
+    assert caulbart("status").returncode == 0
+    workers = [Process(caulbart, "worker", "--tick", "0.25", name=f"w{i}") for i in range(4)]
+    processes.extend(workers)
+    wait_until(
+        lambda: sum(int(r["entries"]) for r in status(caulbart).values()) == entries,  # type: ignore[call-overload]
+        timeout=90,
+        what=f"all {entries} entries stored",
+    )
+    for worker in workers:
+        assert worker.stop() == 0
+    logs = "".join(worker.log for worker in workers)
+    assert "store failed" not in logs, logs[-3000:]
+    exported = caulbart("export")
+    return [json.loads(line) for line in exported.stdout.splitlines()]
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_workers_storing_the_same_stories_at_once_lose_nothing(
     caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
@@ -337,21 +359,7 @@ def test_workers_storing_the_same_stories_at_once_lose_nothing(
         {"id": f"s{i:02d}", "url": feed_server.add(f"/s{i:02d}.rss", body), "interval": "1h"}
         for i in range(20)
     ]
-    write_feeds_yaml(caulbart.config, sources, defaults={**FAST, "concurrency": 4})
-    assert caulbart("status").returncode == 0
-    workers = [Process(caulbart, "worker", "--tick", "0.25", name=f"w{i}") for i in range(4)]
-    processes.extend(workers)
-    wait_until(
-        lambda: sum(int(r["entries"]) for r in status(caulbart).values()) == 200,  # type: ignore[call-overload]
-        timeout=90,
-        what="all 200 entries stored",
-    )
-    for worker in workers:
-        assert worker.stop() == 0
-    logs = "".join(worker.log for worker in workers)
-    assert "store failed" not in logs, logs[-3000:]
-    exported = caulbart("export")
-    stories = [json.loads(line) for line in exported.stdout.splitlines()]
+    stories = stored_by_four_workers(caulbart, processes, sources, entries=200)
     assert len(stories) == 10
     assert all(len(story["entries"]) == 20 for story in stories)
 
@@ -383,18 +391,5 @@ def test_workers_storing_tellings_of_the_same_news_at_once_make_one_story_each(
         )
         url = feed_server.add(f"/a{agency}.rss", feed)
         sources.append({"id": f"a{agency:02d}", "url": url, "interval": "1h"})
-    write_feeds_yaml(caulbart.config, sources, defaults={**FAST, "concurrency": 4})
-    assert caulbart("status").returncode == 0
-    workers = [Process(caulbart, "worker", "--tick", "0.25", name=f"w{i}") for i in range(4)]
-    processes.extend(workers)
-    wait_until(
-        lambda: sum(int(r["entries"]) for r in status(caulbart).values()) == 72,  # type: ignore[call-overload]
-        timeout=90,
-        what="all 72 entries stored",
-    )
-    for worker in workers:
-        assert worker.stop() == 0
-    logs = "".join(worker.log for worker in workers)
-    assert "store failed" not in logs, logs[-3000:]
-    stories = [json.loads(line) for line in caulbart("export").stdout.splitlines()]
+    stories = stored_by_four_workers(caulbart, processes, sources, entries=72)
     assert sorted(len(story["entries"]) for story in stories) == [12] * 6
