@@ -48,6 +48,7 @@ def create_app(engine: Engine | None = None, config: dict[str, Any] | None = Non
         app.extensions["caulbart.engine"], app.extensions["caulbart.config"]
     )
 
+    from web.comments import init_comments
     from web.feeds import feeds
     from web.pages import pages
     from web.sitemap import sitemap
@@ -55,6 +56,7 @@ def create_app(engine: Engine | None = None, config: dict[str, Any] | None = Non
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
     app.register_blueprint(sitemap)
+    init_comments(app)  # after pages: a refused reply re-renders the story page's view
     register_site_chrome(app)
 
     @app.get("/healthz")

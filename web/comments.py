@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +113,7 @@ def init_comments(app: Flask) -> Limiter:
     app.after_request(private_when_personal)
     app.add_template_global(csrf_token)
     app.add_template_global(comment_thread)
+    app.add_template_global(reply_counts)
     app.register_error_handler(429, too_many)
     app.register_error_handler(400, bad_request)
     return limiter
@@ -247,6 +249,11 @@ def comment_thread(story_id: int) -> Thread:
         errors=errors,
         action=request.path,
     )
+
+
+def reply_counts(cards: Iterable[Any]) -> dict[int, int]:
+    """Template global for listings: approved comments per card's story, in one query."""
+    return comment_counts(_engine(), (card.id for card in cards))
 
 
 def _open_story(slug_id: str) -> CommentedStory:
