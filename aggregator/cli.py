@@ -229,10 +229,25 @@ def worker(ctx: click.Context, tick: float) -> None:
 @main.command()
 @_host
 @_port
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Web processes: 1 serves with waitress in this process, more run under gunicorn.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """The web front only (waitress)."""
-    _long_running(ctx, clock=False, web=True, host=host, port=port, tick=DEFAULT_TICK)
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """The web front only (no clock): waitress, or gunicorn with --workers N."""
+    if workers == 1:
+        _long_running(ctx, clock=False, web=True, host=host, port=port, tick=DEFAULT_TICK)
+        return
+    from aggregator import runner
+
+    _setup_logging(max(ctx.obj["verbose"], 1), interactive=False)
+    _load(ctx)  # refuse to start on an invalid feeds.yaml, with every problem listed
+    open_database().dispose()  # migrate once here, before the processes start
+    runner.serve_with_gunicorn(ctx.obj["config_path"], host, port, workers)
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """Long-running processes: `caulbart worker` (the clock), `serve` (the web front), `run` (both).
 
 Glue only: the schedule policy is in scheduler.py, the ingest in pipeline.py. This module watches
-feeds.yaml, turns signals into a clean stop, and runs the web front under waitress.
+feeds.yaml, turns signals into a clean stop, and runs the web front: under waitress in this
+process, or under gunicorn with several worker processes (`caulbart serve --workers N`).
 """
 
 from __future__ import annotations
@@ -173,3 +174,36 @@ def _start_web(engine: Engine, host: str, port: int, config_path: str) -> WebSer
     server.thread.start()
     log.info("web listening on http://%s:%d/", host, port)
     return server
+
+
+def serve_with_gunicorn(config_path: str, host: str, port: int, workers: int) -> None:
+    """The web front in `workers` processes under gunicorn (threads in each), until SIGTERM.
+
+    Every process builds its own app and engine after the fork (no connection crosses a fork);
+    what they cache is checked against the database on each request, so an ingest by any worker
+    process is seen by all of them at once.
+    """
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from aggregator.db import open_database
+    from web import create_app
+
+    class CaulbartWeb(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": 8,
+                "preload_app": False,
+                "accesslog": None,
+                "graceful_timeout": 10,
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> object:
+            return create_app(open_database(), {"CAULBART_CONFIG": config_path})
+
+    log.info("web listening on http://%s:%d/ with %d gunicorn workers", host, port, workers)
+    CaulbartWeb().run()

@@ -1,0 +1,81 @@
+"""`caulbart serve --workers N`: the web front in several gunicorn processes over one database.
+
+What each process caches (feed documents, pages' validators) must never be wrong after an
+ingest made by another process: a `caulbart fetch` runs beside the server, then every answer,
+whichever process gives it, carries the new story.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+
+from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.e2e.test_worker import Process, processes, unused_port, wait_until
+
+__all__ = ["processes", "unused_port"]  # the fixtures, shared with the worker tests
+
+REQUESTS = 40  # each on a new connection, so the processes' accept loops share them
+
+
+def rss(titles: list[str]) -> str:
+    now = datetime.now(UTC)
+    items = "".join(
+        f"<item><guid>g-{n}</guid><title>{title}</title><link>https://agency.example/{n}</link>"
+        f"<pubDate>{format_datetime(now - timedelta(minutes=n))}</pubDate>"
+        f"<description>{title}, in the words of the agency.</description></item>"
+        for n, title in enumerate(titles)
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>A</title>{items}</channel></rss>'
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in out.stdout.split()]
+
+
+def test_several_web_processes_never_serve_a_stale_cache_after_an_ingest(
+    caulbart: Caulbart,
+    feed_server: FeedServer,
+    processes: list[Process],
+    unused_port: int,
+) -> None:
+    first = "Harbour council approves the ferry terminal"
+    later = "Observatory reopens after a winter of repairs"
+    url = feed_server.add("/a.rss", rss([first]))
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": url}])
+    assert caulbart("fetch", "--all").returncode == 0
+
+    web = Process(caulbart, "serve", "--workers", "2", "--port", str(unused_port), name="web")
+    processes.append(web)
+    base = f"http://127.0.0.1:{unused_port}"
+
+    def answers(path: str) -> list[str]:
+        return [httpx.get(base + path, timeout=10).text for _ in range(REQUESTS)]
+
+    def up() -> bool:
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what="gunicorn answers")
+    wait_until(lambda: len(children_of(web.popen.pid)) == 2, what="two web processes")
+    for path in ("/feed.atom", "/feed.json", "/"):
+        assert all(first in body and later not in body for body in answers(path)), path
+
+    feed_server.add("/a.rss", rss([later, first]))
+    fetched = caulbart("fetch", "--all")
+    assert fetched.returncode == 0, fetched.stderr
+
+    for path in ("/feed.atom", "/feed.rss", "/feed.json", "/"):
+        stale = [body for body in answers(path) if later not in body]
+        assert stale == [], f"{len(stale)} of {REQUESTS} answers to {path} missed the ingest"
+    assert web.stop(signal.SIGTERM, timeout=30) == 0, web.log
+    assert "gunicorn workers" in web.log
