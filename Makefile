@@ -10,7 +10,7 @@ LINTED := $(wildcard aggregator web tests bench)
 # axe-core for the browser tests' accessibility check (npm registry, pinned by the lock file).
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: run test check lint format clean
+.PHONY: run test check lint format clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ run: $(STAMP)
 ## test: lint, types, then the whole suite on SQLite and the local PostgreSQL
 test: $(TEST_STAMP) $(AXE) check
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+## bench: every speed figure in one command (ingest vs reader and feedparser on SQLite and
+## PostgreSQL, workers 1/2/4 and web processes on PostgreSQL, pages and feeds at 1k/100k stories)
+BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/ingest_bench.py --postgres $(BENCH_POSTGRES) $(INGEST_ARGS)
+	CAULBART_BENCH_POSTGRES_URL=$(BENCH_POSTGRES) $(BIN)/python bench/scale_bench.py $(SCALE_ARGS)
+	$(BIN)/python bench/web_bench.py $(WEB_ARGS)
 
 ## check: ruff (lint + format) and mypy, clean at every commit
 check: $(TEST_STAMP)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from datasketch import MinHash
 
 from aggregator.types import Item
 
@@ -139,6 +138,8 @@ def band_keys(values: frozenset[int]) -> list[int]:
     The same permutations serve every text and opening, so a summary's whole text meets the
     opening of the full text it summarises.
     """
+    from datasketch import MinHash  # here: importing it (and SciPy) costs ~1 s of CPU at start
+
     signature = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int)
     signature.update_batch(sorted(values))
     rows = np.asarray(signature.hashvalues, dtype=np.uint64)

@@ -132,6 +132,9 @@ _worker_engine: Engine | None = None
 def _start_worker(database_url: str, parent: int) -> None:
     global _worker_engine
     _worker_engine = make_engine(database_url)
+    import datasketch  # noqa: F401  # loaded now, while the pool warms, not on the first entry
+    import yake  # noqa: F401
+
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-
-import yake
+from typing import TYPE_CHECKING
 
 from aggregator.types import TagRules
+
+if TYPE_CHECKING:
+    import yake
 
 MIN_TAGS = 3
 MAX_TAGS = 10
@@ -76,6 +78,8 @@ def stop_words() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _keyword_extractor() -> yake.KeywordExtractor:
+    import yake  # here: commands that tag nothing (status, a pass of 304s) never load it
+
     return yake.KeywordExtractor(lan="en", n=2, top=12, dedup_lim=0.7)
 
 

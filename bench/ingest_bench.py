@@ -26,12 +26,17 @@ import tempfile
 import textwrap
 import threading
 import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import feedparser
+import sqlalchemy
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT.parent / "shared" / "corpus" / "news"
@@ -73,11 +78,20 @@ def build_feeds(feeds: int, entries: int) -> dict[str, bytes]:
     return documents
 
 
-def serve(documents: dict[str, bytes]) -> ThreadingHTTPServer:
+def serve(
+    documents: dict[str, bytes], latency: float = 0.0, requests: Counter[str] | None = None
+) -> ThreadingHTTPServer:
+    """The feeds on loopback with ETag/304; `latency` seconds before each answer stand in for
+    a network round trip; `requests` counts the GETs per path."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
+            if requests is not None:
+                requests[self.path] += 1
+            if latency:
+                time.sleep(latency)
             body = documents.get(self.path)
             if body is None:
                 self.send_response(404)
@@ -104,6 +118,21 @@ def serve(documents: dict[str, bytes]) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@contextmanager
+def fresh_schema(server: str) -> Iterator[str]:
+    """A database URL on a new, empty PostgreSQL schema, dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{server}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
 
 
 def caulbart_pass(folder: Path, urls: list[str], database: str) -> tuple[float, float]:
@@ -192,7 +221,8 @@ def main() -> None:
             results["reader"].append(reader_pass(reader_python, folder, urls))
             results["feedparser"].append(feedparser_floor(documents))
             if args.postgres:
-                results["caulbart pg"].append(caulbart_pass(folder, urls, args.postgres)[0])
+                with fresh_schema(args.postgres) as database:
+                    results["caulbart pg"].append(caulbart_pass(folder, urls, database)[0])
     server.shutdown()
     total = args.feeds * args.entries
     median = {name: statistics.median(times) for name, times in results.items() if times}
@@ -202,6 +232,8 @@ def main() -> None:
         print(f"  {name:14s} {seconds:8.2f} s   {total / seconds:8.0f} entries/s")
     print(f"  a/b caulbart / reader     = {median['caulbart'] / median['reader']:.2f}")
     print(f"  a/c caulbart / feedparser = {median['caulbart'] / median['feedparser']:.2f}")
+    if "caulbart pg" in median:
+        print(f"  PostgreSQL / SQLite       = {median['caulbart pg'] / median['caulbart']:.2f}")
     per_thousand = median["caulbart 304"] / args.feeds * 1000
     print(f"  all-304 pass: {per_thousand:.2f} s per 1,000 sources")
 

@@ -1,11 +1,12 @@
-"""Story page and home page render times at 1k and 100k stories: do they stay flat?
+"""Story pages, listings and feeds at 1k and 100k stories: do their times stay flat?
 
     .venv/bin/python bench/web_bench.py [--sizes 1000 100000] [--requests 200]
 
 Each size gets a temporary SQLite database (migrated as in production, search triggers on),
 filled directly through the ORM with stories, their entries from several sources, tags and
-related posts. Pages are requested through the Flask test client (no network), random story
-pages and the home page; prints the median per page and the ratio largest size / smallest.
+related posts. Pages are requested through the Flask test client (no network): random story
+pages, home, section (first and 8th page), tag, source and date listings, the site's Atom
+feed and a section's JSON Feed; prints the median per page and the ratio largest / smallest.
 """
 
 from __future__ import annotations
@@ -117,7 +118,21 @@ def median_ms(client: FlaskClient, paths: list[str]) -> float:
     return statistics.median(timings)
 
 
-def measure(size: int, requests: int) -> tuple[float, float]:
+# What a reader and a feed reader request most, beside random story pages.
+LISTINGS = {
+    "home": "/",
+    "section": "/section/world",
+    "section p8": "/section/world?page=8",
+    "tag": "/tag/tag-7",
+    "source": "/source/src-3",
+    "month archive": "/archive/2022/06",
+    "feed.atom": "/feed.atom",
+    "section feed": "/section/world/feed.json",
+}
+
+
+def measure(size: int, requests: int) -> dict[str, float]:
+    """Median milliseconds per page kind at `size` stories."""
     rng = random.Random(size)
     with tempfile.TemporaryDirectory() as folder:
         engine = open_database(f"sqlite:///{folder}/bench.sqlite3")
@@ -131,11 +146,12 @@ def measure(size: int, requests: int) -> tuple[float, float]:
             stories = [session.get_one(Story, story_id) for story_id in ids]
             paths = [story_path(s.id, s.slug, s.published) for s in stories]
         median_ms(client, paths[:20])  # warm up templates and caches
-        story_ms = median_ms(client, paths)
-        home_ms = median_ms(client, ["/"] * max(20, requests // 4))
+        results = {"story page": median_ms(client, paths)}
+        for name, path in LISTINGS.items():
+            results[name] = median_ms(client, [path] * max(20, requests // 4))
         app.extensions["caulbart.feeds"].close()
         engine.dispose()
-    return story_ms, home_ms
+    return results
 
 
 def main() -> None:
@@ -145,14 +161,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.INFO)
     results = {size: measure(size, args.requests) for size in args.sizes}
-    print(f"{'stories':>8} {'story page ms':>14} {'home ms':>9}")
-    for size, (story_ms, home_ms) in results.items():
-        print(f"{size:>8} {story_ms:>14.2f} {home_ms:>9.2f}")
-    small, large = results[min(results)], results[max(results)]
-    print(
-        f"ratio {max(results)}/{min(results)}: story page {large[0] / small[0]:.2f}x, "
-        f"home {large[1] / small[1]:.2f}x (flat is close to 1)"
-    )
+    small, large = min(results), max(results)
+    print(f"{'median ms':<14}" + "".join(f"{size:>10}" for size in results) + "     ratio")
+    for page in results[small]:
+        row = "".join(f"{results[size][page]:>10.2f}" for size in results)
+        print(f"{page:<14}{row}{results[large][page] / results[small][page]:>9.2f}x")
+    print(f"(ratio: {large} stories / {small}; flat is close to 1)")
 
 
 if __name__ == "__main__":
