@@ -312,7 +312,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
             str(row["consecutive_errors"]),
             row["next_fetch_at"] or "-",
             str(row["entries"]),
-            row["last_error"] or (f"moved to {row['moved_to']}" if row["moved_to"] else ""),
+            row["last_error"]
+            or (f"moved to {row['moved_to']}" if row["moved_to"] else "")
+            or (f"full text: {row['full_text_error']}" if row["full_text_error"] else ""),
         )
     _stdout().print(table)
 
@@ -340,6 +342,7 @@ def source_health(engine: Engine) -> list[dict[str, Any]]:
                 "adaptive": s.adaptive,
                 "claimed_by": s.claimed_by,
                 "moved_to": s.moved_to,
+                "full_text_error": s.full_text_error,
                 "entries": counts.get(s.id, 0),
             }
             for s in sources
@@ -373,6 +376,8 @@ def explain(ctx: click.Context, story_id: int, as_json: bool) -> None:
         )
         click.echo(f"    {entry.published}  {entry.link or '(no link)'}")
         click.echo(f"    {entry.reason}")
+        if entry.full_text_error:
+            click.echo(f"    full text: {entry.full_text_error} (the feed's summary is shown)")
 
 
 # --- unpublish (issue 6: withdrawals) -------------------------------------------------------

@@ -19,6 +19,7 @@ from aggregator.types import (
     CommentsConfig,
     Config,
     Defaults,
+    FullTextConfig,
     SiteConfig,
     SourceConfig,
     TagRules,
@@ -86,7 +87,9 @@ SOURCE_KEYS = {
     "rights",
     "excerpt_only",
     "images",
+    "full_text",
 }
+FULL_TEXT_KEYS = {"allow_private"}
 TOP_KEYS = {"site", "defaults", "sources", "tags", "comments"}
 COMMENTS_KEYS = {"keep_ip_days", "auto_approve"}
 TAG_KEYS = {"aliases", "ignore"}
@@ -451,6 +454,9 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         if key == "tags":
             values["tags"] = _read_tags(reader, item, f"{where}.tags")
             continue
+        if key == "full_text":
+            values["full_text"] = _read_full_text(reader, item, f"{where}.full_text")
+            continue
         value = reader.value(item, f"{where}.{key}", kinds[key])
         if value is not None:
             values[key] = value
@@ -468,6 +474,21 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
     name = values.pop("name", None) or values["id"]
     agency = values.pop("agency", None) or name
     return SourceConfig(name=name, agency=agency, line=node.start_mark.line + 1, **values)
+
+
+def _read_full_text(reader: _Reader, entry: tuple[Node, Node], where: str) -> FullTextConfig | None:
+    """`full_text: true`, `false`, or `full_text: {allow_private: true}` (implies true)."""
+    node = entry[1]
+    if isinstance(node, MappingNode):
+        fields = reader.mapping(node, where, FULL_TEXT_KEYS)
+        allow = fields.get("allow_private")
+        value = reader.value(allow, f"{where}.allow_private", "bool") if allow else False
+        return FullTextConfig(allow_private=bool(value))
+    if not isinstance(node, ScalarNode):
+        reader.problem(node, f"{where}: must be true, false or {{allow_private: true}}")
+        return None
+    enabled = reader.value(entry, where, "bool")
+    return FullTextConfig() if enabled else None
 
 
 def _read_tags(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[str, ...]:

@@ -36,6 +36,8 @@ class EntryReason:
     link: str | None
     published: str
     has_full_text: bool
+    # Why the article page's text is not the entry's body (full_text sources); None if it is.
+    full_text_error: str | None
     rule: str | None
     score: float | None
     matched_entry_id: int | None
@@ -92,6 +94,7 @@ def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryRe
         link=entry.link,
         published=iso_utc(entry.published),
         has_full_text=entry.has_full_text,
+        full_text_error=entry.full_text_error,
         rule=entry.match_rule,
         score=entry.match_score,
         matched_entry_id=entry.matched_entry_id,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
+import socket
 import threading
 import time
 import zlib
@@ -34,9 +36,23 @@ ACCEPT = (
     "application/feed+json, application/json;q=0.8, application/xml;q=0.8, text/xml;q=0.8, "
     "*/*;q=0.1"
 )
+ACCEPT_PAGE = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+# Cloud metadata services, named in refusals (they are link-local or private anyway).
+METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254")}
+GUARD = "caulbart.address_guard"
 # zlib window bits: gzip or zlib header detected automatically; raw deflate as a fallback.
 AUTO_HEADER = 47
 RAW_DEFLATE = -15
+
+
+@dataclass(frozen=True)
+class AddressGuard:
+    """Requests (redirects included) may reach public addresses only, except `allowed_hosts`.
+
+    For pages a feed merely links to: a feed must not steer Caulbart into the local network.
+    """
+
+    allowed_hosts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -44,10 +60,81 @@ class FetchRequest:
     source_id: str
     url: str
     validators: Validators = field(default_factory=Validators)
+    # Set for article pages (aggregator.fulltext); feeds are the editors' own choice.
+    guard: AddressGuard | None = None
+    accept: str = ACCEPT
+    # Seconds between two such requests to one host from this process (0: none).
+    spacing: float = 0.0
 
 
 class FetchFailed(Exception):
     """A fetch that must stop, with the message recorded as the source's error."""
+
+
+class AddressRefused(FetchFailed):
+    """The URL's host is, or resolves to, an address an `AddressGuard` does not allow."""
+
+
+def refused_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a guarded request may not go to `address`; None for a public address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_private or address.is_reserved or not address.is_global:
+        return "a private or reserved address"
+    return None
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """Checks the resolved address of every guarded request, each redirect being a new one, and
+    connects to the address it checked (so a DNS answer cannot change in between)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        guard = request.extensions.get(GUARD)
+        if guard is None or request.url.host in guard.allowed_hosts:
+            return await self.inner.handle_async_request(request)
+        address = await _checked_address(request.url)
+        pinned = httpx.Request(
+            request.method,
+            request.url.copy_with(host=str(address)),
+            headers=request.headers,  # keeps Host: the name, not the address
+            stream=request.stream,
+            extensions={**request.extensions, "sni_hostname": request.url.host},
+        )
+        return await self.inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def _checked_address(url: httpx.URL) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The first address of the URL's host, once every address it has is found allowed."""
+    host = url.host
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, url.port or 443, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise FetchFailed(f"cannot resolve {host}: {exc}") from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        reason = refused_reason(address)
+        if reason:
+            raise AddressRefused(f"address refused: {host} is {reason} ({address})")
+    return addresses[0]
 
 
 def user_agent(base_url: str) -> str:
@@ -123,6 +210,8 @@ class Fetcher:
         self._thread = threading.Thread(target=self._loop.run_forever, name="fetch", daemon=True)
         self._thread.start()
         self._host_slots: dict[str, asyncio.Semaphore] = {}
+        # Host -> the earliest time (monotonic) a spaced request may start there.
+        self._host_next: dict[str, float] = {}
         self.client, self._slots = self._run(self._open())
 
     async def _open(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -137,10 +226,19 @@ class Fetcher:
             ),
             follow_redirects=True,
             max_redirects=limits.MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max(self.defaults.concurrency, 4) * 2),
+            transport=GuardedTransport(
+                httpx.AsyncHTTPTransport(
+                    limits=httpx.Limits(max_connections=max(self.defaults.concurrency, 4) * 2)
+                )
+            ),
             trust_env=False,
         )
         return client, asyncio.Semaphore(self.defaults.concurrency)
+
+    @property
+    def agent(self) -> str:
+        """The User-Agent sent, also the name robots.txt rules are matched against."""
+        return self._agent
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -173,6 +271,8 @@ class Fetcher:
             parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
         except ValueError as exc:
             return _failed(request, time.monotonic(), f"bad URL: {exc}")
+        if request.spacing:
+            await self._space(host, request.spacing)
         host_slot = self._host_slots.setdefault(host, asyncio.Semaphore(self.defaults.per_host))
         async with self._slots, host_slot:
             started = time.monotonic()
@@ -183,14 +283,26 @@ class Fetcher:
                 message = f"timeout: no complete answer within {self.defaults.timeout:g}s"
                 return _failed(request, started, message)
 
+    async def _space(self, host: str, spacing: float) -> None:
+        """Wait for this host's next turn; turns are `spacing` seconds apart (one event loop, so
+        reading and moving the turn cannot race)."""
+        now = time.monotonic()
+        start = max(now, self._host_next.get(host, 0.0))
+        self._host_next[host] = start + spacing
+        if start > now:
+            await asyncio.sleep(start - now)
+
     async def _fetch(self, request: FetchRequest, started: float) -> FetchResult:
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": request.accept}
         if request.validators.etag:
             headers["If-None-Match"] = request.validators.etag
         if request.validators.last_modified:
             headers["If-Modified-Since"] = request.validators.last_modified
         try:
-            async with self.client.stream("GET", request.url, headers=headers) as response:
+            extensions = {GUARD: request.guard} if request.guard else None
+            async with self.client.stream(
+                "GET", request.url, headers=headers, extensions=extensions
+            ) as response:
                 return await self._answer(request, response, started)
         except FetchFailed as exc:
             return _failed(request, started, str(exc))

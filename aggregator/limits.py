@@ -14,6 +14,15 @@ MAX_REDIRECTS = 5
 FETCH_CONCURRENCY = 8
 PER_HOST_CONCURRENCY = 2
 
+# Full text (aggregator.fulltext). A robots.txt is trusted for a day (RFC 9309 section 2.4).
+ROBOTS_CACHE_SECONDS = 24 * 60 * 60
+# A robots.txt that could not be read (5xx, no answer) is asked again after this long.
+ROBOTS_RETRY_SECONDS = 5 * 60
+# An extraction shorter than this many words is a page without an article (a paywall, a gallery).
+FULL_TEXT_MIN_WORDS = 30
+# Longest error kept on an entry or a source.
+MAX_ERROR_CHARS = 500
+
 # Scheduling defaults (feeds.yaml `defaults` may override them).
 DEFAULT_INTERVAL = 15 * 60
 DEFAULT_MIN_INTERVAL = 5 * 60

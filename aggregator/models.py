@@ -92,6 +92,8 @@ class Source(Base):
     rights: Mapped[str | None] = mapped_column(String(500))
     excerpt_only: Mapped[bool] = mapped_column(Boolean, default=False)
     images: Mapped[bool] = mapped_column(Boolean, default=True)
+    # `full_text` sources: why articles of the last pass that tried some kept their summary.
+    full_text_error: Mapped[str | None] = mapped_column(Text)
     # When those terms last changed: published feeds built under the old terms are stale.
     terms_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A worker's lease on the source while it fetches it; an expired lease is free to take.
@@ -164,6 +166,8 @@ class Entry(Base):
     image_credit: Mapped[str | None] = mapped_column(String(500))
     language: Mapped[str | None] = mapped_column(String(35))
     has_full_text: Mapped[bool] = mapped_column(Boolean)
+    # Why the linked article's text is not the body (`full_text` sources); None when it is.
+    full_text_error: Mapped[str | None] = mapped_column(String(500))
     # None when there is too little text for equal hashes to mean the same story.
     text_hash: Mapped[str | None] = mapped_column(String(64))
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -197,6 +201,22 @@ class EntryBand(Base):
     band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     published: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
+
+
+class ArticlePage(Base):
+    """What an article page gave when it was fetched (aggregator.fulltext): fetched once, ever."""
+
+    __tablename__ = "article_pages"
+
+    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str | None] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    # The extracted main text, sanitised; empty when `error` says why there is none.
+    body_html: Mapped[str] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    error: Mapped[str | None] = mapped_column(String(500))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Tag(Base):

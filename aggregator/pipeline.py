@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import prepare, publish, scheduler, store, tag_index, withdrawals
+from aggregator import fulltext, prepare, publish, scheduler, store, tag_index, withdrawals
 from aggregator.db import in_transaction, session_factory
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
@@ -25,6 +25,7 @@ from aggregator.types import (
     Config,
     FetchResult,
     FetchStatus,
+    Item,
     ParsedFeed,
     SourceOutcome,
     Validators,
@@ -98,10 +99,10 @@ def run_pass(
     preparer = prepare.preparer_for(engine, in_process=len(requests) < prepare.POOL_MIN_SOURCES)
     pending: list[tuple[FetchResult, Future[prepare.Prepared], datetime]] = []
 
-    def store_ready(wait: bool) -> None:
+    def store_ready(fetcher: Fetcher, wait: bool) -> None:
         while pending and (wait or pending[0][1].done()):
             result, future, now = pending.pop(0)
-            outcome = _store_safely(engine, config, result, future, now)
+            outcome = _store_safely(engine, config, fetcher, result, future, now)
             outcomes.append(outcome)
             if on_outcome:
                 on_outcome(outcome)
@@ -110,14 +111,15 @@ def run_pass(
         for result in fetch_many(fetcher, requests):
             now = clock()
             pending.append((result, preparer.submit(config, result, now), now))
-            store_ready(wait=False)
-    store_ready(wait=True)
+            store_ready(fetcher, wait=False)
+        store_ready(fetcher, wait=True)  # article pages of full_text sources use the fetcher
     return outcomes
 
 
 def _store_safely(
     engine: Engine,
     config: Config,
+    fetcher: Fetcher,
     result: FetchResult,
     future: Future[prepare.Prepared],
     now: datetime,
@@ -128,7 +130,7 @@ def _store_safely(
         log.warning("source=%s prepare pool broken; preparing in process", result.source_id)
         prepared = None
     try:
-        return ingest_result(engine, config, result, prepared=prepared, now=now)
+        return ingest_result(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
     except SQLAlchemyError as exc:
         # Even recording the failure failed: the database is down, locked or read-only.
         # The source keeps its claim until the lease ends, then it is fetched again.
@@ -152,7 +154,7 @@ def fetch_and_ingest(
     result = fetcher.fetch(request)
     now = clock()
     prepared = prepare.preparer_for(engine).run(config, result, now)
-    return ingest_result(engine, config, result, prepared=prepared, now=now)
+    return ingest_result(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
 
 
 def ingest_result(
@@ -163,9 +165,10 @@ def ingest_result(
     *,
     prepared: prepare.Prepared | None = None,
     now: datetime | None = None,
+    fetcher: Fetcher | None = None,
 ) -> SourceOutcome:
     """Store one fetched source in one transaction (parsed here unless `prepared`); record any
-    failure as the source's error."""
+    failure as the source's error. `fetcher` fetches article pages for full_text sources."""
     now = now or clock()
     source_id = result.source_id
     notes: list[str] = []
@@ -183,6 +186,15 @@ def ingest_result(
             f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
         )
     items = list(prepared.items)
+    prints = prepared.prints
+    # New and edited entries (those prepare fingerprinted) of a full_text source get their text.
+    full_text = _complete(engine, config, source_id, items, set(prints), fetcher)
+    if full_text is not None:
+        items = list(full_text.items)
+        # Fingerprints of the summaries no longer fit: the store makes them from the full text.
+        prints = {guid: p for guid, p in prints.items() if guid not in full_text.completed}
+        if full_text.failures:
+            notes.append(f"full text: {full_text.source_error}")
 
     stories, advisories = withdrawals.split_advisories(items)
     withdrawn: list[int] = []
@@ -196,7 +208,7 @@ def ingest_result(
             stories,
             now,
             dedup_window=config.defaults.dedup_window,
-            prints=prepared.prints,
+            prints=prints,
         )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
         drafts = {
@@ -216,6 +228,8 @@ def ingest_result(
             error=error,
             feed_title=feed.title if feed else None,
         )
+        if full_text is not None and full_text.tried:
+            source.full_text_error = full_text.source_error
         return counts, related
 
     try:
@@ -246,6 +260,24 @@ def ingest_result(
         error=result.error,
         notes=tuple(notes),
     )
+
+
+def _complete(
+    engine: Engine,
+    config: Config,
+    source_id: str,
+    items: list[Item],
+    new_guids: set[str],
+    fetcher: Fetcher | None,
+) -> fulltext.FullTextPass | None:
+    """The items with their articles' text, for a full_text source with new entries."""
+    source = next((s for s in config.sources if s.id == source_id), None)
+    if source is None or source.full_text is None or not new_guids:
+        return None
+    if fetcher is None:
+        with Fetcher(config.defaults, user_agent(config.site.base_url)) as own:
+            return fulltext.complete_items(engine, own, config.defaults, source, items, new_guids)
+    return fulltext.complete_items(engine, fetcher, config.defaults, source, items, new_guids)
 
 
 def _offer_related(engine: Engine, source_id: str, related: tag_index.RelatedLists) -> None:

@@ -494,6 +494,7 @@ def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now:
     entry.image_credit = item.image_credit
     entry.language = item.language
     entry.has_full_text = item.has_full_text
+    entry.full_text_error = item.full_text_error
     entry.text_hash = item.text_hash
     entry.content_hash = item.content_hash
     entry.shingles = print_.to_bytes() if print_ else None

@@ -53,6 +53,14 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class FullTextConfig:
+    """A source's `full_text`: fetch the article pages of its summary-only entries."""
+
+    # The source's own host may be a private address (an intranet feed); other hosts never.
+    allow_private: bool = False
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One feed as an editor declared it; `line` is where it starts in feeds.yaml."""
 
@@ -72,6 +80,8 @@ class SourceConfig:
     rights: str | None = None
     excerpt_only: bool = False
     images: bool = True
+    # None: the feed's own text only; else the linked article page is fetched and extracted.
+    full_text: FullTextConfig | None = None
     line: int = 0
 
 
@@ -218,6 +228,23 @@ class Item:
     has_full_text: bool
     # The body as plain text: what near-duplicate matching compares.
     body_text: str = ""
+    # Why the linked article's text is not the body (full_text sources); None when it is or
+    # when it was not wanted.
+    full_text_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ArticleText:
+    """What one article page gave (aggregator.fulltext): its sanitised main text and lead image,
+    or why it gave nothing. `cacheable` outcomes are kept so the page is never fetched again."""
+
+    url: str
+    body_html: str = ""
+    image_url: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    final_url: str | None = None
+    cacheable: bool = False
 
 
 # --- store ----------------------------------------------------------------------------------
