@@ -16,6 +16,7 @@ from aggregator.config import (
     parse_duration,
     parse_size,
 )
+from aggregator.types import FullTextConfig
 from tests.conftest import ROOT, Caulbart
 
 VALID = """\
@@ -274,3 +275,55 @@ def test_repository_feeds_yaml_is_valid_with_15_to_30_real_sources(tmp_path: Pat
         assert parts.scheme == "https" or parts.scheme == "http"
         assert parts.hostname and "example" not in parts.hostname and parts.hostname != "127.0.0.1"
         assert source.section
+
+
+def test_full_text_is_off_by_default_and_allow_private_implies_it() -> None:
+    text = (
+        "sources:\n"
+        "  - id: plain\n    url: http://a.example/f\n"
+        "  - id: wanted\n    url: http://b.example/f\n    full_text: true\n"
+        "  - id: unwanted\n    url: http://c.example/f\n    full_text: false\n"
+        "  - id: intranet\n    url: http://d.example/f\n    full_text: {allow_private: true}\n"
+        "  - id: public\n    url: http://e.example/f\n    full_text: {}\n"
+    )
+    sources = {s.id: s.full_text for s in parse_config(text).sources}
+    assert sources == {
+        "plain": None,
+        "wanted": FullTextConfig(allow_private=False),
+        "unwanted": None,
+        "intranet": FullTextConfig(allow_private=True),
+        "public": FullTextConfig(allow_private=False),
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "line", "message"),
+    [
+        (
+            "full_text: yes please",
+            4,
+            "full_text: must be true or false, not 'yes please'",
+        ),
+        (
+            "full_text: [on]",
+            4,
+            "full_text: must be true, false or {allow_private: true}",
+        ),
+        (
+            "full_text:\n      allow_private: maybe",
+            5,
+            "full_text.allow_private: must be true or false, not 'maybe'",
+        ),
+        (
+            "full_text:\n      private: true",
+            5,
+            "full_text: unknown key 'private' (known: allow_private)",
+        ),
+    ],
+)
+def test_bad_full_text_names_the_field_on_its_line(value: str, line: int, message: str) -> None:
+    text = f"sources:\n  - id: a\n    url: http://a.example/f\n    {value}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "feeds.yaml")
+    problems = [str(p) for p in caught.value.problems]
+    assert problems == [f"feeds.yaml:{line}: sources[0].{message}"]
