@@ -68,10 +68,9 @@ def sparkline(counts: tuple[int, ...]) -> str:
     peak = max(counts, default=0)
     if peak == 0:
         return "·" * len(counts)
-    return "".join(
-        " " if n == 0 else SPARK_BARS[min(len(SPARK_BARS) - 1, n * len(SPARK_BARS) // (peak + 1))]
-        for n in counts
-    )
+    steps = len(SPARK_BARS)
+    # ceil(n * steps / peak) - 1: the busiest day is the full block, any day with items shows.
+    return "".join(" " if n == 0 else SPARK_BARS[-(-n * steps // peak) - 1] for n in counts)
 
 
 def source_health(engine: Engine, now: datetime, days: int = HEALTH_DAYS) -> list[SourceHealth]:
