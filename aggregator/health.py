@@ -49,8 +49,9 @@ class SourceHealth:
 
     @property
     def write_back(self) -> str | None:
-        """The address feeds.yaml should now say: a permanent redirect not yet copied there."""
-        return self.moved_to if self.moved_to and self.moved_to != self.config_url else None
+        """The address feeds.yaml should now say: a permanent redirect not yet copied there
+        (store.sync_sources forgets it once the file names a new address)."""
+        return self.moved_to
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601 UTC, as `caulbart status --json` prints them."""

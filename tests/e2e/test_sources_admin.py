@@ -113,6 +113,15 @@ def test_status_shows_items_per_day_errors_next_fetch_and_redirects(desk: Desk) 
     assert "█" in healthy_line  # the busiest day's bar in the sparkline
 
 
+def test_a_redirect_written_back_into_feeds_yaml_is_no_longer_listed(desk: Desk) -> None:
+    text = desk.caulbart.config.read_text(encoding="utf-8")
+    desk.caulbart.config.write_text(text.replace(desk.moved_from, desk.moved_to), "utf-8")
+    fetched = desk.caulbart("fetch", "--source", "moved")
+    assert fetched.returncode == 0, fetched.stderr
+    assert status_rows(desk.caulbart)["moved"]["write_back"] is None
+    assert "Moved permanently" not in desk.caulbart("status").stdout
+
+
 def test_admin_sources_needs_the_editors_token(desk: Desk) -> None:
     client = desk.app.test_client()
     refused = client.get("/admin/sources")
