@@ -150,6 +150,7 @@ def _round_trip(text: str) -> YAML:
     item = FIRST_SEQUENCE_ITEM.search(text)
     offset = len(item.group(1)) if item else 2
     yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    yaml.explicit_start = text.startswith("---")  # ruamel drops a leading "---" otherwise
     return yaml
 
 
