@@ -328,6 +328,17 @@ def test_add_takes_a_feed_url_as_it_is_and_makes_its_id_unique(
     assert feed_server.requests["/w.rss"] == 1
 
 
+def test_add_writes_the_address_a_feed_has_moved_to(
+    editor: Caulbart, feed_server: FeedServer
+) -> None:
+    new = feed_server.add("/new.rss", rss("Moved Wire", [{"published": datetime.now(UTC)}]))
+    old = feed_server.add("/old.rss", status=308, location=new)
+    result = editor("add", old)
+    assert result.returncode == 0, result.stderr
+    assert f"added moved-wire: {new}" in result.stdout
+    assert yaml.safe_load(editor.config.read_text(encoding="utf-8"))["sources"][-1]["url"] == new
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
