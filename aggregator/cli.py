@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine, func, make_url, select
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import DBAPIError
 
 from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
 from aggregator.db import database_url, open_database, session_factory
 from aggregator.export import export_stories
-from aggregator.models import Entry, Source, Story
+from aggregator.feeds_file import Plan
+from aggregator.models import Story
 from aggregator.permalinks import iso_utc
 from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
 from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
-from aggregator.types import Config, SourceOutcome
+from aggregator.types import Config, ProbeReport, SourceOutcome
 
 log = logging.getLogger("aggregator.cli")
 
@@ -89,8 +92,10 @@ def main(ctx: click.Context, config_path: str, verbose: int) -> None:
 
 
 @main.command()
+@click.option("--probe", is_flag=True, help="Also fetch each source once and report what it holds.")
+@click.option("--json", "as_json", is_flag=True, help="With --probe: JSON Lines, not a table.")
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, probe: bool, as_json: bool) -> None:
     """Validate feeds.yaml: exit 0 if valid, else print file:line: message per problem, exit 1."""
     try:
         config = load_config(ctx.obj["config_path"])
@@ -100,7 +105,164 @@ def check(ctx: click.Context) -> None:
         ctx.exit(1)
         return
     enabled = sum(1 for s in config.sources if s.enabled)
-    click.echo(f"{config.path}: OK, {len(config.sources)} sources ({enabled} enabled)")
+    summary = f"{config.path}: OK, {len(config.sources)} sources ({enabled} enabled)"
+    if not probe:
+        click.echo(summary)
+        return
+    from datetime import UTC, datetime
+
+    from aggregator.fetch import Fetcher, FetchRequest, user_agent
+    from aggregator.probe import probe_all
+
+    requests = [FetchRequest(s.id, s.url) for s in config.sources]
+    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+        reports = probe_all(fetcher, requests, datetime.now(UTC))
+    if as_json:
+        for report in reports:
+            click.echo(json.dumps(_probe_dict(report), ensure_ascii=False))
+        return
+    click.echo(summary)
+    _print_probes(reports, "caulbart check --probe")
+
+
+def _probe_dict(report: ProbeReport) -> dict[str, Any]:
+    values = dataclasses.asdict(report)
+    values["newest"] = iso_utc(report.newest) if report.newest else None
+    values["ok"] = report.ok
+    return values
+
+
+def _print_probes(reports: list[ProbeReport], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    columns = ("source", "reachable", "http", "format", "items", "newest", "full text", "images")
+    for column in (*columns, "credited", "error / note"):
+        table.add_column(column)
+    for report in reports:
+        note = report.error or ""
+        if report.ok and report.final_url and report.final_url != report.url:
+            note = f"redirected to {report.final_url}"
+        table.add_row(
+            report.source_id,
+            "yes" if report.reachable else "no",
+            str(report.http_status or ""),
+            report.format or "-",
+            str(report.items),
+            iso_utc(report.newest) if report.newest else "-",
+            f"{report.full_text_items}/{report.items}",
+            str(report.image_items),
+            f"{report.credited_images}/{report.image_items}",
+            note,
+        )
+    console = _stdout()
+    console.print(table)
+    readable = sum(1 for r in reports if r.ok)
+    console.print(
+        f"{len(reports)} sources: {readable} readable, {len(reports) - readable} with errors",
+        highlight=False,
+    )
+
+
+def _config_or_exit(ctx: click.Context, path: Path) -> Config:
+    """feeds.yaml as it is now (empty if missing); every problem printed, exit 1, if invalid."""
+    from aggregator.feeds_file import read_config
+
+    try:
+        return read_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo("caulbart: feeds.yaml must be valid before sources are added to it", err=True)
+        ctx.exit(1)
+        raise  # unreachable: ctx.exit raises
+
+
+def _write_sources(ctx: click.Context, path: Path, plan: Plan) -> None:
+    from aggregator.feeds_file import append_sources
+
+    if plan.added:
+        try:
+            append_sources(path, plan.added)
+        except ConfigError as exc:  # a generated source the file refuses: nothing is written
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"caulbart: {path} left unchanged", err=True)
+            ctx.exit(1)
+    for source in plan.added:
+        click.echo(
+            f"added {source.id}: {source.url}"
+            + (f" (section {source.section})" if source.section else "")
+        )
+    for url, reason in plan.skipped:
+        click.echo(f"skipped {url}: {reason}")
+
+
+@main.command("import-opml")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--section", default=None, help="Section for feeds outside any OPML folder.")
+@click.pass_context
+def import_opml(ctx: click.Context, opml_file: Path, section: str | None) -> None:
+    """Add an OPML list's feeds to feeds.yaml (comments and order kept), skipping known ones."""
+    from aggregator.feeds_file import plan_additions
+    from aggregator.opml import OpmlError, read_opml
+
+    path = Path(ctx.obj["config_path"])
+    config = _config_or_exit(ctx, path)
+    try:
+        drafts, notes = read_opml(opml_file.read_bytes(), str(opml_file))
+    except OpmlError as exc:
+        click.echo(f"{exc}; {path} left unchanged", err=True)
+        ctx.exit(1)
+        return
+    if section:
+        drafts = [d if d.section else dataclasses.replace(d, section=section) for d in drafts]
+    plan = plan_additions(config, drafts)
+    _write_sources(ctx, path, plan)
+    for note in notes:
+        click.echo(f"not taken: {note}")
+    click.echo(
+        f"{opml_file}: {len(plan.added)} added, {len(plan.skipped)} already present, "
+        f"{len(notes)} not taken"
+    )
+
+
+@main.command()
+@click.argument("url")
+@click.option("--section", default=None, help="The section its stories go to.")
+@click.pass_context
+def add(ctx: click.Context, url: str, section: str | None) -> None:
+    """Find the feed of URL (a feed, or a page announcing one), probe it, add it to feeds.yaml."""
+    from datetime import UTC, datetime
+
+    from aggregator.config import check_url
+    from aggregator.feeds_file import plan_additions
+    from aggregator.fetch import Fetcher, user_agent
+    from aggregator.probe import NoFeedFound, discover
+    from aggregator.types import SourceDraft
+
+    path = Path(ctx.obj["config_path"])
+    config = _config_or_exit(ctx, path)
+    try:
+        url = check_url(url)
+    except ValueError as exc:
+        click.echo(f"caulbart add: {exc}", err=True)
+        ctx.exit(2)
+        return
+    try:
+        with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+            report = discover(fetcher, url, datetime.now(UTC))
+    except NoFeedFound as exc:
+        click.echo(f"caulbart add: {exc}; {path} left unchanged", err=True)
+        ctx.exit(1)
+        return
+    _print_probes([report], "caulbart add")
+    if not report.ok:
+        click.echo(f"caulbart add: {report.url}: {report.error}; {path} left unchanged", err=True)
+        ctx.exit(1)
+        return
+    # A permanent redirect is followed once here, so the file names where the feed lives now.
+    feed_url = report.final_url or report.url
+    plan = plan_additions(config, [SourceDraft(feed_url, report.title, section)])
+    _write_sources(ctx, path, plan)
 
 
 @main.command()
@@ -292,61 +454,42 @@ def retag(ctx: click.Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Per-source health: last fetch, status, error, consecutive errors, next fetch, entries."""
+    """Per-source health: state, last success, errors, items per day, next fetch, redirects."""
+    from datetime import UTC, datetime
+
+    from aggregator.health import HEALTH_DAYS, source_health, sparkline
+
     engine = open_database()
-    rows = source_health(engine)
+    rows = source_health(engine, datetime.now(UTC))
     if as_json:
         for row in rows:
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(json.dumps(row.as_dict(), ensure_ascii=False))
         return
     table = Table(title="caulbart status", title_justify="left")
-    for column in ("source", "state", "last fetch", "http", "errors", "next fetch", "entries"):
+    columns = ("source", "state", "last success", "http", "errors", "next fetch", "entries")
+    for column in (*columns, f"per day, {HEALTH_DAYS}d", "error / note"):
         table.add_column(column)
-    table.add_column("error / note")
     for row in rows:
         table.add_row(
-            row["id"],
-            row["disabled_reason"] or row["last_status"] or "new",
-            row["last_fetch_at"] or "-",
-            str(row["last_http_status"] or ""),
-            str(row["consecutive_errors"]),
-            row["next_fetch_at"] or "-",
-            str(row["entries"]),
-            row["last_error"]
-            or (f"moved to {row['moved_to']}" if row["moved_to"] else "")
-            or (f"full text: {row['full_text_error']}" if row["full_text_error"] else ""),
+            row.id,
+            row.state,
+            iso_utc(row.last_success_at) if row.last_success_at else "-",
+            str(row.last_http_status or ""),
+            str(row.consecutive_errors),
+            iso_utc(row.next_fetch_at) if row.next_fetch_at else "-",
+            str(row.entries),
+            sparkline(row.items_per_day),
+            row.last_error or (f"full text: {row.full_text_error}" if row.full_text_error else ""),
         )
-    _stdout().print(table)
-
-
-def source_health(engine: Engine) -> list[dict[str, Any]]:
-    Session = session_factory(engine)
-    with Session() as session:
-        counts = dict(
-            session.execute(select(Entry.source_id, func.count()).group_by(Entry.source_id)).all()
-        )
-        sources = session.scalars(select(Source).order_by(Source.id)).all()
-        return [
-            {
-                "id": s.id,
-                "url": s.url,
-                "disabled_reason": s.disabled_reason,
-                "last_status": s.last_status,
-                "last_http_status": s.last_http_status,
-                "last_error": s.last_error,
-                "consecutive_errors": s.consecutive_errors,
-                "last_fetch_at": iso_utc(s.last_fetch_at) if s.last_fetch_at else None,
-                "last_success_at": iso_utc(s.last_success_at) if s.last_success_at else None,
-                "next_fetch_at": iso_utc(s.next_fetch_at) if s.next_fetch_at else None,
-                "interval_seconds": s.interval_seconds,
-                "adaptive": s.adaptive,
-                "claimed_by": s.claimed_by,
-                "moved_to": s.moved_to,
-                "full_text_error": s.full_text_error,
-                "entries": counts.get(s.id, 0),
-            }
-            for s in sources
-        ]
+    console = _stdout()
+    console.print(table)
+    moved = [row for row in rows if row.write_back]
+    if moved:
+        console.print("Moved permanently: write the new address into feeds.yaml", highlight=False)
+        for row in moved:
+            console.print(
+                f"  {row.id}: url: {row.write_back}  (was {row.config_url})", highlight=False
+            )
 
 
 @main.command()

@@ -391,15 +391,15 @@ def _read_sources(
                 f"sources[{index}].id: {source.id!r} already used on line {seen_ids[source.id]}",
             )
             continue
-        url_key = _url_key(source.url)
-        if url_key in seen_urls:
+        key = url_key(source.url)
+        if key in seen_urls:
             reader.problem(
                 url_node,
-                f"sources[{index}].url: {source.url!r} already used on line {seen_urls[url_key]}",
+                f"sources[{index}].url: {source.url!r} already used on line {seen_urls[key]}",
             )
             continue
         seen_ids[source.id] = _line(id_node)
-        seen_urls[url_key] = _line(url_node)
+        seen_urls[key] = _line(url_node)
         sources.append(source)
     return sources
 
@@ -418,7 +418,7 @@ def _line(node: Node) -> int:
     return node.start_mark.line + 1
 
 
-def _url_key(url: str) -> str:
+def url_key(url: str) -> str:
     """Two URLs name the same feed when they differ only in the case of scheme and host or in a
     trailing slash; the path and query are case-sensitive (RFC 3986 section 6.2.2.1)."""
     parts = urlsplit(url)

@@ -65,6 +65,7 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
         refresh_hint=feed_refresh_hint(
             feed.get("ttl"), feed.get("sy_updateperiod"), feed.get("sy_updatefrequency")
         ),
+        format=_text(parsed.get("version")),
     )
 
 
@@ -98,6 +99,7 @@ def parse_json_feed(body: bytes, base: str, max_entries: int) -> ParsedFeed:
         language=language,
         entries=tuple(_json_entry(item, language, feed_author, base) for item in entries),
         truncated_from=truncated_from,
+        format="json" + str(document["version"]).rstrip("/").rsplit("/", 1)[-1],
     )
 
 

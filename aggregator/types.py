@@ -199,6 +199,8 @@ class ParsedFeed:
     truncated_from: int | None = None
     # Seconds the feed asks to be left alone (RSS <ttl>, sy:updatePeriod); a hint, not an order.
     refresh_hint: int | None = None
+    # The document's format as read: feedparser's version ("rss20", "atom10"...) or "json1.1".
+    format: str | None = None
 
 
 # --- normalise ------------------------------------------------------------------------------
@@ -245,6 +247,42 @@ class ArticleText:
     http_status: int | None = None
     final_url: str | None = None
     cacheable: bool = False
+
+
+# --- onboarding: new sources for feeds.yaml ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceDraft:
+    """A feed offered for feeds.yaml (from an OPML outline or `caulbart add`), not yet an id."""
+
+    url: str
+    title: str | None = None
+    # The OPML folder it sat in, or the editor's --section.
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """What one fetch of a feed showed: can it be read, and what would its stories carry."""
+
+    source_id: str
+    url: str
+    reachable: bool
+    http_status: int | None = None
+    final_url: str | None = None
+    format: str | None = None
+    title: str | None = None
+    items: int = 0
+    newest: datetime | None = None
+    full_text_items: int = 0
+    image_items: int = 0
+    credited_images: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.error is None
 
 
 # --- store ----------------------------------------------------------------------------------

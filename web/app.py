@@ -48,6 +48,7 @@ def create_app(engine: Engine | None = None, config: dict[str, Any] | None = Non
         app.extensions["caulbart.engine"], app.extensions["caulbart.config"]
     )
 
+    import web.sources  # noqa: F401  -- /admin/sources joins the admin blueprint before it registers
     from web.comments import init_comments
     from web.feeds import feeds
     from web.pages import pages

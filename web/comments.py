@@ -109,6 +109,8 @@ def init_comments(app: Flask) -> Limiter:
     _limit(app, limiter, "comments.post_comment", rate)
     _limit(app, limiter, "admin.pending", ADMIN_RATE_LIMIT)
     _limit(app, limiter, "admin.decide", ADMIN_RATE_LIMIT)
+    if "admin.sources" in app.view_functions:
+        _limit(app, limiter, "admin.sources", ADMIN_RATE_LIMIT)
     app.before_request(check_csrf)
     app.after_request(private_when_personal)
     app.add_template_global(csrf_token)
