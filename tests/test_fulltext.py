@@ -161,3 +161,20 @@ def test_robots_txt_rules_follow_rfc_9309() -> None:
 )
 def test_guard_refuses_every_address_that_is_not_public(address: str, reason: str | None) -> None:
     assert refused_reason(ipaddress.ip_address(address)) == reason
+
+
+def test_article_html_is_sanitised_like_feed_html(articles: list[Article]) -> None:
+    words = articles[1].paragraphs[0]
+    hostile = (
+        f'<p>{words} Read <a href="javascript:alert(1)">this</a> and <a href="/next">the next'
+        f' report</a>.<img src="x" onerror="alert(2)"><script>alert(3)</script> {words}</p>'
+    )
+    html = render_page(LAYOUT_LIST[0], articles[0]).replace(
+        '<div class="entry-content">', f'<div class="entry-content">{hostile}'
+    )
+    text = extract(page(html))
+    assert text.error is None
+    assert "the next report" in text.body_html  # the paragraph is there...
+    for bad in ("javascript:", "onerror", "<script", "alert("):
+        assert bad not in text.body_html, bad  # ...without anything executable
+    assert 'href="https://news.example.org/next"' in text.body_html  # made absolute

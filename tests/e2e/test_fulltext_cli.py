@@ -185,6 +185,8 @@ def test_each_article_page_is_fetched_once_across_fetches_and_edits(
         link.path: 1 for link in links
     }
     assert feed_server.requests["/robots.txt"] == 1  # asked once, by the first fetch
+    sent = feed_server.request_headers[links[0].path][0]
+    assert sent["Accept"].startswith("text/html") and sent["User-Agent"].startswith("Caulbart/")
     assert entries(engine)[links[0].path].has_full_text
 
 
