@@ -4,6 +4,8 @@ Every outcome, including every failure, is a `FetchResult`; nothing here raises 
 Requests run on one asyncio loop in a background thread so that the whole request, headers
 included, has one deadline (a server dripping its headers a byte a second cannot hold a worker),
 and bodies are decompressed here, chunk by chunk, so a compression bomb stops at `max_bytes`.
+Pages a feed links to (aggregator.fulltext) go through the same client with an `AddressGuard`:
+public addresses only, checked on every redirect, at the transport.
 """
 
 from __future__ import annotations
