@@ -205,6 +205,21 @@ def test_article_requests_to_one_host_are_spaced(
     assert min(gaps) >= 0.9, gaps
 
 
+def test_article_requests_to_one_host_wait_for_a_free_per_host_slot(
+    caulbart: Caulbart, feed_server: FeedServer, articles: list[Article]
+) -> None:
+    served = serve_articles(feed_server, articles[:2])
+    for layout, article, link in served:  # slow pages: each takes about a second to send
+        page = render_page(layout, article, feed_server.url("/img/x.jpg"))
+        feed_server.add(link.path, page[:6000], content_type="text/html", drip_delay=0.00015)
+    configure(caulbart, feed(feed_server, [link for _, _, link in served]), ALLOW_OWN_HOST,
+              per_host=1)  # fmt: skip
+    fetch(caulbart)
+    starts = [t for t, path in feed_server.request_log if path.startswith("/news/")]
+    assert len(starts) == 2
+    assert starts[1] - starts[0] >= 0.5  # the second began once the first was done
+
+
 # --- politeness and safety ------------------------------------------------------------------
 
 
