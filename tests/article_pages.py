@@ -23,9 +23,9 @@ class Layout:
     paragraph: str
     # Inserted after the second paragraph, inside the article (an ad, a "read more" box).
     inline: str
-    # Its text: inside the article's own container, so harder to tell from the article (measured
-    # by bench/fulltext_eval.py, not required).
-    inline_text: str
+    # Text in the article's own column (that inline box, a trailer after the text): harder to
+    # tell from the article, so measured by bench/fulltext_eval.py, not required.
+    inside: tuple[str, ...]
     # Text of the page around the article (navigation, ads, share buttons, related links,
     # comments, footer) that must never be taken for it.
     boilerplate: tuple[str, ...]
@@ -37,7 +37,7 @@ LAYOUT_LIST = (
         "<p>{}</p>",
         '<div class="wp-block-image"><figure><img src="/wp-content/uploads/2005/02/chart.png"'
         ' alt=""></figure></div>',
-        "",
+        (),
         (
             "Local news, weather and sport since 1887",
             "What's on in the valley this weekend",
@@ -57,7 +57,7 @@ LAYOUT_LIST = (
         '<div class="ad-slot ad-inread"><span class="ad-label">Advertisement</span>'
         "<p>Compare mortgage deals from over ninety lenders in under two minutes with our"
         " free comparison service.</p></div>",
-        "Compare mortgage deals from over ninety lenders",
+        ("Compare mortgage deals from over ninety lenders",),
         (
             "We use cookies to give you the best online experience",
             "Companies in the news this week",
@@ -75,7 +75,7 @@ LAYOUT_LIST = (
         '<table align="right" class="inline-ad"><tr><td><b>Related:</b> <a href="/news/2005/01/'
         'patents.asp">Software patents debate returns to the European parliament in the'
         " spring</a></td></tr></table>",
-        "Software patents debate returns",
+        ("Software patents debate returns",),
         (
             "Register for free e-mail alerts",
             "Chip maker unveils its fastest processor",
@@ -89,11 +89,28 @@ LAYOUT_LIST = (
         ),
     ),
     Layout(
+        "wire",
+        # A wire agency's old CMS: paragraphs as text runs between <br><br>, not <p>.
+        "{}<br><br>",
+        '<div class="factbox"><b>FACTBOX</b> - Key figures: revenue, profit and share price'
+        " over five years, compiled by the data desk</div><br>",
+        ("Key figures: revenue, profit and share price", "Trust Principles guarantee the"),
+        (
+            "More from the wire services",
+            "OIL $47.54 a barrel on the New York exchange",
+            "Discuss this story with other readers",
+            "Oil prices climb to a four-month high",
+            "Open a trading account today",
+            "subject to an Editorial Handbook",
+            "All quotes delayed a minimum of 15 minutes",
+        ),
+    ),
+    Layout(
         "magazine",
         '<p data-component="paragraph" class="Paragraph_text">{}</p>',
         '<aside class="Article_readMore"><h3>Read more</h3><a href="/culture/2005/01/20/oscars">'
         "How the small studios learned to campaign for the big awards</a></aside>",
-        "How the small studios learned to campaign",
+        ("How the small studios learned to campaign",),
         (
             "Get unlimited access for just one pound a week",
             "Podcasts and audio stories",
@@ -158,6 +175,12 @@ def recovered(paragraphs: tuple[str, ...], text: str) -> int:
     """How many of the article's paragraphs are in the extracted text, whitespace aside."""
     flat = " ".join(text.split())
     return sum(" ".join(p.split()) in flat for p in paragraphs)
+
+
+def kept_inside(layout: Layout, text: str) -> list[str]:
+    """The layout's in-column extras found in the extracted text (measured, not required)."""
+    flat = " ".join(html.unescape(text).split())
+    return [phrase for phrase in layout.inside if phrase in flat]
 
 
 def leaked(layout: Layout, text: str) -> list[str]:
