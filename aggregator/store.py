@@ -337,7 +337,7 @@ def record_filtered(
     if not filtered:
         return 0
     guids = [f.item.guid for f in filtered]
-    entries = set(_existing_guids(session, Entry, source.id, guids))
+    entries = set(_entry_guids(session, source.id, guids))
     known = {
         row.guid: row
         for start in range(0, len(guids), IN_CHUNK)
@@ -363,14 +363,12 @@ def record_filtered(
     return recorded
 
 
-def _existing_guids(
-    session: Session, model: type[Entry] | type[FilteredEntry], source_id: str, guids: list[str]
-) -> list[str]:
+def _entry_guids(session: Session, source_id: str, guids: list[str]) -> list[str]:
     found: list[str] = []
     for start in range(0, len(guids), IN_CHUNK):
         found += session.scalars(
-            select(model.guid).where(
-                model.source_id == source_id, model.guid.in_(guids[start : start + IN_CHUNK])
+            select(Entry.guid).where(
+                Entry.source_id == source_id, Entry.guid.in_(guids[start : start + IN_CHUNK])
             )
         )
     return found
