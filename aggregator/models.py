@@ -185,6 +185,33 @@ class Entry(Base):
     matched_entry: Mapped[Entry | None] = relationship(remote_side=[id])
 
 
+class FilteredEntry(Base):
+    """An arriving item an editor's filter turned away: kept as evidence of why, never published.
+
+    One row per source and guid; a later fetch of the same item refreshes its rule and `seen_at`.
+    """
+
+    __tablename__ = "filtered_entries"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid", name="uq_filtered_entries_source_guid"),
+        Index("ix_filtered_entries_link", "link"),
+        # `caulbart explain --filtered`: the latest first.
+        Index("ix_filtered_entries_seen_at", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"))
+    guid: Mapped[str] = mapped_column(String(1100))
+    link: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    # include, exclude, max_age or language; `detail` says which pattern matched what.
+    rule: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class EntryBand(Base):
     """One LSH band key of an entry's text: the shared near-duplicate index of every worker.
 
