@@ -115,13 +115,18 @@ class Story(Base):
     """What Caulbart publishes: one or more entries telling the same news."""
 
     __tablename__ = "stories"
+    # A section's listing and its feed's version read one index range, not the whole section.
+    __table_args__ = (
+        Index("ix_stories_section_published", "section", "published", "id"),
+        Index("ix_stories_section_updated", "section", "updated"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     lede: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
-    section: Mapped[str] = mapped_column(String(64), index=True)
+    section: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(35))
     image_url: Mapped[str | None] = mapped_column(String(2048))
     image_credit: Mapped[str | None] = mapped_column(String(500))
@@ -148,6 +153,8 @@ class Entry(Base):
         UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
         Index("ix_entries_link", "link"),
         Index("ix_entries_text_hash", "text_hash"),
+        # A source's page and feed: the stories it told, without reading its entries' rows.
+        Index("ix_entries_source_story", "source_id", "story_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
