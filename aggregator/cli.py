@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import make_url, select
+from sqlalchemy import Engine, make_url, select
 from sqlalchemy.exc import DBAPIError
 
 from aggregator import __version__, tag_index
@@ -315,7 +315,8 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
 
 def _print_summary(outcomes: list[SourceOutcome]) -> None:
     table = Table(title="caulbart fetch", title_justify="left")
-    for column in ("source", "status", "http", "new", "updated", "unchanged", "note"):
+    columns = ("source", "status", "http", "new", "updated", "unchanged", "filtered", "note")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("new", "updated") else "left")
     for outcome in sorted(outcomes, key=lambda o: o.source_id):
         note = outcome.error or "; ".join(outcome.notes)
@@ -327,6 +328,7 @@ def _print_summary(outcomes: list[SourceOutcome]) -> None:
             str(outcome.new),
             str(outcome.updated),
             str(outcome.unchanged),
+            str(outcome.filtered),
             note,
         )
     totals = {
@@ -335,6 +337,7 @@ def _print_summary(outcomes: list[SourceOutcome]) -> None:
         "unchanged": sum(o.unchanged for o in outcomes),
         "304": sum(1 for o in outcomes if o.status == "not_modified"),
         "error": sum(1 for o in outcomes if o.status in ("error", "gone")),
+        "filtered": sum(o.filtered for o in outcomes),
     }
     console = _stdout()
     console.print(table)
@@ -493,15 +496,62 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("story_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.argument("target", required=False, metavar="[STORY_ID | LINK]")
+@click.option("--filtered", is_flag=True, help="List the latest items the filters turned away.")
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="With --filtered.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
 @click.pass_context
-def explain(ctx: click.Context, story_id: int, as_json: bool) -> None:
-    """Why a story holds its entries: each entry's matching rule and score, and its voice."""
-    from aggregator.explain import explain_story
+def explain(
+    ctx: click.Context,
+    target: str | None,
+    filtered: bool,
+    source_ids: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Why a story holds its entries (STORY_ID), why an item was filtered (--filtered), or what
+    became of an entry's link (LINK): its story, or the filter that turned it away."""
+    from aggregator.explain import filtered_items, find_link
 
     config = _load(ctx)
-    reasons = explain_story(open_database(), config.site.base_url, story_id)
+    engine = open_database()
+    if filtered:
+        _print_filtered(filtered_items(engine, source_ids, limit), as_json)
+        return
+    if target is None:
+        click.echo("caulbart explain: give a STORY_ID, a LINK, or --filtered", err=True)
+        ctx.exit(2)
+        return
+    if target.isdigit():
+        _explain_story(ctx, engine, config, int(target), as_json)
+        return
+    story_ids, turned_away = find_link(engine, target)
+    if not story_ids and not turned_away:
+        click.echo(f"caulbart explain: no entry or filtered item has the link {target}", err=True)
+        ctx.exit(1)
+        return
+    _print_filtered(turned_away, as_json)
+    for story_id in story_ids:
+        _explain_story(ctx, engine, config, story_id, as_json)
+
+
+def _print_filtered(reasons: list[Any], as_json: bool) -> None:
+    for reason in reasons:
+        if as_json:
+            click.echo(json.dumps(reason.as_dict(), ensure_ascii=False))
+            continue
+        click.echo(f"filtered [{reason.source}] {reason.title}")
+        click.echo(f"    {reason.published}  {reason.link or '(no link)'}")
+        click.echo(f"    {reason.rule}: {reason.detail}  (last seen {reason.seen})")
+
+
+def _explain_story(
+    ctx: click.Context, engine: Engine, config: Config, story_id: int, as_json: bool
+) -> None:
+    from aggregator.explain import explain_story
+
+    reasons = explain_story(engine, config.site.base_url, story_id)
     if reasons is None:
         click.echo(f"caulbart explain: no story {story_id}", err=True)
         ctx.exit(1)

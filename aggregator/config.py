@@ -15,14 +15,17 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from aggregator.filters import compile_pattern, language_tag
 from aggregator.types import (
     CommentsConfig,
     Config,
     Defaults,
+    FilterRules,
     FullTextConfig,
     SiteConfig,
     SourceConfig,
     TagRules,
+    TextPattern,
 )
 
 
@@ -73,7 +76,9 @@ DEFAULT_KEYS = {
     "host_spacing",
     "dedup_window",
 }
-SOURCE_KEYS = {
+# Editors' filters: site-wide under `filters:`, and the same keys on a source (aggregator.filters).
+FILTER_KEYS = {"include", "exclude", "max_age", "languages", "section_map", "title_strip"}
+SOURCE_KEYS = FILTER_KEYS | {
     "id",
     "name",
     "url",
@@ -90,7 +95,9 @@ SOURCE_KEYS = {
     "full_text",
 }
 FULL_TEXT_KEYS = {"allow_private"}
-TOP_KEYS = {"site", "defaults", "sources", "tags", "comments"}
+TOP_KEYS = {"site", "defaults", "sources", "tags", "comments", "filters"}
+# A language range: `en`, `pt-BR`, `zh-Hant` (RFC 5646 shape; `_` accepted for `-`).
+LANGUAGE_RANGE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{1,8})*$")
 COMMENTS_KEYS = {"keep_ip_days", "auto_approve"}
 TAG_KEYS = {"aliases", "ignore"}
 
@@ -241,6 +248,7 @@ def parse_config(text: str, path: str = "feeds.yaml") -> Config:
     sources = _read_sources(reader, top.get("sources"), root)
     tags = _read_tag_rules(reader, top.get("tags"))
     comments = _read_comments(reader, top.get("comments"))
+    filters = _read_site_filters(reader, top.get("filters"))
     if reader.problems:
         raise ConfigError(reader.problems)
     return Config(
@@ -250,6 +258,7 @@ def parse_config(text: str, path: str = "feeds.yaml") -> Config:
         sources=tuple(sources),
         tags=tags,
         comments=comments,
+        filters=filters,
     )
 
 
@@ -449,8 +458,10 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "excerpt_only": "bool",
         "images": "bool",
     }
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"filters": _read_filters(reader, fields, where)}
     for key, item in fields.items():
+        if key in FILTER_KEYS:
+            continue
         if key == "tags":
             values["tags"] = _read_tags(reader, item, f"{where}.tags")
             continue
@@ -500,3 +511,93 @@ def _read_tags(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[s
     if any(not t for t in tags):
         reader.problem(node, f"{where}: tags must not be empty")
     return tuple(t for t in tags if t)
+
+
+def _read_site_filters(reader: _Reader, entry: tuple[Node, Node] | None) -> FilterRules:
+    if entry is None:
+        return FilterRules()
+    return _read_filters(reader, reader.mapping(entry[1], "filters", FILTER_KEYS), "filters")
+
+
+def _read_filters(reader: _Reader, fields: dict[str, tuple[Node, Node]], where: str) -> FilterRules:
+    """include/exclude/title_strip patterns compiled now, so a bad one is a file:line problem."""
+    values: dict[str, Any] = {}
+    for key in ("include", "exclude", "title_strip"):
+        if key in fields:
+            strip = key == "title_strip"
+            values[key] = _read_patterns(reader, fields[key], f"{where}.{key}", strip)
+    if "max_age" in fields:
+        max_age = reader.value(fields["max_age"], f"{where}.max_age", "duration")
+        if max_age == 0:
+            reader.problem(fields["max_age"][1], f"{where}.max_age: must be above zero")
+        elif max_age is not None:
+            values["max_age"] = max_age
+    if "languages" in fields:
+        values["languages"] = _read_languages(reader, fields["languages"], f"{where}.languages")
+    if "section_map" in fields:
+        values["section_map"] = _read_section_map(
+            reader, fields["section_map"], f"{where}.section_map"
+        )
+    return FilterRules(**values)
+
+
+def _read_patterns(
+    reader: _Reader, entry: tuple[Node, Node], where: str, strip: bool
+) -> tuple[TextPattern, ...]:
+    """A list of keywords and `/regular expressions/`; a single one may go without brackets."""
+    node = _as_list(entry[1])
+    if not isinstance(node, SequenceNode):
+        reader.problem(node, f"{where}: must be a list of keywords or /regular expressions/")
+        return ()
+    patterns: list[TextPattern] = []
+    for index, item in enumerate(node.value):
+        text = reader.value((item, item), f"{where}[{index}]", "str")
+        if text is None:
+            continue
+        try:
+            regex = compile_pattern(text, strip=strip)
+        except re.error as exc:
+            reader.problem(item, f"{where}[{index}]: bad regular expression {text!r}: {exc}")
+            continue
+        if regex.search("") is not None:
+            reader.problem(item, f"{where}[{index}]: {text!r} matches an empty text (every item)")
+            continue
+        patterns.append(TextPattern(text, regex, f"{where}[{index}]", _line(item)))
+    return tuple(patterns)
+
+
+def _read_languages(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[str, ...]:
+    node = _as_list(entry[1])
+    if not isinstance(node, SequenceNode):
+        reader.problem(node, f"{where}: must be a list of language codes such as [en, fr]")
+        return ()
+    languages: list[str] = []
+    for index, item in enumerate(node.value):
+        text = reader.value((item, item), f"{where}[{index}]", "str")
+        if text is None:
+            continue
+        tag = language_tag(text)
+        if not LANGUAGE_RANGE.match(tag):
+            reader.problem(item, f"{where}[{index}]: {text!r} is not a language code (en, pt-BR)")
+            continue
+        languages.append(tag)
+    return tuple(languages)
+
+
+def _read_section_map(reader: _Reader, entry: tuple[Node, Node], where: str) -> dict[str, str]:
+    """`{feed category: our section}`; categories are matched in any case."""
+    node = entry[1]
+    if not isinstance(node, MappingNode):
+        reader.problem(node, f"{where}: must map a feed category to a section")
+        return {}
+    mapping: dict[str, str] = {}
+    for key_node, value_node in node.value:
+        category = reader.value((key_node, key_node), f"{where}: category", "str")
+        section = reader.value((key_node, value_node), f"{where}.{category}", "str")
+        if category is None or section is None:
+            continue
+        if category.casefold() in mapping:
+            reader.problem(key_node, f"{where}: category {category!r} is repeated")
+            continue
+        mapping[category.casefold()] = section
+    return mapping

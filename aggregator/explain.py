@@ -1,7 +1,9 @@
-"""Why a story holds the entries it holds: `caulbart explain STORY_ID`.
+"""Why a story holds the entries it holds (`caulbart explain STORY_ID`), and why an arriving
+item was turned away by a filter (`caulbart explain --filtered`, `caulbart explain LINK`).
 
-Read-only. Each entry's rule and score were stored when it was matched (dedupe.Rule), so the
-explanation is the decision that was taken, not a recomputation under today's thresholds.
+Read-only. Each entry's rule and score were stored when it was matched (dedupe.Rule), and each
+filtered item's rule when it was filtered, so the explanation is the decision that was taken,
+not a recomputation under today's thresholds or today's feeds.yaml.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from sqlalchemy import Engine, select
 
 from aggregator import dedupe
 from aggregator.db import session_factory
-from aggregator.models import Entry, Source, Story
+from aggregator.models import Entry, FilteredEntry, Source, Story
+from aggregator.normalise import canonical_url
 from aggregator.permalinks import iso_utc, story_url
 
 RULE_TEXT = {
@@ -121,3 +124,62 @@ def _voice_reason(rows: list[tuple[Entry, Source]], voice_id: int | None) -> str
     if entry.has_full_text and not any(e.has_full_text for e in peers):
         return f"entry {entry.id}: full text, where the others are summaries"
     return f"entry {entry.id}: the earliest telling among equals"
+
+
+@dataclass(frozen=True)
+class FilteredReason:
+    """An item a filter turned away: which source, which rule, and what it matched."""
+
+    source: str
+    guid: str
+    link: str | None
+    title: str
+    published: str
+    rule: str
+    detail: str
+    first_seen: str
+    seen: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def filtered_items(
+    engine: Engine, source_ids: tuple[str, ...] = (), limit: int = 50
+) -> list[FilteredReason]:
+    """The latest filtered items (last seen first), of some sources or of all."""
+    statement = select(FilteredEntry).order_by(
+        FilteredEntry.seen_at.desc(), FilteredEntry.id.desc()
+    )
+    if source_ids:
+        statement = statement.where(FilteredEntry.source_id.in_(source_ids))
+    with session_factory(engine)() as session:
+        return [_filtered_reason(row) for row in session.scalars(statement.limit(limit))]
+
+
+def find_link(engine: Engine, link: str) -> tuple[list[int], list[FilteredReason]]:
+    """The stories holding an entry with this link, and the filtered items with it (the link is
+    canonicalised as entries' links are, so a copied address with utm_ parameters is found)."""
+    wanted = canonical_url(link) or link
+    with session_factory(engine)() as session:
+        stories = session.scalars(
+            select(Entry.story_id).where(Entry.link == wanted).distinct().order_by(Entry.story_id)
+        ).all()
+        filtered = session.scalars(
+            select(FilteredEntry).where(FilteredEntry.link == wanted).order_by(FilteredEntry.id)
+        ).all()
+        return list(stories), [_filtered_reason(row) for row in filtered]
+
+
+def _filtered_reason(row: FilteredEntry) -> FilteredReason:
+    return FilteredReason(
+        source=row.source_id,
+        guid=row.guid,
+        link=row.link,
+        title=row.title,
+        published=iso_utc(row.published),
+        rule=row.rule,
+        detail=row.detail,
+        first_seen=iso_utc(row.first_seen_at),
+        seen=iso_utc(row.seen_at),
+    )

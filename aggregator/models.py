@@ -117,13 +117,18 @@ class Story(Base):
     """What Caulbart publishes: one or more entries telling the same news."""
 
     __tablename__ = "stories"
+    # A section's listing and its feed's version read one index range, not the whole section.
+    __table_args__ = (
+        Index("ix_stories_section_published", "section", "published", "id"),
+        Index("ix_stories_section_updated", "section", "updated"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     lede: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
-    section: Mapped[str] = mapped_column(String(64), index=True)
+    section: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(35))
     image_url: Mapped[str | None] = mapped_column(String(2048))
     image_credit: Mapped[str | None] = mapped_column(String(500))
@@ -150,6 +155,8 @@ class Entry(Base):
         UniqueConstraint("source_id", "guid", name="uq_entries_source_guid"),
         Index("ix_entries_link", "link"),
         Index("ix_entries_text_hash", "text_hash"),
+        # A source's page and feed: the stories it told, without reading its entries' rows.
+        Index("ix_entries_source_story", "source_id", "story_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -187,6 +194,33 @@ class Entry(Base):
     source: Mapped[Source] = relationship(back_populates="entries")
     story: Mapped[Story] = relationship(back_populates="entries")
     matched_entry: Mapped[Entry | None] = relationship(remote_side=[id])
+
+
+class FilteredEntry(Base):
+    """An arriving item an editor's filter turned away: kept as evidence of why, never published.
+
+    One row per source and guid; a later fetch of the same item refreshes its rule and `seen_at`.
+    """
+
+    __tablename__ = "filtered_entries"
+    __table_args__ = (
+        UniqueConstraint("source_id", "guid", name="uq_filtered_entries_source_guid"),
+        Index("ix_filtered_entries_link", "link"),
+        # `caulbart explain --filtered`: the latest first.
+        Index("ix_filtered_entries_seen_at", "seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"))
+    guid: Mapped[str] = mapped_column(String(1100))
+    link: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    # include, exclude, max_age or language; `detail` says which pattern matched what.
+    rule: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EntryBand(Base):

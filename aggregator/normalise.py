@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import nh3
 
 from aggregator import limits
-from aggregator.types import Item, RawEntry
+from aggregator.filters import strip_title
+from aggregator.types import Item, RawEntry, TextPattern
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dfn", "div",
@@ -214,8 +215,13 @@ def clean_person(name: str | None) -> str | None:
     return truncate(text, limits.MAX_AUTHOR_CHARS) or None
 
 
-def normalise_entry(raw: RawEntry, *, now: datetime) -> Item | None:
-    """A clean Item, or None when the entry has neither a title, a link nor any text."""
+def normalise_entry(
+    raw: RawEntry, *, now: datetime, title_strip: tuple[TextPattern, ...] = ()
+) -> Item | None:
+    """A clean Item, or None when the entry has neither a title, a link nor any text.
+
+    `title_strip` are the editors' clean-up rules: the parts removed from the published title.
+    """
     base = raw.base
     link = canonical_url(raw.link, base)
     body_source = raw.content or raw.summary or ""
@@ -227,7 +233,7 @@ def normalise_entry(raw: RawEntry, *, now: datetime) -> Item | None:
     else:
         lede = first_paragraph(body_html)
     lede = truncate(lede, limits.MAX_LEDE_CHARS)
-    title = truncate(plain_text(raw.title or ""), limits.MAX_TITLE_CHARS)
+    title = strip_title(truncate(plain_text(raw.title or ""), limits.MAX_TITLE_CHARS), title_strip)
     if not title:
         title = truncate(lede or body_text, 120) if (lede or body_text) else ""
     if not title and not link and not body_text:

@@ -199,7 +199,9 @@ def ingest_result(
     stories, advisories = withdrawals.split_advisories(items)
     withdrawn: list[int] = []
 
-    def store_source(session: Session) -> tuple[store.SaveCounts, tag_index.RelatedLists]:
+    def store_source(
+        session: Session,
+    ) -> tuple[store.SaveCounts, tag_index.RelatedLists, int]:
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
         counts = store.save_items(
@@ -209,6 +211,9 @@ def ingest_result(
             now,
             dedup_window=config.defaults.dedup_window,
             prints=prints,
+        )
+        filtered = store.record_filtered(
+            session, source, prepared.filtered, now, stored_guids=prepared.prints
         )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
         drafts = {
@@ -230,10 +235,10 @@ def ingest_result(
         )
         if full_text is not None and full_text.tried:
             source.full_text_error = full_text.source_error
-        return counts, related
+        return counts, related, filtered
 
     try:
-        counts, related = in_transaction(engine, store_source)
+        counts, related, filtered = in_transaction(engine, store_source)
     except SQLAlchemyError as exc:
         log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
@@ -242,13 +247,14 @@ def ingest_result(
 
     status = "error" if result.status is FetchStatus.ERROR else result.status.value
     log.info(
-        "source=%s status=%s http=%s new=%d updated=%d unchanged=%d",
+        "source=%s status=%s http=%s new=%d updated=%d unchanged=%d filtered=%d",
         source_id,
         status,
         result.http_status,
         counts.new,
         counts.updated,
         counts.unchanged,
+        filtered,
     )
     return SourceOutcome(
         source_id=source_id,
@@ -257,6 +263,7 @@ def ingest_result(
         new=counts.new,
         updated=counts.updated,
         unchanged=counts.unchanged,
+        filtered=filtered,
         error=result.error,
         notes=tuple(notes),
     )

@@ -23,13 +23,21 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from aggregator import dedupe, tagging
+from aggregator import dedupe, filters, tagging
 from aggregator.db import make_engine
 from aggregator.errors import ParseError
 from aggregator.models import Entry
 from aggregator.normalise import normalise_entry
 from aggregator.parse import parse_feed
-from aggregator.types import Config, FetchResult, FetchStatus, Item, ParsedFeed
+from aggregator.types import (
+    Config,
+    FetchResult,
+    FetchStatus,
+    FilteredItem,
+    Item,
+    ParsedFeed,
+    TextPattern,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ class Prepared:
     prints: dict[str, dedupe.Fingerprint | None] = field(default_factory=dict)
     drafts: dict[str, tagging.TagDraft] = field(default_factory=dict)
     error: str | None = None
+    # New entries the editors' filters turned away, with the rule: recorded, never stories.
+    filtered: tuple[FilteredItem, ...] = ()
 
 
 def prepare(
@@ -68,10 +78,21 @@ def prepare(
         feed = parse_feed(result, config.defaults.max_entries)
     except ParseError as exc:
         return Prepared(error=f"parse error: {exc}")
-    items = _items(feed, now)
-    stored = _stored_content(engine, result.source_id, items) if engine is not None else {}
-    unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
     source = next((s for s in config.sources if s.id == result.source_id), None)
+    rules = config.rules_for(source) if source else config.filters
+    items = _items(feed, now, rules.title_strip)
+    stored = _stored_content(engine, result.source_id, items) if engine is not None else {}
+    # Filters judge arriving entries only: a stored story is never taken back by a later rule.
+    kept, filtered = filters.apply_filters(
+        [item for item in items if item.guid not in stored],
+        rules,
+        source_language=source.language if source else None,
+        now=now,
+    )
+    turned_away = {f.item.guid for f in filtered}
+    sectioned = {item.guid: item for item in kept}
+    items = [sectioned.get(i.guid, i) for i in items if i.guid not in turned_away]
+    unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
     prints = {item.guid: dedupe.fingerprint(item) for item in unseen}
     drafts = {
         item.guid: tagging.draft_tags(
@@ -80,22 +101,26 @@ def prepare(
                 item.body_text or item.lede,
                 item.categories,
                 source.tags if source else (),
-                source.section if source else None,
+                item.section or (source.section if source else None),
             ),
             config.tags,
         )
         for item in unseen
         if item.guid not in stored  # an edited entry is re-tagged with its whole story
     }
-    return Prepared(replace(feed, entries=()), tuple(items), prints, drafts)
+    return Prepared(
+        replace(feed, entries=()), tuple(items), prints, drafts, filtered=tuple(filtered)
+    )
 
 
-def _items(feed: ParsedFeed, now: datetime) -> list[Item]:
+def _items(
+    feed: ParsedFeed, now: datetime, title_strip: tuple[TextPattern, ...] = ()
+) -> list[Item]:
     """Normalised items of a parsed feed, without empty entries or repeated guids."""
     items: list[Item] = []
     seen: set[str] = set()
     for raw in feed.entries:
-        item = normalise_entry(raw, now=now)
+        item = normalise_entry(raw, now=now, title_strip=title_strip)
         if item is None or item.guid in seen:
             continue
         seen.add(item.guid)

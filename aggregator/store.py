@@ -19,9 +19,16 @@ from sqlalchemy.orm import Session
 
 from aggregator import dedupe, limits
 from aggregator.db import insert_missing, serialise
-from aggregator.models import Entry, EntryBand, Host, Source, Story
+from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
-from aggregator.types import Config, FetchResult, FetchStatus, Item, SourceConfig
+from aggregator.types import (
+    Config,
+    FetchResult,
+    FetchStatus,
+    FilteredItem,
+    Item,
+    SourceConfig,
+)
 
 REMOVED_FROM_CONFIG = "removed from feeds.yaml"
 DISABLED_IN_CONFIG = "enabled: false in feeds.yaml"
@@ -312,6 +319,71 @@ def save_items(
     )
 
 
+def record_filtered(
+    session: Session,
+    source: Source,
+    filtered: Sequence[FilteredItem],
+    now: datetime,
+    *,
+    stored_guids: Iterable[str] = (),
+) -> int:
+    """Record the items a filter turned away (a second sighting refreshes the rule), and forget
+    the records of `stored_guids`, items that have since become entries (a rule was removed).
+
+    Returns how many were recorded. An item already stored as an entry is never recorded: rules
+    judge arriving items, they do not take back published stories.
+    """
+    _forget_filtered(session, source.id, list(stored_guids))
+    if not filtered:
+        return 0
+    guids = [f.item.guid for f in filtered]
+    entries = set(_entry_guids(session, source.id, guids))
+    known = {
+        row.guid: row
+        for start in range(0, len(guids), IN_CHUNK)
+        for row in session.scalars(
+            select(FilteredEntry).where(
+                FilteredEntry.source_id == source.id,
+                FilteredEntry.guid.in_(guids[start : start + IN_CHUNK]),
+            )
+        )
+    }
+    recorded = 0
+    for turned_away in filtered:
+        item = turned_away.item
+        if item.guid in entries:
+            continue
+        row = known.get(item.guid)
+        if row is None:
+            row = FilteredEntry(source_id=source.id, guid=item.guid, first_seen_at=now)
+            session.add(row)
+        row.link, row.title, row.published = item.link, item.title, item.published
+        row.rule, row.detail, row.seen_at = turned_away.rule, turned_away.detail, now
+        recorded += 1
+    return recorded
+
+
+def _entry_guids(session: Session, source_id: str, guids: list[str]) -> list[str]:
+    found: list[str] = []
+    for start in range(0, len(guids), IN_CHUNK):
+        found += session.scalars(
+            select(Entry.guid).where(
+                Entry.source_id == source_id, Entry.guid.in_(guids[start : start + IN_CHUNK])
+            )
+        )
+    return found
+
+
+def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None:
+    for start in range(0, len(guids), IN_CHUNK):
+        session.execute(
+            delete(FilteredEntry).where(
+                FilteredEntry.source_id == source_id,
+                FilteredEntry.guid.in_(guids[start : start + IN_CHUNK]),
+            )
+        )
+
+
 def _stored_match(
     session: Session, item: Item, print_: dedupe.Fingerprint | None, window: timedelta
 ) -> Match | None:
@@ -473,7 +545,7 @@ def _new_story(item: Item, source: Source, now: datetime) -> Story:
         title=dedupe.wire_headline(item.title),
         lede=item.lede,
         body_html=item.body_html,
-        section=source.section,
+        section=item.section or source.section,
         language=item.language or source.language,
         image_url=item.image_url,
         image_credit=item.image_credit,

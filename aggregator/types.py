@@ -6,6 +6,7 @@ Each stage depends on these types and not on its neighbour, so it can be tested 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,52 @@ class FullTextConfig:
 
 
 @dataclass(frozen=True)
+class TextPattern:
+    """A keyword (whole words, any case) or a `/regular expression/` an editor wrote.
+
+    `where` names it as feeds.yaml does (`sources[2].exclude[0]`, line 14), so a recorded
+    filtering says which rule did it.
+    """
+
+    text: str
+    regex: re.Pattern[str]
+    where: str
+    line: int = 0
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.regex.search(text)
+
+
+@dataclass(frozen=True)
+class FilterRules:
+    """Editors' filters (feeds.yaml `filters:` site-wide, the same keys on a source).
+
+    A source's rules add to the site-wide ones: patterns and section mappings are joined (the
+    source's mapping wins a shared category); `max_age` and `languages` of a source replace them.
+    """
+
+    include: tuple[TextPattern, ...] = ()
+    exclude: tuple[TextPattern, ...] = ()
+    # Seconds: entries published longer ago than this are filtered.
+    max_age: int | None = None
+    # Accepted language ranges (RFC 4647 basic filtering: `en` accepts `en-GB`).
+    languages: tuple[str, ...] = ()
+    # Casefolded feed category -> our section.
+    section_map: Mapping[str, str] = field(default_factory=dict)
+    title_strip: tuple[TextPattern, ...] = ()
+
+    def with_source(self, source: FilterRules) -> FilterRules:
+        return FilterRules(
+            include=self.include + source.include,
+            exclude=self.exclude + source.exclude,
+            max_age=source.max_age if source.max_age is not None else self.max_age,
+            languages=source.languages or self.languages,
+            section_map={**self.section_map, **source.section_map},
+            title_strip=self.title_strip + source.title_strip,
+        )
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One feed as an editor declared it; `line` is where it starts in feeds.yaml."""
 
@@ -82,6 +129,7 @@ class SourceConfig:
     images: bool = True
     # None: the feed's own text only; else the linked article page is fetched and extracted.
     full_text: FullTextConfig | None = None
+    filters: FilterRules = field(default_factory=FilterRules)
     line: int = 0
 
 
@@ -111,6 +159,11 @@ class Config:
     sources: tuple[SourceConfig, ...]
     tags: TagRules = field(default_factory=TagRules)
     comments: CommentsConfig = field(default_factory=CommentsConfig)
+    # Site-wide filters; `rules_for` joins a source's own to them.
+    filters: FilterRules = field(default_factory=FilterRules)
+
+    def rules_for(self, source: SourceConfig) -> FilterRules:
+        return self.filters.with_source(source.filters)
 
     def interval_for(self, source: SourceConfig) -> int:
         """A source's polling interval in seconds, within the site's minimum and maximum."""
@@ -233,6 +286,8 @@ class Item:
     # Why the linked article's text is not the body (full_text sources); None when it is or
     # when it was not wanted.
     full_text_error: str | None = None
+    # The section a `section_map` gave it from its categories; None: the source's section.
+    section: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +302,15 @@ class ArticleText:
     http_status: int | None = None
     final_url: str | None = None
     cacheable: bool = False
+
+
+@dataclass(frozen=True)
+class FilteredItem:
+    """An item a filter turned away: recorded with the rule, never published."""
+
+    item: Item
+    rule: str  # include, exclude, max_age or language
+    detail: str
 
 
 # --- onboarding: new sources for feeds.yaml ---------------------------------------------------
@@ -298,5 +362,7 @@ class SourceOutcome:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    # Entries of this fetch that a filter turned away (recorded, not published).
+    filtered: int = 0
     error: str | None = None
     notes: tuple[str, ...] = field(default=())

@@ -86,6 +86,21 @@ sources:
     url: https://example.org/upper.xml
   - id: case-of-path
     url: https://example.org/News.xml
+  - id: filtered
+    url: https://example.org/filtered.xml
+    include: "/(unclosed/"         # E: include[0]: bad regular expression '/(unclosed/'
+    exclude: [sport, ""]           # E: exclude[1]: must be a non-empty text
+    max_age: a while               # E: max_age: bad duration 'a while'
+    languages: [en, English]       # E: languages[1]: 'English' is not a language code
+    section_map: [Sport]           # E: section_map: must map a feed category to a section
+    title_strip: ["/x?/"]          # E: title_strip[0]: '/x?/' matches an empty text
+filters:
+  max_age: 0s                      # E: filters.max_age: must be above zero
+  languages: {en: yes}             # E: filters.languages: must be a list of language codes
+  section_map:
+    Sport: sport
+    SPORT: games                   # E: category 'SPORT' is repeated
+  colour: red                      # E: filters: unknown key 'colour'
 """
 
 
@@ -176,6 +191,50 @@ def test_broken_feeds_yaml_reports_every_problem_on_its_line() -> None:
     first = str(problems[0])
     assert first.startswith("conf/feeds.yaml:3: site: unknown key 'colour' (known: base_url, ")
     assert "tagline, title" in first  # the editor is told which keys exist
+
+
+FILTERS = """\
+filters:
+  exclude: [horoscope, "/^Live:/"]
+  max_age: 2d
+  languages: en
+  section_map: {Sport: sport, Politics: home}
+  title_strip: " - Reuters"
+sources:
+  - id: wire
+    url: https://example.org/wire.xml
+    include: ["/clim(ate)? change/i", climate change]
+    exclude: football
+    languages: [en_GB, FR]
+    section_map: {Politics: politics}
+    title_strip: ['/^UPDATE \\d+-/']
+  - id: plain
+    url: https://example.org/plain.xml
+"""
+
+
+def test_filters_parse_site_wide_and_a_source_adds_its_own() -> None:
+    config = parse_config(FILTERS, "feeds.yaml")
+    wire, plain = config.sources
+
+    assert config.rules_for(plain) == config.filters
+    rules = config.rules_for(wire)
+    assert [p.text for p in rules.include] == ["/clim(ate)? change/i", "climate change"]
+    assert [p.where for p in rules.exclude] == [
+        "filters.exclude[0]",
+        "filters.exclude[1]",
+        "sources[0].exclude[0]",
+    ]
+    assert [p.line for p in rules.exclude] == [2, 2, 11]
+    assert rules.max_age == 172800  # the site-wide one: the source sets none
+    assert rules.languages == ("en-gb", "fr")  # the source's replace the site-wide ones
+    assert dict(rules.section_map) == {"sport": "sport", "politics": "politics"}
+    assert [p.text for p in rules.title_strip] == ["- Reuters", "/^UPDATE \\d+-/"]
+    # Keywords are whole words in any case; a /regex/ is as written, /regex/i ignores case.
+    keyword, regex = config.filters.exclude
+    assert keyword.search("HOROSCOPE today") and not keyword.search("Horoscopes")
+    assert regex.search("Live: x") and not regex.search("live: x")
+    assert rules.include[0].search("CLIMATE CHANGE") and rules.include[1].search("climate  change")
 
 
 def test_urls_differing_only_in_path_case_are_distinct_sources() -> None:
