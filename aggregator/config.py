@@ -71,6 +71,7 @@ DEFAULT_KEYS = {
     "per_host",
     "host_spacing",
     "dedup_window",
+    "keep",
 }
 SOURCE_KEYS = {
     "id",
@@ -86,7 +87,10 @@ SOURCE_KEYS = {
     "rights",
     "excerpt_only",
     "images",
+    "publish",
 }
+# `publish:` of a source: at once, or held for an editor (aggregator/review.py).
+PUBLISH_MODES = ("auto", "review")
 TOP_KEYS = {"site", "defaults", "sources", "tags", "comments"}
 COMMENTS_KEYS = {"keep_ip_days", "auto_approve"}
 TAG_KEYS = {"aliases", "ignore"}
@@ -344,6 +348,7 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
         "max_entries": "positive",
         "concurrency": "positive",
         "per_host": "positive",
+        "keep": "duration",
     }
     fields = reader.mapping(entry[1], "defaults", DEFAULT_KEYS)
     values: dict[str, Any] = {}
@@ -357,6 +362,9 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
     if values.get("timeout") == 0:
         reader.problem(fields["timeout"][1], "defaults.timeout: must be above zero")
         values.pop("timeout")
+    if values.get("keep") == 0:
+        reader.problem(fields["keep"][1], "defaults.keep: must be above zero (omit it to keep all)")
+        values.pop("keep")
     defaults = Defaults(**values)
     if defaults.min_interval > defaults.max_interval:
         node = fields.get("min_interval", fields.get("max_interval", entry))[1]
@@ -445,6 +453,7 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "rights": "str",
         "excerpt_only": "bool",
         "images": "bool",
+        "publish": "str",
     }
     values: dict[str, Any] = {}
     for key, item in fields.items():
@@ -454,6 +463,11 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         value = reader.value(item, f"{where}.{key}", kinds[key])
         if value is not None:
             values[key] = value
+    if values.get("publish", "auto") not in PUBLISH_MODES:
+        reader.problem(
+            fields["publish"][1],
+            f"{where}.publish: must be auto or review, not {values['publish']!r}",
+        )
     source_id = values.get("id")
     if source_id is not None and not SOURCE_ID.match(source_id):
         reader.problem(

@@ -45,6 +45,8 @@ class Defaults:
     adaptive: bool = False
     # Seconds apart two entries may be published and still be matched as near-duplicates.
     dedup_window: int = limits.DEDUP_WINDOW
+    # Retention: seconds after which entries and stories are pruned; None keeps everything.
+    keep: int | None = None
 
     @property
     def lease(self) -> int:
@@ -72,6 +74,8 @@ class SourceConfig:
     rights: str | None = None
     excerpt_only: bool = False
     images: bool = True
+    # "auto" publishes at once; "review" holds its stories until an editor approves them.
+    publish: str = "auto"
     line: int = 0
 
 

@@ -274,3 +274,39 @@ def test_repository_feeds_yaml_is_valid_with_15_to_30_real_sources(tmp_path: Pat
         assert parts.scheme == "https" or parts.scheme == "http"
         assert parts.hostname and "example" not in parts.hostname and parts.hostname != "127.0.0.1"
         assert source.section
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "sources:\n  - id: a\n    url: http://x.example/\n    publish: maybe\n",
+            4,
+            "sources[0].publish: must be auto or review, not 'maybe'",
+        ),
+        (
+            "sources:\n  - id: a\n    url: http://x.example/\n    publish: [review]\n",
+            4,
+            "sources[0].publish: must be a single value",
+        ),
+        ("defaults:\n  keep: forever\nsources: []\n", 2, "defaults.keep: bad duration 'forever'"),
+        ("defaults:\n  keep: 0d\nsources: []\n", 2, "defaults.keep: must be above zero"),
+    ],
+)
+def test_bad_publish_and_keep_name_their_line(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "feeds.yaml")
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"feeds.yaml:{line}: {message}"), problem
+
+
+def test_publish_and_keep_are_read() -> None:
+    config = parse_config(
+        "defaults:\n  keep: 365d\nsources:\n"
+        "  - id: a\n    url: http://a.example/\n    publish: review\n"
+        "  - id: b\n    url: http://b.example/\n",
+        "feeds.yaml",
+    )
+    assert config.defaults.keep == 365 * 86400
+    assert [s.publish for s in config.sources] == ["review", "auto"]
+    assert parse_config("sources: []\n").defaults.keep is None
