@@ -104,13 +104,12 @@ def prune(session: Session, keep: int, now: datetime, *, dry_run: bool = False) 
     ids = [row.id for row in rows]
     counts: dict[int, int] = {}
     for chunk in _chunks(ids):
-        counts.update(
-            session.execute(
-                select(Entry.story_id, func.count(Entry.id))
-                .where(Entry.story_id.in_(chunk))
-                .group_by(Entry.story_id)
-            ).tuples()
+        rows_in_chunk = session.execute(
+            select(Entry.story_id, func.count(Entry.id))
+            .where(Entry.story_id.in_(chunk))
+            .group_by(Entry.story_id)
         )
+        counts.update((story_id, entries) for story_id, entries in rows_in_chunk)
     report = PruneReport(
         cutoff=cutoff,
         stories=tuple(
