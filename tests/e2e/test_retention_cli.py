@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from aggregator.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.e2e.test_worker import Process, wait_until
 from web import create_app
 
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -226,3 +229,22 @@ def test_keep_rejects_bad_values_with_their_line(caulbart: Caulbart) -> None:
     checked = caulbart("check")
     assert checked.returncode == 1
     assert re.search(r"feeds\.yaml:\d+: defaults\.keep: bad duration 'soon'", checked.stdout)
+
+
+@pytest.fixture
+def worker(archive: Archive) -> Iterator[Process]:
+    """`caulbart worker` with a fast tick, killed if a test leaves it running."""
+    archive.keep(KEEP)
+    process = Process(archive.caulbart, "worker", "--tick", "0.3")
+    yield process
+    if process.popen.poll() is None:
+        process.stop(signal.SIGKILL)
+
+
+def test_the_worker_prunes_once_a_day_by_itself(archive: Archive, worker: Process) -> None:
+    wait_until(lambda: count(archive.engine, "prunes") > 0, timeout=60, what="a prune")
+    time.sleep(2)  # several more ticks: no second prune within the day
+    assert worker.stop() == 0, worker.log
+    assert count(archive.engine, "prunes") == 1
+    assert set(archive.stories()) == {"fresh"}
+    assert all(value == 0 for value in dangling_rows(archive.engine).values())

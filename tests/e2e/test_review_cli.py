@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -49,6 +49,7 @@ class Desk:
     app: Flask
     caulbart: Caulbart
     feed_server: FeedServer
+    paths: dict[str, str] = field(default_factory=dict)
 
     def client(self) -> FlaskClient:
         return self.app.test_client()
@@ -60,7 +61,10 @@ class Desk:
         return {s["title"]: s for s in map(json.loads, exported.stdout.splitlines())}
 
     def path(self, title: str) -> str:
-        return urlsplit(self.stories()[title]["url"]).path
+        """The story's page path (a permalink does not change: exported once per title)."""
+        if title not in self.paths:
+            self.paths.update({t: urlsplit(s["url"]).path for t, s in self.stories().items()})
+        return self.paths[title]
 
     def held(self) -> list[dict[str, Any]]:
         listed = self.caulbart("review", "list", "--json")
