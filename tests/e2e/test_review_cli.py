@@ -132,10 +132,16 @@ def test_review_source_is_held_until_approved_and_rejected_stays_hidden(desk: De
     # The auto source's story is published at once.
     assert all(visible_everywhere(client, WIRE[0][1], desk.path(WIRE[0][1]), "wire").values())
 
+    # Nor as the previous/next article of a published story.
+    wire_page = desk.path(WIRE[0][1])
+    around = client.get(wire_page).get_data(as_text=True)
+    assert keeper not in around and glass not in around
+
     approved = desk.caulbart("review", "approve", str(ids[keeper]))
     assert approved.returncode == 0, approved.stderr
     assert approved.stdout.strip() == f"approved: {ids[keeper]}"
     assert all(visible_everywhere(client, keeper, desk.path(keeper)).values())
+    assert keeper in client.get(wire_page).get_data(as_text=True)  # now its neighbour
 
     rejected = desk.caulbart("review", "reject", str(ids[glass]))
     assert rejected.returncode == 0, rejected.stderr
