@@ -503,6 +503,8 @@ def review() -> None:
 @click.pass_context
 def review_list(ctx: click.Context, as_json: bool) -> None:
     """The held stories, oldest first: id, title, section, sources, published, stored."""
+    from rich.markup import escape
+
     from aggregator.review import held_stories
 
     config = _load(ctx)
@@ -527,7 +529,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     for story in held:
         table.add_row(
             str(story.id),
-            story.title,
+            escape(story.title),  # a headline is text, never Rich markup
             story.section,
             ", ".join(story.sources),
             iso_utc(story.published),

@@ -249,12 +249,15 @@ def test_editors_approve_and_reject_at_admin_review_with_token_and_csrf(desk: De
 def test_markup_in_a_held_headline_is_escaped_on_the_admin_page(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    headline = "Tom &amp;amp; Jerry &amp;lt;3 &lt;script&gt;alert(1)&lt;/script&gt; Harbour"
+    headline = "Tom &amp;amp; Jerry &amp;lt;3 [/b] &lt;script&gt;alert(1)&lt;/script&gt; Harbour"
     url = feed_server.add("/x.rss", rss([("x-1", headline, "Body.")]))
     write_feeds_yaml(caulbart.config, [{"id": "x", "url": url, "publish": "review"}])
     assert caulbart("fetch", "--all").returncode == 0
     [held] = [json.loads(line) for line in caulbart("review", "list", "--json").stdout.splitlines()]
-    assert "Jerry <3" in held["title"]  # plain text with markup characters in it
+    assert "Jerry <3 [/b]" in held["title"]  # plain text with markup characters in it
+    table = caulbart("review", "list")
+    assert table.returncode == 0 and "Jerry <3 [/b]" in table.stdout, table.stderr
+    assert "1 held" in table.stdout
     engine = open_database(caulbart.database_url)
     app = create_app(
         engine,
