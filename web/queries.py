@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from aggregator import tag_index
 from aggregator.db import session_factory
-from aggregator.models import Entry, Source, Story, StoryTag, Tag
+from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import story_path, story_url
 from aggregator.publish import PublishedStory, load_stories
 from aggregator.review import visible
@@ -223,15 +223,27 @@ def known_sections(engine: Engine) -> list[str]:
 
 
 def last_change(engine: Engine) -> datetime | None:
-    """When any visible story last changed (stored, edited, withdrawn, approved): a walk down
-    ix_stories_updated to the first story not held for review."""
+    """When any visible story last changed (stored, edited, withdrawn, approved) or stories were
+    pruned: a walk down ix_stories_updated to the first story not held in review, and the newest
+    row of the small `prunes` table."""
     with engine.connect() as connection:
-        value = connection.execute(select(func.max(Story.updated)).where(visible())).scalar()
-    if isinstance(value, str):  # SQLite's aggregate comes back as text
+        row = connection.execute(
+            select(
+                select(func.max(Story.updated)).where(visible()).scalar_subquery(),
+                select(func.max(Prune.at)).scalar_subquery(),
+            )
+        ).one()
+    moments = [moment for moment in map(_utc, row) if moment is not None]
+    return max(moments, default=None)
+
+
+def _utc(value: object) -> datetime | None:
+    """Aggregates come back raw on SQLite: naive text or datetime, in UTC."""
+    if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value if isinstance(value, datetime) else None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None
 
 
 @dataclass(frozen=True)

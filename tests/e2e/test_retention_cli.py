@@ -165,6 +165,7 @@ def test_prune_deletes_old_stories_keeping_pinned_and_commented(archive: Archive
     tables = {name: count(archive.engine, name) for name in ("stories", "entries", "tags")}
     client = archive.app.test_client()
     feed_etag = client.get("/feed.atom").headers["ETag"]
+    home_modified = client.get("/").headers["Last-Modified"]
 
     *dry, totals = archive.prune("--dry-run")
     assert sorted(line["id"] for line in dry) == sorted([ids["old-plain"], ids["old-pending"]])
@@ -197,6 +198,9 @@ def test_prune_deletes_old_stories_keeping_pinned_and_commented(archive: Archive
     assert client.get(paths["old-pinned"]).status_code == 200
     moved = client.get("/feed.atom", headers={"If-None-Match": feed_etag})
     assert moved.status_code == 200 and "lighthouse" not in moved.get_data(as_text=True)
+    # A reader revalidating the home page by date alone gets the page without the deleted ones.
+    home = client.get("/", headers={"If-Modified-Since": home_modified})
+    assert home.status_code == 200 and "lighthouse" not in home.get_data(as_text=True)
 
     # The feed still lists the old items: they are not stored again.
     archive.feed_server.add("/port.rss", rss())

@@ -115,6 +115,7 @@ def visible_everywhere(
         # Search highlights the words it matched, so it is known by the link to the story.
         seen[name] = (path if name == "search" else title) in response.get_data(as_text=True)
     seen["page"] = client.get(path).status_code == 200
+    seen["comments feed"] = client.get(path + "/comments.atom").status_code == 200
     seen["sitemap"] = path in client.get("/sitemap.xml").get_data(as_text=True)
     return seen
 
