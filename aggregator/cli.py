@@ -688,5 +688,185 @@ def comments_spam(ctx: click.Context, ids: tuple[int, ...]) -> None:
     _moderate(ctx, ids, "spam")
 
 
+# --- review (issue 11: editors' desk) -------------------------------------------------------
+
+
+@main.group()
+def review() -> None:
+    """Stories of `publish: review` sources, held until an editor approves them."""
+
+
+@review.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
+@click.pass_context
+def review_list(ctx: click.Context, as_json: bool) -> None:
+    """The held stories, oldest first: id, title, section, sources, published, stored."""
+    from rich.markup import escape
+
+    from aggregator.review import held_stories
+
+    config = _load(ctx)
+    held = held_stories(open_database())
+    if as_json:
+        for story in held:
+            line = {
+                "id": story.id,
+                "title": story.title,
+                "section": story.section,
+                "sources": list(story.sources),
+                "links": list(story.links),
+                "published": iso_utc(story.published),
+                "stored": iso_utc(story.created),
+                "preview": f"{config.site.base_url.rstrip('/')}/admin/review#story-{story.id}",
+            }
+            click.echo(json.dumps(line, ensure_ascii=False))
+        return
+    table = Table(title="caulbart review", title_justify="left")
+    for column in ("id", "title", "section", "sources", "published"):
+        table.add_column(column)
+    for story in held:
+        table.add_row(
+            str(story.id),
+            escape(story.title),  # a headline is text, never Rich markup
+            story.section,
+            ", ".join(story.sources),
+            iso_utc(story.published),
+        )
+    _stdout().print(table)
+    click.echo(f"{len(held)} held")
+
+
+def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> None:
+    from datetime import UTC, datetime
+
+    from aggregator import publish
+    from aggregator.review import Review, ReviewRefused, decide
+
+    config = _load(ctx)
+    engine = open_database()
+    try:
+        with session_factory(engine).begin() as session:
+            changed = decide(session, ids, Review(decision_name), datetime.now(UTC))
+    except ReviewRefused as exc:
+        for problem in exc.problems:
+            click.echo(f"caulbart review: {problem}", err=True)
+        click.echo("caulbart review: nothing was changed", err=True)
+        ctx.exit(1)
+        return
+    publish.announce(engine, config.site, changed)
+    click.echo(f"{decision_name}: " + " ".join(str(i) for i in sorted(set(ids))))
+
+
+_story_ids = click.argument("ids", nargs=-1, required=True, type=int, metavar="ID...")
+
+
+@review.command("approve")
+@_story_ids
+@click.pass_context
+def review_approve(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Publish these held (or rejected) stories: pages, listings, feeds, search, sitemap."""
+    _decide(ctx, ids, "approved")
+
+
+@review.command("reject")
+@_story_ids
+@click.pass_context
+def review_reject(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Refuse these held stories: they stay invisible (a published one is unpublished instead)."""
+    _decide(ctx, ids, "rejected")
+
+
+# --- retention (issue 11: editors' desk) ----------------------------------------------------
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one per story, then totals.")
+@click.pass_context
+def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Delete stories (and their entries) older than defaults.keep; pinned and commented stay."""
+    from datetime import UTC, datetime
+
+    from aggregator import retention
+
+    config = _load(ctx)
+    keep = config.defaults.keep
+    if keep is None:
+        click.echo(
+            "caulbart prune: defaults.keep is not set in feeds.yaml: nothing to prune", err=True
+        )
+        ctx.exit(1)
+        return
+    engine = open_database()
+    with session_factory(engine).begin() as session:
+        report = retention.prune(session, keep, datetime.now(UTC), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for story in report.stories:
+        if as_json:
+            line = {
+                "id": story.id,
+                "title": story.title,
+                "published": iso_utc(story.published),
+                "entries": story.entries,
+                "deleted": not dry_run,
+            }
+            click.echo(json.dumps(line, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{verb} story {story.id} ({iso_utc(story.published)}, "
+                f"{story.entries} entries): {story.title}"
+            )
+    totals = {
+        "cutoff": iso_utc(report.cutoff),
+        "stories": len(report.stories),
+        "entries": report.entries,
+        "kept_pinned": report.kept_pinned,
+        "kept_commented": report.kept_commented,
+        "dry_run": dry_run,
+    }
+    if as_json:
+        click.echo(json.dumps({"totals": totals}))
+        return
+    click.echo(
+        f"{verb} {len(report.stories)} stories and {report.entries} entries published before "
+        f"{totals['cutoff']}; kept {report.kept_pinned} pinned and {report.kept_commented} "
+        "with approved comments"
+    )
+
+
+def _pin(ctx: click.Context, ids: tuple[int, ...], pinned: bool) -> None:
+    from datetime import UTC, datetime
+
+    from aggregator.retention import UnknownStories, set_pinned
+
+    engine = open_database()
+    try:
+        with session_factory(engine).begin() as session:
+            set_pinned(session, ids, pinned, datetime.now(UTC))
+    except UnknownStories as exc:
+        click.echo(f"caulbart: {exc}; nothing was changed", err=True)
+        ctx.exit(1)
+        return
+    click.echo(
+        ("pinned: " if pinned else "unpinned: ") + " ".join(str(i) for i in sorted(set(ids)))
+    )
+
+
+@main.command()
+@_story_ids
+@click.pass_context
+def pin(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Keep these stories for ever: `caulbart prune` never deletes a pinned story."""
+    _pin(ctx, ids, True)
+
+
+@main.command()
+@_story_ids
+@click.pass_context
+def unpin(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Let retention (defaults.keep) delete these stories again once they are old."""
+    _pin(ctx, ids, False)
+
+
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from aggregator.db import session_factory
 from aggregator.models import Comment, Story
 from aggregator.permalinks import story_path
+from aggregator.review import is_visible
 from aggregator.types import CommentsConfig
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class UnknownComments(LookupError):
 
 
 class StoryClosed(LookupError):
-    """The story does not exist or was withdrawn: it takes no comments."""
+    """The story does not exist, was withdrawn or is not published (review): no comments."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class CommentedStory:
     path: str
     published: datetime
     withdrawn: bool
+    # Held or rejected in review: readers cannot see it, so it has no comments at all (404).
+    hidden: bool = False
 
 
 def find_story(engine: Engine, story_id: int) -> CommentedStory | None:
@@ -159,6 +162,7 @@ def find_story(engine: Engine, story_id: int) -> CommentedStory | None:
             story_path(story.id, story.slug, story.published),
             story.published,
             story.withdrawn_at is not None,
+            not is_visible(story.review),
         )
 
 
@@ -176,7 +180,7 @@ def add_comment(
 
     def store(session: Session) -> tuple[int, Status]:
         story = session.get(Story, story_id)
-        if story is None or story.withdrawn_at is not None:
+        if story is None or story.withdrawn_at is not None or not is_visible(story.review):
             raise StoryClosed(story_id)
         status = Status.PENDING
         if settings.auto_approve and _approved_before(session, draft):

@@ -75,6 +75,7 @@ DEFAULT_KEYS = {
     "per_host",
     "host_spacing",
     "dedup_window",
+    "keep",
 }
 # Editors' filters: site-wide under `filters:`, and the same keys on a source (aggregator.filters).
 FILTER_KEYS = {"include", "exclude", "max_age", "languages", "section_map", "title_strip"}
@@ -93,7 +94,10 @@ SOURCE_KEYS = FILTER_KEYS | {
     "excerpt_only",
     "images",
     "full_text",
+    "publish",
 }
+# `publish:` of a source: at once, or held for an editor (aggregator/review.py).
+PUBLISH_MODES = ("auto", "review")
 FULL_TEXT_KEYS = {"allow_private"}
 TOP_KEYS = {"site", "defaults", "sources", "tags", "comments", "filters"}
 # A language range: `en`, `pt-BR`, `zh-Hant` (RFC 5646 shape; `_` accepted for `-`).
@@ -356,6 +360,7 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
         "max_entries": "positive",
         "concurrency": "positive",
         "per_host": "positive",
+        "keep": "duration",
     }
     fields = reader.mapping(entry[1], "defaults", DEFAULT_KEYS)
     values: dict[str, Any] = {}
@@ -369,6 +374,9 @@ def _read_defaults(reader: _Reader, entry: tuple[Node, Node] | None) -> Defaults
     if values.get("timeout") == 0:
         reader.problem(fields["timeout"][1], "defaults.timeout: must be above zero")
         values.pop("timeout")
+    if values.get("keep") == 0:
+        reader.problem(fields["keep"][1], "defaults.keep: must be above zero (omit it to keep all)")
+        values.pop("keep")
     defaults = Defaults(**values)
     if defaults.min_interval > defaults.max_interval:
         node = fields.get("min_interval", fields.get("max_interval", entry))[1]
@@ -457,6 +465,7 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "rights": "str",
         "excerpt_only": "bool",
         "images": "bool",
+        "publish": "str",
     }
     values: dict[str, Any] = {"filters": _read_filters(reader, fields, where)}
     for key, item in fields.items():
@@ -471,6 +480,11 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         value = reader.value(item, f"{where}.{key}", kinds[key])
         if value is not None:
             values[key] = value
+    if values.get("publish", "auto") not in PUBLISH_MODES:
+        reader.problem(
+            fields["publish"][1],
+            f"{where}.publish: must be auto or review, not {values['publish']!r}",
+        )
     source_id = values.get("id")
     if source_id is not None and not SOURCE_ID.match(source_id):
         reader.problem(

@@ -96,6 +96,8 @@ class Source(Base):
     full_text_error: Mapped[str | None] = mapped_column(Text)
     # When those terms last changed: published feeds built under the old terms are stale.
     terms_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # feeds.yaml `publish`: "auto", or "review" to hold its stories for an editor.
+    publish: Mapped[str] = mapped_column(String(16), default="auto")
     # A worker's lease on the source while it fetches it; an expired lease is free to take.
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -143,6 +145,11 @@ class Story(Base):
     # Set when an editor or a wire KILL advisory withdraws the story: its page answers 410.
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
+    # Editors' curation (aggregator.review.Review): None for a story published at once, "held"
+    # until an editor decides, then "approved" or "rejected". Held and rejected are invisible.
+    review: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Set by `caulbart pin`: retention (`defaults.keep`) never deletes a pinned story.
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     entries: Mapped[list[Entry]] = relationship(back_populates="story", order_by="Entry.id")
 
@@ -315,3 +322,16 @@ class Comment(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(45))
     author_token: Mapped[str | None] = mapped_column(String(64))
+
+
+class Prune(Base):
+    """One run of retention: when, the cutoff, what went. The latest is part of every feed's
+    version, so documents built before stories were deleted are rendered again."""
+
+    __tablename__ = "prunes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
+    stories: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[int] = mapped_column(Integer)

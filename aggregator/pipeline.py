@@ -17,7 +17,16 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import fulltext, prepare, publish, scheduler, store, tag_index, withdrawals
+from aggregator import (
+    fulltext,
+    prepare,
+    publish,
+    retention,
+    scheduler,
+    store,
+    tag_index,
+    withdrawals,
+)
 from aggregator.db import in_transaction, session_factory
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
@@ -197,6 +206,11 @@ def ingest_result(
             notes.append(f"full text: {full_text.source_error}")
 
     stories, advisories = withdrawals.split_advisories(items)
+    recent = retention.recent_only(stories, config.defaults.keep, now)
+    if len(recent) < len(stories):
+        # Older than `defaults.keep`: pruned or about to be; storing it would bring it back.
+        notes.append(f"{len(stories) - len(recent)} entries older than defaults.keep skipped")
+    stories = recent
     withdrawn: list[int] = []
 
     def store_source(

@@ -45,9 +45,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from aggregator import limits, normalise, tag_index, tagging
+from aggregator import limits, normalise, review, tag_index, tagging
 from aggregator.db import make_engine, session_factory
-from aggregator.models import Entry, Source, Story, StoryTag, Tag
+from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.types import Config, SiteConfig
 
@@ -103,13 +103,19 @@ class FeedVersion:
     newest_id: int | None
     latest_update: datetime | None
     newest_created: datetime | None
-    count: int  # 0 for the whole site (stories are never deleted: newest_id says enough)
+    count: int  # 0 for the whole site (deletions are told by `pruned`: newest_id says enough)
     terms_changed: datetime | None
+    # The last retention run (aggregator.retention): stories were deleted then.
+    pruned: datetime | None = None
 
     @property
     def last_modified(self) -> datetime:
         """When the feed last changed, to the second (HTTP dates have no fractions)."""
-        moments = [m for m in (self.latest_update, self.newest_created, self.terms_changed) if m]
+        moments = [
+            m
+            for m in (self.latest_update, self.newest_created, self.terms_changed, self.pruned)
+            if m
+        ]
         return max(moments, default=EPOCH).replace(microsecond=0)
 
 
@@ -222,6 +228,11 @@ def _members(query: FeedQuery) -> ColumnElement[bool]:
 
 
 def _membership(kind: str, value: ColumnElement[str]) -> ColumnElement[bool]:
+    """The feed's stories; held and rejected ones are in no feed (nor in its version)."""
+    return review.visible() & _scope(kind, value)
+
+
+def _scope(kind: str, value: ColumnElement[str]) -> ColumnElement[bool]:
     if kind == "section":
         return Story.section == value
     if kind == "source":
@@ -249,6 +260,7 @@ def _version_statement(kind: str) -> Select[Any]:
         select(Story.created_at).where(Story.id == newest).scalar_subquery(),
         counted,
         select(func.max(Source.terms_changed_at)).scalar_subquery(),
+        select(func.max(Prune.at)).scalar_subquery(),
     )
 
 
@@ -261,6 +273,7 @@ def feed_version(connection: Connection, query: FeedQuery) -> FeedVersion:
         newest_created=_utc(row[2]),
         count=int(row[3] or 0),
         terms_changed=_utc(row[4]),
+        pruned=_utc(row[5]),
     )
 
 
@@ -821,6 +834,8 @@ class FeedCache:
 def changed_feeds(session: Session, story_ids: Iterable[int]) -> list[FeedQuery]:
     """The feeds the given stories appear in (subscription documents only)."""
     ids = sorted(set(story_ids))
+    if ids:  # a held story changes no feed
+        ids = list(session.scalars(select(Story.id).where(Story.id.in_(ids), review.visible())))
     if not ids:
         return []
     queries = [FeedQuery()]

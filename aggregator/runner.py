@@ -11,18 +11,23 @@ import hashlib
 import logging
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 from sqlalchemy import Engine
 
-from aggregator import pipeline, prepare
+from aggregator import pipeline, prepare, retention
 from aggregator.config import ConfigError, load_config
+from aggregator.db import session_factory
 from aggregator.fetch import Fetcher, FetchRequest, user_agent
 from aggregator.scheduler import DEFAULT_TICK, Worker, sqlite_worker_lock
 from aggregator.types import Config
 
 log = logging.getLogger(__name__)
+
+# How often a worker asks the database whether the daily prune is due.
+PRUNE_CHECK = timedelta(hours=1)
 
 
 class ConfigWatcher:
@@ -63,6 +68,7 @@ class IngestService:
         self.engine = engine
         self.watcher = watcher
         self._fetchers = [self._fetcher(watcher.config)]
+        self._next_prune_check = datetime.now(UTC)
 
     @staticmethod
     def _fetcher(config: Config) -> Fetcher:
@@ -81,6 +87,21 @@ class IngestService:
         if new.defaults != old.defaults or new.site != old.site:
             # In-flight sources keep the old client; it is closed when the process stops.
             self._fetchers.append(self._fetcher(new))
+
+    def between_ticks(self) -> None:
+        """What each tick does before claiming: follow feeds.yaml, prune when a day has passed."""
+        self.reload()
+        self.prune_when_due()
+
+    def prune_when_due(self) -> None:
+        """Retention once a day (feeds.yaml `defaults.keep`), by whichever worker comes first;
+        the database is asked at most hourly."""
+        now = datetime.now(UTC)
+        if self.config.defaults.keep is None or now < self._next_prune_check:
+            return
+        self._next_prune_check = now + PRUNE_CHECK
+        with session_factory(self.engine).begin() as session:
+            retention.prune_if_due(session, self.config.defaults.keep, now)
 
     def claim(self, worker: str, limit: int) -> list[FetchRequest]:
         return pipeline.claim(self.engine, self.config, worker, limit)
@@ -142,7 +163,7 @@ def _run_clock(
             concurrency=config.defaults.concurrency,
             claim=service.claim,
             ingest=service.ingest,
-            reload=service.reload,
+            reload=service.between_ticks,
             tick_seconds=tick,
         )
         worker.start()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator import dedupe, limits
+from aggregator import dedupe, limits, review
 from aggregator.db import insert_missing, serialise
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
@@ -85,6 +85,7 @@ def sync_sources(session: Session, config: Config, now: datetime) -> None:
         source.priority = declared.priority
         source.language = declared.language
         source.tags = list(declared.tags)
+        source.publish = declared.publish
         _apply_republishing_terms(source, declared, now)
         source.interval_seconds = config.interval_for(declared)
         source.adaptive = config.is_adaptive(declared)
@@ -289,6 +290,7 @@ def save_items(
                 started.append((entry, item.guid))
             else:
                 entry.story = match.entry.story
+                entry.story.review = review.state_after_join(entry.story.review, source.publish)
             entry.story.updated = max(entry.story.updated, now)
             session.add(entry)
             existing[item.guid] = entry
@@ -552,6 +554,7 @@ def _new_story(item: Item, source: Source, now: datetime) -> Story:
         published=item.published,
         updated=item.updated,
         created_at=now,
+        review=review.state_for_new_story(source.publish),
     )
 
 

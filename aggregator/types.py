@@ -46,6 +46,8 @@ class Defaults:
     adaptive: bool = False
     # Seconds apart two entries may be published and still be matched as near-duplicates.
     dedup_window: int = limits.DEDUP_WINDOW
+    # Retention: seconds after which entries and stories are pruned; None keeps everything.
+    keep: int | None = None
 
     @property
     def lease(self) -> int:
@@ -130,6 +132,8 @@ class SourceConfig:
     # None: the feed's own text only; else the linked article page is fetched and extracted.
     full_text: FullTextConfig | None = None
     filters: FilterRules = field(default_factory=FilterRules)
+    # "auto" publishes at once; "review" holds its stories until an editor approves them.
+    publish: str = "auto"
     line: int = 0
 
 

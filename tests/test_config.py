@@ -386,3 +386,39 @@ def test_bad_full_text_names_the_field_on_its_line(value: str, line: int, messag
         parse_config(text, "feeds.yaml")
     problems = [str(p) for p in caught.value.problems]
     assert problems == [f"feeds.yaml:{line}: sources[0].{message}"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        (
+            "sources:\n  - id: a\n    url: http://x.example/\n    publish: maybe\n",
+            4,
+            "sources[0].publish: must be auto or review, not 'maybe'",
+        ),
+        (
+            "sources:\n  - id: a\n    url: http://x.example/\n    publish: [review]\n",
+            4,
+            "sources[0].publish: must be a single value",
+        ),
+        ("defaults:\n  keep: forever\nsources: []\n", 2, "defaults.keep: bad duration 'forever'"),
+        ("defaults:\n  keep: 0d\nsources: []\n", 2, "defaults.keep: must be above zero"),
+    ],
+)
+def test_bad_publish_and_keep_name_their_line(text: str, line: int, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "feeds.yaml")
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"feeds.yaml:{line}: {message}"), problem
+
+
+def test_publish_and_keep_are_read() -> None:
+    config = parse_config(
+        "defaults:\n  keep: 365d\nsources:\n"
+        "  - id: a\n    url: http://a.example/\n    publish: review\n"
+        "  - id: b\n    url: http://b.example/\n",
+        "feeds.yaml",
+    )
+    assert config.defaults.keep == 365 * 86400
+    assert [s.publish for s in config.sources] == ["review", "auto"]
+    assert parse_config("sources: []\n").defaults.keep is None

@@ -52,12 +52,14 @@ def create_app(engine: Engine | None = None, config: dict[str, Any] | None = Non
     from web.comments import init_comments
     from web.feeds import feeds
     from web.pages import pages
+    from web.review import init_review  # adds /admin/review to the admin blueprint
     from web.sitemap import sitemap
 
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
     app.register_blueprint(sitemap)
-    init_comments(app)  # after pages: a refused reply re-renders the story page's view
+    limiter = init_comments(app)  # after pages: a refused reply re-renders the story page's view
+    init_review(app, limiter)
     register_site_chrome(app)
 
     @app.get("/healthz")

@@ -263,7 +263,7 @@ def _open_story(slug_id: str) -> CommentedStory:
     if not raw_id.isdigit():
         abort(404)
     story = find_story(_engine(), int(raw_id))
-    if story is None:
+    if story is None or story.hidden:
         abort(404)
     if story.withdrawn:
         abort(410)

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from aggregator import tag_index
 from aggregator.db import session_factory
-from aggregator.models import Entry, Source, Story, StoryTag, Tag
+from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import story_path, story_url
 from aggregator.publish import PublishedStory, load_stories
+from aggregator.review import visible
 from aggregator.types import SiteConfig
 
 
@@ -38,6 +39,9 @@ def enabled_sources(engine: Engine) -> list[SourceLink]:
 def story_page(engine: Engine, site: SiteConfig, story_id: int) -> PublishedStory | None:
     """A story as its page shows it (the same terms and credits as the feeds), or None."""
     with session_factory(engine)() as session:
+        shown = session.scalar(select(Story.id).where(Story.id == story_id, visible()))
+        if shown is None:  # unknown, or held / rejected in review: no page at all
+            return None
         return load_stories(session, site, [story_id]).get(story_id)
 
 
@@ -54,7 +58,7 @@ def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[Relat
         stories = {
             story.id: story
             for story in session.scalars(
-                select(Story).where(Story.id.in_(ids), Story.withdrawn_at.is_(None))
+                select(Story).where(Story.id.in_(ids), Story.withdrawn_at.is_(None), visible())
             )
         }
         return [
@@ -109,7 +113,7 @@ def _listing(
     rows = list(
         session.scalars(
             select(Story)
-            .where(Story.withdrawn_at.is_(None), *where)
+            .where(Story.withdrawn_at.is_(None), visible(), *where)
             .order_by(Story.published.desc(), Story.id.desc())
             .limit(per_page + 1)
             .offset((page - 1) * per_page)
@@ -173,6 +177,7 @@ def neighbours(engine: Engine, story_id: int, published: datetime) -> Neighbours
             select(Story)
             .where(
                 Story.withdrawn_at.is_(None),
+                visible(),
                 Story.published <= published,
                 ~(same_moment & (Story.id >= story_id)),
             )
@@ -183,6 +188,7 @@ def neighbours(engine: Engine, story_id: int, published: datetime) -> Neighbours
             select(Story)
             .where(
                 Story.withdrawn_at.is_(None),
+                visible(),
                 Story.published >= published,
                 ~(same_moment & (Story.id <= story_id)),
             )
@@ -217,14 +223,27 @@ def known_sections(engine: Engine) -> list[str]:
 
 
 def last_change(engine: Engine) -> datetime | None:
-    """When any story last changed (stored, edited, withdrawn): one probe of ix_stories_updated."""
+    """When any visible story last changed (stored, edited, withdrawn, approved) or stories were
+    pruned: a walk down ix_stories_updated to the first story not held in review, and the newest
+    row of the small `prunes` table."""
     with engine.connect() as connection:
-        value = connection.execute(select(func.max(Story.updated))).scalar()
-    if isinstance(value, str):  # SQLite's aggregate comes back as text
+        row = connection.execute(
+            select(
+                select(func.max(Story.updated)).where(visible()).scalar_subquery(),
+                select(func.max(Prune.at)).scalar_subquery(),
+            )
+        ).one()
+    moments = [moment for moment in map(_utc, row) if moment is not None]
+    return max(moments, default=None)
+
+
+def _utc(value: object) -> datetime | None:
+    """Aggregates come back raw on SQLite: naive text or datetime, in UTC."""
+    if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value if isinstance(value, datetime) else None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None
 
 
 @dataclass(frozen=True)
@@ -241,7 +260,7 @@ def sitemap_stories(engine: Engine, limit: int) -> list[SitemapStory]:
     with session_factory(engine)() as session:
         rows = session.scalars(
             select(Story)
-            .where(Story.withdrawn_at.is_(None))
+            .where(Story.withdrawn_at.is_(None), visible())
             .order_by(Story.published.desc(), Story.id.desc())
             .limit(limit)
         )

@@ -54,7 +54,8 @@ def fts5_query(query: str) -> str:
 
 
 def search_stories(engine: Engine, query: str, page: int, per_page: int) -> SearchResults:
-    """Published (not withdrawn) stories matching `query`, best first, one page of them."""
+    """Published stories (not withdrawn, not held in review) matching `query`, best first,
+    one page of them."""
     query = query.strip()[:MAX_QUERY]
     with engine.connect() as connection:
         if connection.dialect.name == "sqlite":
@@ -62,9 +63,11 @@ def search_stories(engine: Engine, query: str, page: int, per_page: int) -> Sear
         return _postgresql(connection, query, page, per_page)
 
 
+# Readers' stories: not withdrawn, and not held or rejected in review (aggregator.review).
+SHOWN = "s.withdrawn_at IS NULL AND (s.review IS NULL OR s.review = 'approved')"
 _SQLITE_COUNT = text(
     "SELECT count(*) FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid "
-    "WHERE stories_fts MATCH :q AND s.withdrawn_at IS NULL"
+    f"WHERE stories_fts MATCH :q AND {SHOWN}"
 )
 # bm25 weights: headline 10, lede 4, body 1 (lower bm25 is better in FTS5).
 _SQLITE_PAGE = text(
@@ -72,7 +75,7 @@ _SQLITE_PAGE = text(
     f"highlight(stories_fts, 0, '{START}', '{STOP}'), "
     f"snippet(stories_fts, 1, '{START}', '{STOP}', '…', 40) "
     "FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid "
-    "WHERE stories_fts MATCH :q AND s.withdrawn_at IS NULL "
+    f"WHERE stories_fts MATCH :q AND {SHOWN} "
     "ORDER BY bm25(stories_fts, 10.0, 4.0, 1.0), s.published DESC LIMIT :limit OFFSET :offset"
 )
 
@@ -89,14 +92,14 @@ def _sqlite(connection: Connection, query: str, page: int, per_page: int) -> Sea
 
 
 _POSTGRES_COUNT = text(
-    "SELECT count(*) FROM stories WHERE search_vector @@ websearch_to_tsquery('english', :q) "
-    "AND withdrawn_at IS NULL"
+    "SELECT count(*) FROM stories s WHERE s.search_vector @@ websearch_to_tsquery('english', :q) "
+    f"AND {SHOWN}"
 )
 _POSTGRES_PAGE = text(
     "WITH q AS (SELECT websearch_to_tsquery('english', :q) AS tsq), "
     "found AS (SELECT s.id, s.slug, s.published, s.section, s.title, s.lede, "
     "  ts_rank_cd(s.search_vector, q.tsq) AS rank FROM stories s, q "
-    "  WHERE s.search_vector @@ q.tsq AND s.withdrawn_at IS NULL "
+    f"  WHERE s.search_vector @@ q.tsq AND {SHOWN} "
     "  ORDER BY rank DESC, s.published DESC LIMIT :limit OFFSET :offset) "
     "SELECT found.id, found.slug, found.published, found.section, "
     f"ts_headline('english', found.title, q.tsq, 'StartSel={START}, StopSel={STOP}, "

@@ -1,7 +1,7 @@
 """full text: the article page cache; full-text errors on entries and sources
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-11-25
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
