@@ -25,6 +25,9 @@ from tests.safety import MARKUP, executable
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
 JSON_LD = re.compile(r'<script type="application/ld\+json">.*?</script>', re.DOTALL)
+# The story page's own comment form ("Leave a Reply"): the site's, not the feed's; what readers
+# write there is checked by tests/e2e/test_comments_web.py.
+COMMENTS = re.compile(r'<section class="replies" id="comments".*?</section>', re.DOTALL)
 FED_PARTS = re.compile(r"<head>.*?</head>|<main\b.*?</main>", re.DOTALL)
 SAME_SITE = re.compile(r"^\w+\[(href|src)=/(?!/)")
 LIMITS = {"timeout": "3s", "max_bytes": "5MB", "max_entries": 1000, "per_host": 8,
@@ -309,6 +312,8 @@ def test_nothing_executable_reaches_a_republished_feed_or_a_page(
         # so a headline that broke out of it would leave a <script> behind and be found).
         page_html, blocks = JSON_LD.subn("", page_html, count=1)
         assert blocks == 1, path
+        page_html, forms = COMMENTS.subn("", page_html, count=1)
+        assert forms == 1, path
         # Feed text reaches the head and <main>; the header and footer around them are the
         # site's own (its search form). Paths on the site itself ("/tag/...") are not code.
         fed = "".join(m.group(0) for m in FED_PARTS.finditer(page_html))
