@@ -6,6 +6,7 @@ Caulbart upgrades the database it finds without a separate step.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -98,20 +99,43 @@ def _raw_sqlite(connection: Any, statement: str) -> list[Any]:
         cursor.close()
 
 
+# PostgreSQL's lock table is shared and small (max_locks_per_transaction x max_connections, 6,400
+# by default): a first ingest of a long feed would ask for thousands of named locks and, with a few
+# workers at once, run it out ("out of shared memory"). A transaction with more names than this
+# takes every name at once instead (EVERY_NAME exclusive); the others hold EVERY_NAME shared.
+FINE_LOCKS = 48
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name (the same in every process)."""
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+EVERY_NAME = lock_key("caulbart: every name")
+
+
 def serialise(session: Session, *names: str) -> None:
     """Hold transaction-scoped locks named `names` on PostgreSQL (SQLite has one writer anyway).
 
-    Taken in sorted order, so two transactions asking for overlapping names queue, never deadlock;
-    all in one statement, since a batch of items may match on a few thousand names.
+    Every transaction takes EVERY_NAME first (shared, or exclusive for a large batch), then its
+    keys in ascending order: two transactions asking for overlapping names queue, never deadlock,
+    and no transaction holds more than FINE_LOCKS + 1 locks.
     """
     if session.get_bind().dialect.name != "postgresql" or not names:
         return
+    keys = sorted({lock_key(name) for name in names})
+    if len(keys) > FINE_LOCKS:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVERY_NAME})
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": EVERY_NAME})
     session.execute(
         text(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0))) "
-            "FROM unnest(CAST(:names AS text[])) AS name"
+            "SELECT count(pg_advisory_xact_lock(key)) FROM "
+            "(SELECT unnest(CAST(:keys AS bigint[])) AS key ORDER BY 1) AS ordered"
         ),
-        {"names": sorted(set(names))},
+        {"keys": keys},
     )
 
 

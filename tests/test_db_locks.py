@@ -1,0 +1,93 @@
+"""Named locks on PostgreSQL (aggregator.db.serialise): bounded, ordered, and really exclusive."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from aggregator.db import FINE_LOCKS, open_database, serialise, session_factory
+from tests.conftest import database_for
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
+    with database_for("postgresql", tmp_path) as url:
+        engine = open_database(url)
+        yield engine
+        engine.dispose()
+
+
+def advisory_locks_held(session: sqlalchemy.orm.Session) -> int:
+    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    return int(session.execute(text(query)).scalar_one())
+
+
+def test_a_first_ingest_batch_holds_one_lock_not_thousands(postgres: sqlalchemy.Engine) -> None:
+    """Thousands of band keys in one transaction used to fill PostgreSQL's shared lock table
+    ("out of shared memory") when a few workers ingested long feeds at once."""
+    with session_factory(postgres).begin() as session:
+        serialise(session, *(f"band:{n}" for n in range(5000)))
+        assert advisory_locks_held(session) == 1
+    with session_factory(postgres).begin() as session:
+        serialise(session, *(f"band:{n}" for n in range(FINE_LOCKS)))
+        assert advisory_locks_held(session) == FINE_LOCKS + 1  # and EVERY_NAME, shared
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (["band:1", "band:2"], ["band:2", "band:3"]),  # overlapping names
+        ([f"band:{n}" for n in range(500)], ["band:9999"]),  # a large batch against any other
+        (["band:9999"], [f"band:{n}" for n in range(500)]),
+    ],
+)
+def test_overlapping_transactions_queue(
+    postgres: sqlalchemy.Engine, first: list[str], second: list[str]
+) -> None:
+    holding = threading.Event()
+    released_at: list[float] = []
+    acquired_at: list[float] = []
+
+    def hold() -> None:
+        with session_factory(postgres).begin() as session:
+            serialise(session, *first)
+            holding.set()
+            time.sleep(0.5)
+            released_at.append(time.monotonic())
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    with session_factory(postgres).begin() as session:
+        serialise(session, *second)
+        acquired_at.append(time.monotonic())
+    holder.join()
+    assert acquired_at[0] >= released_at[0]
+
+
+def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None:
+    holding = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with session_factory(postgres).begin() as session:
+            serialise(session, "band:1", "band:2")
+            holding.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        with session_factory(postgres).begin() as session:
+            session.execute(text("SET LOCAL lock_timeout = '2s'"))
+            serialise(session, "band:3", "band:4")  # would raise LockNotAvailable if it waited
+    finally:
+        done.set()
+        holder.join()
