@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -123,6 +124,15 @@ class Story(Base):
     __table_args__ = (
         Index("ix_stories_section_published", "section", "published", "id"),
         Index("ix_stories_section_updated", "section", "updated"),
+        Index("ix_stories_section_id", "section", "id"),
+        # The editors' queue only (aggregator.review.held_stories); see migration 0010.
+        Index(
+            "ix_stories_held",
+            "created_at",
+            "id",
+            sqlite_where=text("review = 'held'"),
+            postgresql_where=text("review = 'held'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -147,7 +157,7 @@ class Story(Base):
     withdrawn_reason: Mapped[str | None] = mapped_column(Text)
     # Editors' curation (aggregator.review.Review): None for a story published at once, "held"
     # until an editor decides, then "approved" or "rejected". Held and rejected are invisible.
-    review: Mapped[str | None] = mapped_column(String(16), index=True)
+    review: Mapped[str | None] = mapped_column(String(16))
     # Set by `caulbart pin`: retention (`defaults.keep`) never deletes a pinned story.
     pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -248,7 +248,12 @@ def _scope(kind: str, value: ColumnElement[str]) -> ColumnElement[bool]:
 def _version_statement(kind: str) -> Select[Any]:
     """Built once per kind (the value is a bound parameter): the hot path builds nothing."""
     members = _membership(kind, bindparam("value", type_=String))
-    newest = select(func.max(Story.id)).where(members).scalar_subquery()
+    # ORDER BY ... LIMIT 1 rather than max(): with a WHERE (review, scope), SQLite's max() reads
+    # every row, while a walk down the index stops at the first visible story.
+    newest = select(Story.id).where(members).order_by(Story.id.desc()).limit(1).scalar_subquery()
+    latest = (
+        select(Story.updated).where(members).order_by(Story.updated.desc()).limit(1)
+    ).scalar_subquery()
     counted = (
         select(func.count(Story.id)).where(members).scalar_subquery()
         if kind != "all"
@@ -256,7 +261,7 @@ def _version_statement(kind: str) -> Select[Any]:
     )
     return select(
         newest,
-        select(func.max(Story.updated)).where(members).scalar_subquery(),
+        latest,
         select(Story.created_at).where(Story.id == newest).scalar_subquery(),
         counted,
         select(func.max(Source.terms_changed_at)).scalar_subquery(),

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, or_, select
+from sqlalchemy import ColumnElement, Engine, literal, or_, select
 from sqlalchemy.orm import Session
 
 from aggregator.db import session_factory
@@ -88,7 +88,8 @@ def held_stories(engine: Engine, limit: int | None = None) -> list[HeldStory]:
         stories = list(
             session.scalars(
                 select(Story)
-                .where(Story.review == Review.HELD.value)
+                # Inline, so the planner can prove the partial index ix_stories_held applies.
+                .where(Story.review == literal(Review.HELD.value, literal_execute=True))
                 .order_by(Story.created_at, Story.id)
                 .limit(limit)
             )

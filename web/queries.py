@@ -229,7 +229,12 @@ def last_change(engine: Engine) -> datetime | None:
     with engine.connect() as connection:
         row = connection.execute(
             select(
-                select(func.max(Story.updated)).where(visible()).scalar_subquery(),
+                # ORDER BY ... LIMIT 1, not max(): with a WHERE, SQLite's max() reads every row.
+                select(Story.updated)
+                .where(visible())
+                .order_by(Story.updated.desc())
+                .limit(1)
+                .scalar_subquery(),
                 select(func.max(Prune.at)).scalar_subquery(),
             )
         ).one()

@@ -26,7 +26,15 @@ def upgrade() -> None:
     )
     op.add_column("stories", sa.Column("review", sa.String(length=16), nullable=True))
     op.add_column("stories", sa.Column("pinned_at", sa.DateTime(timezone=True), nullable=True))
-    op.create_index("ix_stories_review", "stories", ["review"])
+    # Partial: only held stories are looked up by state (the editors' queue). A full index on
+    # `review` would tempt the planner away from `published` on every listing.
+    op.create_index(
+        "ix_stories_held",
+        "stories",
+        ["created_at", "id"],
+        sqlite_where=sa.text("review = 'held'"),
+        postgresql_where=sa.text("review = 'held'"),
+    )
     op.create_table(
         "prunes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -42,7 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_prunes_at", table_name="prunes")
     op.drop_table("prunes")
-    op.drop_index("ix_stories_review", table_name="stories")
+    op.drop_index("ix_stories_held", table_name="stories")
     # Plain DROP COLUMN (SQLite 3.35+): a batch rebuild of `stories` would drop 0007's triggers.
     op.drop_column("stories", "pinned_at")
     op.drop_column("stories", "review")
