@@ -125,6 +125,8 @@ class Story(Base):
         Index("ix_stories_section_published", "section", "published", "id"),
         Index("ix_stories_section_updated", "section", "updated"),
         Index("ix_stories_section_id", "section", "id"),
+        # A section feed's count of visible stories, read from the index alone.
+        Index("ix_stories_section_review", "section", "review"),
         # The editors' queue only (aggregator.review.held_stories); see migration 0010.
         Index(
             "ix_stories_held",

@@ -22,6 +22,7 @@ def upgrade() -> None:
     op.create_index("ix_stories_section_updated", "stories", ["section", "updated"], unique=False)
     # Newest story of a section (its feed's version) in id order, on every database.
     op.create_index("ix_stories_section_id", "stories", ["section", "id"], unique=False)
+    op.create_index("ix_stories_section_review", "stories", ["section", "review"], unique=False)
     op.drop_index("ix_stories_section", table_name="stories")
     op.create_index("ix_entries_source_story", "entries", ["source_id", "story_id"], unique=False)
 
@@ -30,5 +31,6 @@ def downgrade() -> None:
     op.drop_index("ix_entries_source_story", table_name="entries")
     op.create_index("ix_stories_section", "stories", ["section"], unique=False)
     op.drop_index("ix_stories_section_id", table_name="stories")
+    op.drop_index("ix_stories_section_review", table_name="stories")
     op.drop_index("ix_stories_section_updated", table_name="stories")
     op.drop_index("ix_stories_section_published", table_name="stories")
