@@ -292,7 +292,7 @@ def _complete(
     fetcher: Fetcher | None,
 ) -> fulltext.FullTextPass | None:
     """The items with their articles' text, for a full_text source with new entries."""
-    source = next((s for s in config.sources if s.id == source_id), None)
+    source = config.source(source_id)
     if source is None or source.full_text is None or not new_guids:
         return None
     if fetcher is None:

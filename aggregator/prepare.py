@@ -78,7 +78,7 @@ def prepare(
         feed = parse_feed(result, config.defaults.max_entries)
     except ParseError as exc:
         return Prepared(error=f"parse error: {exc}")
-    source = next((s for s in config.sources if s.id == result.source_id), None)
+    source = config.source(result.source_id)
     rules = config.rules_for(source) if source else config.filters
     items = _items(feed, now, rules.title_strip)
     stored = _stored_content(engine, result.source_id, items) if engine is not None else {}

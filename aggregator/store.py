@@ -339,7 +339,7 @@ def record_filtered(
     if not filtered:
         return 0
     guids = [f.item.guid for f in filtered]
-    entries = set(_entry_guids(session, source.id, guids))
+    entries = _entries_by_guid(session, source.id, guids)
     known = {
         row.guid: row
         for start in range(0, len(guids), IN_CHUNK)
@@ -363,17 +363,6 @@ def record_filtered(
         row.rule, row.detail, row.seen_at = turned_away.rule, turned_away.detail, now
         recorded += 1
     return recorded
-
-
-def _entry_guids(session: Session, source_id: str, guids: list[str]) -> list[str]:
-    found: list[str] = []
-    for start in range(0, len(guids), IN_CHUNK):
-        found += session.scalars(
-            select(Entry.guid).where(
-                Entry.source_id == source_id, Entry.guid.in_(guids[start : start + IN_CHUNK])
-            )
-        )
-    return found
 
 
 def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None:

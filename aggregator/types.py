@@ -166,6 +166,10 @@ class Config:
     # Site-wide filters; `rules_for` joins a source's own to them.
     filters: FilterRules = field(default_factory=FilterRules)
 
+    def source(self, source_id: str) -> SourceConfig | None:
+        """The feeds.yaml entry of a source, or None once it has been removed from the file."""
+        return next((s for s in self.sources if s.id == source_id), None)
+
     def rules_for(self, source: SourceConfig) -> FilterRules:
         return self.filters.with_source(source.filters)
 
