@@ -17,6 +17,7 @@ import zlib
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 
 import numpy as np
@@ -34,6 +35,9 @@ OPENING_WORDS = (25, 50, 100)
 # equal. 20 bands of 3 rows: P(candidate) is 0.93 at Jaccard 0.5 and 0.27 at 0.2.
 BANDS = 20
 ROWS = 3
+# datasketch's hashing scheme, named: its default changed in 2.0, and a different scheme makes
+# different band keys, which would no longer meet the ones stored.
+MINHASH_SCHEME = "affine32"
 # Below this many shingles a text says too little to be matched on anything but link or hash.
 MIN_SHINGLES = 12
 # Confirmation thresholds on the exact shingle sets (precision first: bench/dedup_eval.py).
@@ -98,18 +102,24 @@ class Verdict:
 def words(text: str) -> list[str]:
     """Case-, accent- and punctuation-free words, without a leading agency dateline."""
     text = DATELINE.sub("", text.strip(), count=1)
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    return WORD.findall("".join(ch for ch in folded if not unicodedata.combining(ch)))
+    folded = text.casefold()
+    if not folded.isascii():  # most wire copy is: no accents to take off
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return WORD.findall(folded)
 
 
 def shingles(tokens: list[str]) -> frozenset[int]:
     """32-bit hashes of the word 3-grams (crc32: stable across processes, unlike hash())."""
-    if len(tokens) < SHINGLE_WORDS:
-        return frozenset()
-    return frozenset(
+    return frozenset(_shingle_hashes(tokens))
+
+
+def _shingle_hashes(tokens: list[str]) -> list[int]:
+    """The 3-gram hashes in text order: a prefix of the list is the shingles of an opening."""
+    return [
         zlib.crc32(" ".join(tokens[i : i + SHINGLE_WORDS]).encode())
         for i in range(len(tokens) - SHINGLE_WORDS + 1)
-    )
+    ]
 
 
 def shingles_from_bytes(data: bytes | None) -> frozenset[int]:
@@ -124,12 +134,27 @@ def fingerprint(item: Item) -> Fingerprint | None:
     """Shingles of headline + text, and band keys of the whole and its openings; None if short."""
     title = words(wire_headline(item.title))
     body = words(item.body_text)
-    whole = shingles(title + body)
+    hashes = _shingle_hashes(title + body)
+    whole = frozenset(hashes)
     if len(whole) < MIN_SHINGLES:
         return None
-    openings = [shingles(title + body[:n]) for n in OPENING_WORDS if n < len(body)]
+    openings = [
+        frozenset(hashes[: len(title) + n - SHINGLE_WORDS + 1])
+        for n in OPENING_WORDS
+        if n < len(body)
+    ]
     keys = {key for part in (whole, *openings) for key in band_keys(part)}
     return Fingerprint(whole, tuple(sorted(keys)))
+
+
+@lru_cache(maxsize=1)
+def _permutations() -> tuple[np.ndarray, np.ndarray]:
+    """The MinHash permutations of seed 1, drawn once: drawing them per text cost more than
+    hashing it. The same ones `MinHash(seed=1)` draws, so stored band keys stay valid."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int, scheme=MINHASH_SCHEME).permutations
+    return a, b
 
 
 def band_keys(values: frozenset[int]) -> list[int]:
@@ -140,8 +165,10 @@ def band_keys(values: frozenset[int]) -> list[int]:
     """
     from datasketch import MinHash  # here: importing it (and SciPy) costs ~1 s of CPU at start
 
-    signature = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int)
-    signature.update_batch(sorted(values))
+    signature = MinHash(
+        num_perm=BANDS * ROWS, hashfunc=int, permutations=_permutations(), scheme=MINHASH_SCHEME
+    )
+    signature.update_batch(values)
     rows = np.asarray(signature.hashvalues, dtype=np.uint64)
     keys = []
     for band in range(BANDS):
