@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
 from aggregator.db import insert_missing, serialise
@@ -266,7 +266,7 @@ def save_items(
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, *(k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
-    stored = {item.guid: _stored_match(session, item, prints[item.guid], window) for item in fresh}
+    stored = _stored_matches(session, fresh, prints, window)
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     _lock_stories(
         session,
@@ -375,59 +375,128 @@ def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None
         )
 
 
-def _stored_match(
-    session: Session, item: Item, print_: dedupe.Fingerprint | None, window: timedelta
-) -> Match | None:
-    """The stored telling of the same news: same link or text, else a confirmed near-duplicate."""
-    exact = _exact_match(session, item)
-    if exact is not None or print_ is None:
-        return exact
-    shared = func.count().label("shared")
-    candidates = session.execute(
-        select(EntryBand.entry_id, shared)
-        .where(
-            EntryBand.band.in_(print_.bands),
-            EntryBand.published.between(item.published - window, item.published + window),
-        )
-        .group_by(EntryBand.entry_id)
-        .order_by(shared.desc(), EntryBand.entry_id)
-        .limit(dedupe.CANDIDATES)
-    ).all()
-    if not candidates:
-        return None
-    rows = session.execute(
-        select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
-            Entry.id.in_([entry_id for entry_id, _ in candidates])
-        )
-    ).all()
-    tellings = [
-        dedupe.Telling(
-            row.id, row.story_id, row.source_id, row.title, dedupe.shingles_from_bytes(row.shingles)
-        )
-        for row in rows
+def _stored_matches(
+    session: Session,
+    items: Sequence[Item],
+    prints: Mapping[str, dedupe.Fingerprint | None],
+    window: timedelta,
+) -> dict[str, Match | None]:
+    """Each item's stored telling of the same news: same link or text, else a confirmed
+    near-duplicate. A few queries for the whole batch, not three per item."""
+    matches: dict[str, Match | None] = {item.guid: None for item in items}
+    matches.update(_exact_matches(session, items))
+    near = [
+        (item, print_)
+        for item in items
+        if matches[item.guid] is None and (print_ := prints.get(item.guid)) is not None
     ]
-    best = dedupe.best_verdict(item, print_, tellings)
-    if best is None:
-        return None
-    telling, verdict = best
-    return Match(session.get_one(Entry, telling.entry_id), verdict)
+    candidates = _band_candidates(session, near, window)
+    tellings = _tellings(session, {e for ids in candidates.values() for e in ids})
+    verdicts: dict[str, tuple[int, dedupe.Verdict]] = {}
+    for item, print_ in near:
+        found = [tellings[e] for e in candidates[item.guid] if e in tellings]
+        best = dedupe.best_verdict(item, print_, found)
+        if best is not None:
+            verdicts[item.guid] = (best[0].entry_id, best[1])
+    entries = _entries_by_id(session, {entry_id for entry_id, _ in verdicts.values()})
+    for guid, (entry_id, verdict) in verdicts.items():
+        matches[guid] = Match(entries[entry_id], verdict)
+    return matches
 
 
-def _exact_match(session: Session, item: Item) -> Match | None:
-    conditions = []
-    if item.link:
-        conditions.append(Entry.link == item.link)
-    if item.text_hash:
-        conditions.append(Entry.text_hash == item.text_hash)
-    if not conditions:
-        return None
-    entry = session.scalars(
-        select(Entry).where(or_(*conditions)).order_by(Entry.id).limit(1)
-    ).first()
-    if entry is None:
-        return None
-    rule = dedupe.Rule.LINK if item.link and entry.link == item.link else dedupe.Rule.TEXT
-    return Match(entry, dedupe.Verdict(rule, 1.0))
+def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
+    """Items whose canonical link or text hash a stored entry has, with the oldest such entry."""
+    by_link = _oldest_by(session, Entry.link, {i.link for i in items if i.link})
+    by_text = _oldest_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
+    matches: dict[str, Match] = {}
+    for item in items:
+        link = by_link.get(item.link) if item.link else None
+        text = by_text.get(item.text_hash) if item.text_hash else None
+        if link is not None and (text is None or link.id <= text.id):
+            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0))
+        elif text is not None:
+            matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0))
+    return matches
+
+
+def _oldest_by(
+    session: Session, column: InstrumentedAttribute[str | None], values: set[str]
+) -> dict[str, Entry]:
+    """value -> the oldest entry whose `column` holds it."""
+    ordered = sorted(values)
+    found: dict[str, Entry] = {}
+    for start in range(0, len(ordered), IN_CHUNK):
+        rows = session.execute(
+            select(column, Entry)
+            .where(column.in_(ordered[start : start + IN_CHUNK]))
+            .order_by(Entry.id.desc())
+        )
+        found.update((value, entry) for value, entry in rows if value)  # the oldest last
+    return found
+
+
+def _band_candidates(
+    session: Session,
+    near: Sequence[tuple[Item, dedupe.Fingerprint]],
+    window: timedelta,
+) -> dict[str, list[int]]:
+    """Per item, the stored entries sharing most band keys with it within the dedup window."""
+    if not near:
+        return {}
+    wanted = sorted({band for _, print_ in near for band in print_.bands})
+    earliest = min(item.published for item, _ in near) - window
+    latest = max(item.published for item, _ in near) + window
+    holders: dict[int, list[tuple[int, datetime]]] = {}
+    for start in range(0, len(wanted), IN_CHUNK):
+        rows = session.execute(
+            select(EntryBand.band, EntryBand.entry_id, EntryBand.published).where(
+                EntryBand.band.in_(wanted[start : start + IN_CHUNK]),
+                EntryBand.published.between(earliest, latest),
+            )
+        )
+        for band, entry_id, published in rows:
+            holders.setdefault(band, []).append((entry_id, published))
+    candidates: dict[str, list[int]] = {}
+    for item, print_ in near:
+        low, high = item.published - window, item.published + window
+        shared = Counter(
+            entry_id
+            for band in print_.bands
+            for entry_id, published in holders.get(band, ())
+            if low <= published <= high
+        )
+        ranked = sorted(shared.items(), key=lambda pair: (-pair[1], pair[0]))
+        candidates[item.guid] = [entry_id for entry_id, _ in ranked[: dedupe.CANDIDATES]]
+    return candidates
+
+
+def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling]:
+    ids = sorted(entry_ids)
+    tellings: dict[int, dedupe.Telling] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        rows = session.execute(
+            select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
+                Entry.id.in_(ids[start : start + IN_CHUNK])
+            )
+        )
+        for row in rows:
+            tellings[row.id] = dedupe.Telling(
+                row.id,
+                row.story_id,
+                row.source_id,
+                row.title,
+                dedupe.shingles_from_bytes(row.shingles),
+            )
+    return tellings
+
+
+def _entries_by_id(session: Session, entry_ids: set[int]) -> dict[int, Entry]:
+    ids = sorted(entry_ids)
+    found: dict[int, Entry] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        statement = select(Entry).where(Entry.id.in_(ids[start : start + IN_CHUNK]))
+        found.update((entry.id, entry) for entry in session.scalars(statement))
+    return found
 
 
 class _BatchIndex:

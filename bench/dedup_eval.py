@@ -445,7 +445,7 @@ def cost(args: argparse.Namespace, database_url: str, tellings: list[Telling]) -
             for item in probes:
                 began = time.perf_counter()
                 print_ = dedupe.fingerprint(item)
-                store._stored_match(session, item, print_, window)
+                store._stored_matches(session, [item], {item.guid: print_}, window)
                 timings.append(time.perf_counter() - began)
         median = statistics.median(timings) * 1000
         baseline = baseline or median
