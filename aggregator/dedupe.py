@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-import unicodedata
 import zlib
 from array import array
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from aggregator.normalise import fold
 from aggregator.types import Item
 
 # Word 3-grams: long enough that two different articles share almost none by chance, short enough
@@ -102,11 +102,7 @@ class Verdict:
 def words(text: str) -> list[str]:
     """Case-, accent- and punctuation-free words, without a leading agency dateline."""
     text = DATELINE.sub("", text.strip(), count=1)
-    folded = text.casefold()
-    if not folded.isascii():  # most wire copy is: no accents to take off
-        folded = unicodedata.normalize("NFKD", folded)
-        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return WORD.findall(folded)
+    return WORD.findall(fold(text))
 
 
 def shingles(tokens: list[str]) -> frozenset[int]:

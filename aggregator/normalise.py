@@ -72,6 +72,7 @@ WHITESPACE = re.compile(r"\s+")
 UNSAFE_URL_CHARS = re.compile(r"[<>\"`]")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 NON_WORD = re.compile(r"[^\w]+")
+NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def collapse(text: str) -> str:
@@ -197,12 +198,22 @@ def first_paragraph(markup: str) -> str:
     return ""
 
 
+def fold(text: str) -> str:
+    """Lower case without accents ("Café" -> "cafe"): the form texts are compared in."""
+    folded = text.casefold()
+    if folded.isascii():  # most copy is: nothing to take off
+        return folded
+    # Only the non-ASCII characters are looked at: in English copy, a few quotes and dashes.
+    return NON_ASCII.sub(_without_accent, unicodedata.normalize("NFKD", folded))
+
+
+def _without_accent(match: re.Match[str]) -> str:
+    return "" if unicodedata.combining(match.group()) else match.group()
+
+
 def text_fingerprint(*parts: str) -> str:
     """Hash of case-, accent- and punctuation-insensitive text: equal for the same wording."""
-    joined = " ".join(parts)
-    folded = unicodedata.normalize("NFKD", joined.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    words = NON_WORD.sub(" ", folded).split()
+    words = NON_WORD.sub(" ", fold(" ".join(parts))).split()
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
 
 
