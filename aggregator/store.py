@@ -565,14 +565,16 @@ def _index_bands(
         session.execute(
             delete(EntryBand).where(EntryBand.entry_id.in_(edited[start : start + IN_CHUNK]))
         )
-    rows = [
-        {"band": band, "published": entry.published, "entry_id": entry.id}
+    keys = sorted(
+        (band, entry.published, entry.id)
         for entry, print_ in entries
         if print_ is not None
         for band in set(print_.bands)
-    ]
-    if rows:
-        session.connection().execute(insert(EntryBand), rows)
+    )  # in the primary key's order: the index grows at a few places, not at random ones
+    if keys:
+        session.connection().execute(
+            insert(EntryBand), [{"band": b, "published": p, "entry_id": e} for b, p, e in keys]
+        )
 
 
 def _lock_stories(session: Session, story_ids: set[int]) -> None:

@@ -153,17 +153,21 @@ def _tag_ids(session: Session, labels: list[str]) -> dict[str, int]:
          for label in reversed(labels)}.values(),
         key=lambda row: row["slug"],
     )  # fmt: skip
-    if not rows:
-        return {}
+    ids = _ids_of(session, [row["slug"] for row in rows])
+    missing = [row for row in rows if row["slug"] not in ids]  # most tags exist already
     bind = session.get_bind()
-    for start in range(0, len(rows), 500):
-        new_rows = rows[start : start + 500]
+    for start in range(0, len(missing), 500):
+        new_rows = missing[start : start + 500]
         if bind.dialect.name == "postgresql":
             with Session(bind.engine) as side, side.begin():
                 insert_missing(side, Tag, new_rows, "slug")
         else:
             insert_missing(session, Tag, new_rows, "slug")
-    slugs = [row["slug"] for row in rows]
+    ids.update(_ids_of(session, [row["slug"] for row in missing]))
+    return ids
+
+
+def _ids_of(session: Session, slugs: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for start in range(0, len(slugs), 500):
         chunk = slugs[start : start + 500]
@@ -180,7 +184,7 @@ def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> N
         for rank, tag_id in enumerate(tag_ids)
     ]
     if rows:
-        session.execute(insert(StoryTag), rows)
+        session.connection().execute(insert(StoryTag), rows)
 
 
 def _relate(
@@ -211,13 +215,13 @@ def _relate(
     idf = _idf(session, all_tags)
     lists: RelatedLists = {}
     for story in stories:
-        own = story_tags[story.id]
+        own = set(story_tags[story.id])
         story_idf = {tag_id: idf[tag_id] for tag_id in own}
         max_weight = sum(story_idf.values())
         terms = frozenset(story.terms or ())
         candidates = [
             tagging.RelatedCandidate(
-                c, frozenset(tags_of.get(c, set()) & set(own)), facts[c][0], facts[c][1]
+                c, frozenset(tags_of.get(c, set()) & own), facts[c][0], facts[c][1]
             )
             for c in wanted[story.id]
             if c in facts
@@ -325,7 +329,7 @@ def _save_related(session: Session, lists: RelatedLists) -> None:
         for rank, (score, other) in enumerate(best)
     ]
     if rows:
-        session.execute(insert(RelatedStory), rows)
+        session.connection().execute(insert(RelatedStory), rows)
 
 
 def story_tag_labels(session: Session, story_ids: list[int]) -> dict[int, list[str]]:
