@@ -48,6 +48,17 @@ def test_names_are_extracted_from_real_news_text() -> None:
     assert names["Alan Greenspan"] >= 3
 
 
+def test_new_is_part_of_a_name_but_never_a_tag_alone() -> None:
+    text = (
+        "Runners crossed New York on Sunday. The New York course is flat, and the new route "
+        "passes Central Park. New runners and new records are expected, a new sponsor said."
+    )
+    names = dict(extract_entities("New York marathon", text))
+    assert "New York" in names and "York" not in names
+    labels = choose_tags(StoryText("New York marathon", text), TagRules())
+    assert "new" not in {label.lower() for label in labels}
+
+
 def test_a_capital_that_only_opens_a_sentence_is_not_a_name() -> None:
     text = "Officials said the talks failed. Tens of thousands marched in Khartoum on Sunday."
     names = dict(extract_entities("Talks fail", text))
