@@ -1,6 +1,6 @@
 """The CPU-heavy half of an ingest, on every core: parse, normalise, fingerprint, draft tags.
 
-A first ingest is mostly pure Python work (feedparser, nh3, MinHash, YAKE) that one process
+A first ingest is mostly pure Python work (feedparser, nh3, MinHash, tagging) that one process
 would do on one core while the database waits. Here it runs in a pool of worker processes while
 the main process stores what is ready. Fingerprints and tag drafts are made only for entries the
 database does not hold yet (or holds with other content), so a feed that re-lists its last 50
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
 IN_CHUNK = 500
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
-# processes (importing feedparser, YAKE, numpy) costs about a second.
+# processes (importing feedparser, datasketch, numpy) costs about a second.
 POOL_MIN_SOURCES = 4
 
 
@@ -158,7 +158,6 @@ def _start_worker(database_url: str, parent: int) -> None:
     global _worker_engine
     _worker_engine = make_engine(database_url)
     import datasketch  # noqa: F401  # loaded now, while the pool warms, not on the first entry
-    import yake  # noqa: F401
 
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 

@@ -2,7 +2,8 @@
 
 Tags come from the feed's own categories, the source's tags and section from feeds.yaml, and the
 text: named entities (runs of capitalised words, the way news names people, places and
-organisations) and key phrases from YAKE. Everything is normalised into one slug per thing.
+organisations) and key phrases of headline and lede. Everything is normalised into one slug per
+thing.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
+from itertools import pairwise
 
 from aggregator.types import TagRules
-
-if TYPE_CHECKING:
-    import yake
 
 MIN_TAGS = 3
 MAX_TAGS = 10
@@ -54,6 +52,7 @@ BOILERPLATE = {
     "february", "march", "april", "may", "june", "july", "august", "september", "october",
     "november", "december", "today", "yesterday", "tomorrow", "week", "year", "years", "time",
     "people", "world", "government", "uk", "us", "gmt", "bst", "utc", "est", "edt", "pst",
+    "new",  # not a stop word, so that "New York" is a name, but alone never a topic
 }  # fmt: skip
 
 
@@ -62,25 +61,22 @@ CALENDAR = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
             "january", "february", "march", "april", "june", "july", "august", "september",
             "october", "november", "december"}  # fmt: skip
 
+# Key phrases come from the headline and lede: where a news story says what it is about.
+LEDE_CHARS = 600
+# A key phrase's score is how often the text says it, plus these for the headline and for coming
+# early (the first of the lede's runs of content words get most of EARLY_RUNS' bonus of 1).
+HEADLINE_BONUS = 2.0
+EARLY_RUNS = 4
+# Key phrases never span a clause: sentence ends, commas, brackets, quotes, dashes.
+CLAUSE_BREAK = re.compile(r"[.,;:!?()\[\]\"“”‘/|]|\s[-—–]\s")
+
 
 @lru_cache(maxsize=1)
 def stop_words() -> frozenset[str]:
-    """YAKE's English stop-word list, plus pronouns and sentence openers news copy is full of."""
-    text = (
-        resources.files("yake.core")
-        .joinpath("StopwordsList/stopwords_en.txt")
-        .read_bytes()
-        .decode("utf-8", errors="ignore")
-    )
-    words = {line.strip().lower() for line in text.splitlines() if line.strip()}
-    return frozenset(words | {"he", "she", "it", "they", "we", "i", "but", "and", "the", "a"})
-
-
-@lru_cache(maxsize=1)
-def _keyword_extractor() -> yake.KeywordExtractor:
-    import yake  # here: commands that tag nothing (status, a pass of 304s) never load it
-
-    return yake.KeywordExtractor(lan="en", n=2, top=12, dedup_lim=0.7)
+    """English function words (aggregator/data/stopwords_en.txt), with straight or curly '."""
+    text = resources.files("aggregator").joinpath("data/stopwords_en.txt").read_text("utf-8")
+    words = {line.strip() for line in text.splitlines() if line.strip()[:1] not in ("", "#")}
+    return frozenset(words | {word.replace("'", "’") for word in words})
 
 
 def tag_slug(label: str) -> str:
@@ -208,24 +204,62 @@ def _name_from_run(run: list[str]) -> Iterable[str]:
 
 
 def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tuple[str, float]]:
-    """Lower-case topic phrases ("interest rates", "election") from YAKE on headline and lede,
-    kept only if the body uses them again: YAKE alone proposes fragments such as "wins critics".
-    Single words must recur once more than phrases."""
-    head = f"{title}. {text[:600]}"
-    lowered = text.lower()
+    """Lower-case topic phrases ("interest rates", "election") of headline and lede, best first,
+    kept only if the body uses them again (single words once more than phrases).
+
+    Candidates are runs of lower-case content words, scored by how often the text says them, with
+    a bonus for the headline and for coming early. This replaced YAKE (5.5 ms a story, median): the
+    check that the body repeats a phrase was already what made a phrase a topic.
+    """
+    words = [_bare(word) for word in WORD.findall(text.lower())]
+    said: Counter[tuple[str, ...]] = Counter((word,) for word in words)
+    said.update(pairwise(words))
+    in_title = {_bare(word) for word in WORD.findall(title.lower())}
+    scores: dict[str, float] = {}
+    runs = _content_runs(f"{title}. {text[:LEDE_CHARS]}")
+    for position, run in enumerate(runs):
+        early = EARLY_RUNS / (EARLY_RUNS + position)
+        for gram in [(word,) for word in run] + list(pairwise(run)):
+            phrase = " ".join(gram)
+            repeats = min_repeats + (len(gram) == 1)
+            if phrase in scores or phrase in BOILERPLATE or said[gram] < repeats:
+                continue
+            headline = HEADLINE_BONUS if in_title.issuperset(gram) else 0.0
+            scores[phrase] = said[gram] + headline + early
+    for first, second in [phrase.split() for phrase in scores if " " in phrase]:
+        for word in (first, second):  # "prime" is said only in "prime minister": a fragment
+            if said[(word,)] == said[(first, second)]:
+                scores.pop(word, None)
+    best = max(scores.values(), default=1.0)
+    ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [(phrase, score / best) for phrase, score in ranked]
+
+
+def _bare(word: str) -> str:
+    return word.strip("'’-").removesuffix("'s").removesuffix("’s")
+
+
+def _content_runs(head: str) -> Iterable[list[str]]:
+    """Runs of lower-case content words, split at stop words, verbs, names and punctuation."""
     stops = stop_words()
-    phrases: list[tuple[str, float]] = []
-    for phrase, score in _keyword_extractor().extract_keywords(head):
-        words = phrase.split()
-        if phrase != phrase.lower() or any(w in stops or len(w) < 3 for w in words):
-            continue
-        if any(w.endswith(VERB_ENDINGS) for w in words):
-            continue  # "country accused", "including": verbs and adverbs are not topics
-        repeats = min_repeats if " " in phrase else min_repeats + 1
-        if phrase in BOILERPLATE or lowered.count(phrase) < repeats:
-            continue
-        phrases.append((phrase, 1.0 / (1.0 + score)))
-    return phrases
+    for clause in CLAUSE_BREAK.split(head):
+        run: list[str] = []
+        for word in WORD.findall(clause):
+            bare = _bare(word)
+            if (
+                bare == bare.lower()
+                and len(bare) >= 3
+                and bare not in stops
+                and not bare.endswith(VERB_ENDINGS)
+            ):
+                run.append(bare)
+                if bare == word:
+                    continue  # "the bank's chief": a possessive ends the run after it
+            if run:
+                yield run
+            run = []
+        if run:
+            yield run
 
 
 def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
@@ -249,7 +283,7 @@ def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
     for name, mentions in entities:
         if mentions >= 2 or len(name.split()) > 1:
             offer(name, 10.0 + mentions)
-    if len(scored) < MAX_TAGS:  # phrases rank below names: YAKE only runs when there is room
+    if len(scored) < MAX_TAGS:  # phrases rank below names: only offered when there is room
         for phrase, weight in extract_key_phrases(story.title, story.text):
             offer(phrase, 5.0 + weight)
     if len(scored) < MIN_TAGS:  # short, summary-only copy: accept weaker evidence

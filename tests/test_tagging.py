@@ -15,6 +15,7 @@ from aggregator.tagging import (
     StoryText,
     choose_tags,
     extract_entities,
+    extract_key_phrases,
     related_score,
     story_terms,
     strip_dateline,
@@ -45,6 +46,17 @@ def test_names_are_extracted_from_real_news_text() -> None:
     assert "Alan Greenspan" in names and "Federal Reserve" in names
     assert "Greenspan" not in names  # the surname alone counts for the full name
     assert names["Alan Greenspan"] >= 3
+
+
+def test_new_is_part_of_a_name_but_never_a_tag_alone() -> None:
+    text = (
+        "Runners crossed New York on Sunday. The New York course is flat, and the new route "
+        "passes Central Park. New runners and new records are expected, a new sponsor said."
+    )
+    names = dict(extract_entities("New York marathon", text))
+    assert "New York" in names and "York" not in names
+    labels = choose_tags(StoryText("New York marathon", text), TagRules())
+    assert "new" not in {label.lower() for label in labels}
 
 
 def test_a_capital_that_only_opens_a_sentence_is_not_a_name() -> None:
@@ -128,6 +140,26 @@ def test_a_bad_tags_section_is_reported_with_its_line() -> None:
     messages = [str(problem) for problem in error.value.problems]
     assert any(m.startswith("feeds.yaml:3: tags.aliases") for m in messages), messages
     assert any(m.startswith("feeds.yaml:4: tags: unknown key 'hide'") for m in messages), messages
+
+
+def test_key_phrases_are_headline_and_lede_topics_the_body_repeats() -> None:
+    title = "Interest rates rise as housing cools"
+    text = (
+        "The central bank raised interest rates again, and also warned that housing was slowing. "
+        "Economists expected the move. It also said inflation was a worry. Higher interest rates "
+        "make mortgages dearer, and inflation also raised costs: interest rates stay high. "
+        "Inflation is above target, the bank said, and interest rates were raised before when "
+        "inflation rose. Inflation, the bank said, will fall."
+    )
+    phrases = extract_key_phrases(title, text)
+    weights = dict(phrases)
+    assert "interest rates" in weights  # in the headline, said four times
+    assert "economists" not in weights and "housing" not in weights  # said once
+    assert not {"the", "and", "also", "raised", "slowing", "was"} & set(weights)  # all recur
+    assert "interest" not in weights  # said only as part of "interest rates"
+    assert weights["inflation"] > weights["bank"]  # five times against three, though bank is first
+    assert [weight for _, weight in phrases] == sorted(weights.values(), reverse=True)
+    assert all(0 < weight <= 1 for weight in weights.values())
 
 
 def test_story_terms_weigh_the_headline_and_skip_stop_words() -> None:
