@@ -7,6 +7,7 @@ latest stories of each of the story's tags), so the cost per story does not grow
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -214,26 +215,23 @@ def _relate(
     tags_of, facts = _candidate_facts(session, pool, all_tags)
     idf = _idf(session, all_tags)
     lists: RelatedLists = {}
+    nothing: frozenset[int] = frozenset()
     for story in stories:
-        own = set(story_tags[story.id])
+        own = frozenset(story_tags[story.id])
         story_idf = {tag_id: idf[tag_id] for tag_id in own}
         max_weight = sum(story_idf.values())
         terms = frozenset(story.terms or ())
-        candidates = [
-            tagging.RelatedCandidate(
-                c, frozenset(tags_of.get(c, set()) & own), facts[c][0], facts[c][1]
-            )
-            for c in wanted[story.id]
-            if c in facts
-        ]
-        scored = sorted(
-            (
-                (tagging.related_score(terms, story.published, cand, story_idf, max_weight), cand)
-                for cand in candidates
-            ),
-            key=lambda pair: (-pair[0], -pair[1].story_id),
-        )
-        lists[story.id] = [(s, c.story_id) for s, c in scored if s > 0][: tagging.RELATED_COUNT]
+        scored = []
+        for c in wanted[story.id]:
+            if c not in facts:
+                continue
+            shared = tags_of[c] & own if c in tags_of else nothing
+            candidate = tagging.RelatedCandidate(c, shared, *facts[c])
+            score = tagging.related_score(terms, story.published, candidate, story_idf, max_weight)
+            if score > 0:
+                scored.append((score, c))
+        # Best first; between equal scores the newer story (larger id).
+        lists[story.id] = heapq.nlargest(tagging.RELATED_COUNT, scored)
     _save_related(session, lists)
     return lists
 
@@ -267,7 +265,7 @@ def _per_tag(
 
 def _candidate_facts(
     session: Session, pool: list[int], tag_ids: list[int]
-) -> tuple[dict[int, set[int]], dict[int, tuple[frozenset[str], datetime]]]:
+) -> tuple[dict[int, frozenset[int]], dict[int, tuple[frozenset[str], datetime]]]:
     """For candidate stories: which of these tags each has, and its terms and date."""
     tags_of: dict[int, set[int]] = {}
     facts: dict[int, tuple[frozenset[str], datetime]] = {}
@@ -282,7 +280,7 @@ def _candidate_facts(
             select(Story.id, Story.terms, Story.published).where(Story.id.in_(chunk))
         ):
             facts[story_id] = (frozenset(terms or ()), published)
-    return tags_of, facts
+    return {story_id: frozenset(tags) for story_id, tags in tags_of.items()}, facts
 
 
 def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:

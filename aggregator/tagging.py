@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from itertools import pairwise
+from typing import NamedTuple
 
 from aggregator.types import TagRules
 
@@ -325,8 +326,9 @@ def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str
     return [word for word, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:limit]]
 
 
-@dataclass(frozen=True)
-class RelatedCandidate:
+class RelatedCandidate(NamedTuple):
+    """A story that may be related (a tuple: a story weighs a hundred of them each time)."""
+
     story_id: int
     shared_tag_ids: frozenset[int]
     terms: frozenset[str]
