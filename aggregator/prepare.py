@@ -189,7 +189,8 @@ class Preparer:
         self._lock = threading.Lock()
 
     def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
-        if self.processes < 1:
+        # A 304 or an error has nothing to parse: a pass of them never starts the pool.
+        if self.processes < 1 or result.status is not FetchStatus.OK:
             done: Future[Prepared] = Future()
             done.set_result(prepare(config, result, now, self.engine))
             return done
