@@ -23,9 +23,10 @@ from aggregator.normalise import plain_text
 from aggregator.store import lock_stories
 from aggregator.types import TagRules
 
-# Latest stories looked at per tag when looking for related posts.
+# Latest stories looked at per tag, and of the same section, when looking for related posts
+# (related_eval p@5: 0.892 with 100 of the section, 0.891 with 30, at a third of the scoring).
 CANDIDATES_PER_TAG = 150
-CANDIDATES_PER_SECTION = 100
+CANDIDATES_PER_SECTION = 30
 # Document frequencies are counted up to this many stories, and reused for this many seconds.
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
