@@ -147,7 +147,10 @@ def insert_missing(
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=[key]))
+    # One statement run for each row (executemany): compiling a VALUES list of hundreds of
+    # rows cost more than inserting them.
+    statement = insert(model).on_conflict_do_nothing(index_elements=[key])
+    session.connection().execute(statement, rows)
 
 
 # PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be retried.
