@@ -565,12 +565,12 @@ def _index_bands(
         session.execute(
             delete(EntryBand).where(EntryBand.entry_id.in_(edited[start : start + IN_CHUNK]))
         )
-    keys = sorted(
-        (band, entry.published, entry.id)
-        for entry, print_ in entries
-        if print_ is not None
-        for band in set(print_.bands)
-    )  # in the primary key's order: the index grows at a few places, not at random ones
+    keys: list[tuple[int, datetime, int]] = []
+    for entry, print_ in entries:
+        if print_ is not None:
+            published, entry_id = entry.published, entry.id
+            keys += [(band, published, entry_id) for band in print_.bands]
+    keys.sort()  # in the primary key's order: the index grows at a few places, not at random
     if keys:
         session.connection().execute(
             insert(EntryBand), [{"band": b, "published": p, "entry_id": e} for b, p, e in keys]
