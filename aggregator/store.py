@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
@@ -572,9 +572,23 @@ def _index_bands(
             keys += [(band, published, entry_id) for band in print_.bands]
     keys.sort()  # in the primary key's order: the index grows at a few places, not at random
     if keys:
-        session.connection().execute(
-            insert(EntryBand), [{"band": b, "published": p, "entry_id": e} for b, p, e in keys]
-        )
+        _insert_bands(session, keys)
+
+
+def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
+    """The driver's own executemany, each date converted once per entry, not once per key:
+    a first ingest writes some 80 keys an entry, and SQLAlchemy's per-row handling of them
+    cost more than the database's."""
+    connection = session.connection()
+    dialect = connection.dialect
+    process = EntryBand.__table__.c.published.type.bind_processor(dialect)
+    dates = {p: process(p) if process else p for p in {published for _, published, _ in keys}}
+    rows = [(band, dates[published], entry_id) for band, published, entry_id in keys]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO entry_bands (band, published, entry_id) VALUES ({mark}, {mark}, {mark})",
+        rows,
+    )
 
 
 def _lock_stories(session: Session, story_ids: set[int]) -> None:
