@@ -156,11 +156,15 @@ def _names_in(sentence: str, common: set[str]) -> Iterable[tuple[str, bool]]:
 def _capitalised_runs(
     phrase: str, opens_sentence: bool, common: set[str]
 ) -> Iterable[tuple[str, bool]]:
+    if phrase.islower() or not phrase.strip():
+        return  # no capital letter, no name: most of a story's clauses
     stops = stop_words()
     words = WORD.findall(phrase)
     run: list[str] = []
     first_index = 0
     for index, word in enumerate([*words, ""]):
+        if not run and word[:1].islower():
+            continue  # a lower-case word outside a name changes nothing
         possessive = word.endswith(("'s", "’s"))
         clean = word.strip("'’-").removesuffix("'s").removesuffix("’s")
         acronym = 2 <= len(clean) <= 5 and clean.isupper()
