@@ -48,6 +48,8 @@ IN_CHUNK = 500
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
 # processes (importing feedparser, datasketch, numpy) costs about a second.
 POOL_MIN_SOURCES = 4
+# How much lower the workers' CPU priority is than the storing process's (see _start_worker).
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,9 @@ _worker_engine: Engine | None = None
 
 def _start_worker(database_url: str, parent: int) -> None:
     global _worker_engine
+    # The storing process is the pipeline's narrowest stage (one writer); with as many workers
+    # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.
+    os.nice(WORKER_NICENESS)
     _worker_engine = make_engine(database_url)
     import datasketch  # noqa: F401  # loaded now, while the pool warms, not on the first entry
 

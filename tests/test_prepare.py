@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 
 import sqlalchemy
@@ -41,6 +42,31 @@ def test_a_worker_process_prepares_what_the_calling_process_would(
     assert there == here
     assert set(there.drafts) == {item.guid for item in there.items}
     assert all("Wire" in draft.labels for draft in there.drafts.values())
+
+
+def test_worker_processes_yield_the_cpu_to_the_storing_process(
+    engine: sqlalchemy.Engine,
+) -> None:
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        preparer.warm()
+        assert preparer._pool is not None
+        worker_niceness = preparer._pool.submit(os.nice, 0).result()
+    finally:
+        preparer.close()
+    assert worker_niceness == min(os.nice(0) + prepare.WORKER_NICENESS, 19)
+
+
+def test_a_pass_with_nothing_new_never_starts_the_pool(engine: sqlalchemy.Engine) -> None:
+    preparer = prepare.Preparer(engine, processes=2)
+    not_modified = FetchResult(
+        "reuters", "https://wire.example/feed", FetchStatus.NOT_MODIFIED, 304
+    )
+    try:
+        assert preparer.run(CONFIG, not_modified, NOW) == prepare.Prepared()
+        assert preparer._pool is None
+    finally:
+        preparer.close()
 
 
 def test_entries_already_stored_are_not_fingerprinted_or_drafted_again(
