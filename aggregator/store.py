@@ -277,6 +277,8 @@ def save_items(
     reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
     touched: dict[int, Story] = {}
+    # Stories this batch started, with their entries: all in memory, nothing to look up.
+    born: dict[int, list[Entry]] = {}
     new = updated = unchanged = 0
     for item in items:
         entry = existing.get(item.guid)
@@ -289,9 +291,12 @@ def save_items(
             if match is None:
                 entry.story = _new_story(item, source, now)
                 started.append((entry, item.guid))
+                born[id(entry.story)] = []
             else:
                 entry.story = match.entry.story
                 entry.story.review = review.state_after_join(entry.story.review, source.publish)
+            if id(entry.story) in born:
+                born[id(entry.story)].append(entry)
             entry.story.updated = max(entry.story.updated, now)
             session.add(entry)
             existing[item.guid] = entry
@@ -311,7 +316,9 @@ def save_items(
         touched[id(entry.story)] = entry.story
     session.flush()
     _index_bands(session, reindexed, edited_ids)
-    refresh_stories(session, touched.values())
+    refresh_stories(session, [story for key, story in touched.items() if key not in born])
+    for key, entries in born.items():
+        _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
     story_ids = tuple(story.id for story in touched.values())
     return SaveCounts(
         new=new,

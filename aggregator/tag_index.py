@@ -314,8 +314,12 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
 def _related_rows(session: Session, story_ids: list[int]) -> dict[int, list[tuple[float, int]]]:
     rows: dict[int, list[tuple[float, int]]] = {}
     for chunk in _chunks(story_ids):
-        for row in session.scalars(select(RelatedStory).where(RelatedStory.story_id.in_(chunk))):
-            rows.setdefault(row.story_id, []).append((row.score, row.related_id))
+        for story_id, score, related_id in session.execute(
+            select(RelatedStory.story_id, RelatedStory.score, RelatedStory.related_id).where(
+                RelatedStory.story_id.in_(chunk)
+            )
+        ):  # plain rows, not ORM objects: thousands of them per batch
+            rows.setdefault(story_id, []).append((score, related_id))
     return rows
 
 
