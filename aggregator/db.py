@@ -10,16 +10,25 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Engine,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 T = TypeVar("T")
 
@@ -137,6 +146,26 @@ def serialise(session: Session, *names: str) -> None:
         ),
         {"keys": keys},
     )
+
+
+# Values per IN (...) list: below SQLite's and PostgreSQL's parameter limits.
+IN_CHUNK = 500
+
+
+def among(
+    session: Session, column: InstrumentedAttribute[int], values: Sequence[int]
+) -> Iterator[ColumnElement[bool]]:
+    """Conditions that together select the rows whose `column` is one of `values` (integers).
+
+    PostgreSQL takes them all as one array parameter (`= ANY(...)`): thousands of `IN`
+    placeholders cost more to send and parse than the lookup. SQLite gets IN lists of IN_CHUNK.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        if values:
+            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(BigInteger)))
+        return
+    for start in range(0, len(values), IN_CHUNK):
+        yield column.in_(values[start : start + IN_CHUNK])
 
 
 def insert_missing(

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
-from aggregator.db import insert_missing, serialise
+from aggregator.db import IN_CHUNK, among, insert_missing, serialise
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import (
@@ -33,8 +33,6 @@ from aggregator.types import (
 REMOVED_FROM_CONFIG = "removed from feeds.yaml"
 DISABLED_IN_CONFIG = "enabled: false in feeds.yaml"
 GONE_PREFIX = "410 Gone"
-# Parameters per IN (...) list: below SQLite's and PostgreSQL's limits.
-IN_CHUNK = 500
 
 
 def slugify(title: str, limit: int = 80) -> str:
@@ -455,11 +453,10 @@ def _band_candidates(
     earliest = min(item.published for item, _ in near) - window
     latest = max(item.published for item, _ in near) + window
     holders: dict[int, list[tuple[int, datetime]]] = {}
-    for start in range(0, len(wanted), IN_CHUNK):
+    for holds_band in among(session, EntryBand.band, wanted):
         rows = session.execute(
             select(EntryBand.band, EntryBand.entry_id, EntryBand.published).where(
-                EntryBand.band.in_(wanted[start : start + IN_CHUNK]),
-                EntryBand.published.between(earliest, latest),
+                holds_band, EntryBand.published.between(earliest, latest)
             )
         )
         for band, entry_id, published in rows:
