@@ -32,6 +32,9 @@ CANDIDATES_PER_SECTION = 30
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
 _DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
+# Candidates' terms and dates kept per process (see _terms_and_dates), at most this many.
+TERMS_CACHE_SIZE = 100_000
+_TERMS_CACHE: dict[tuple[str, int], tuple[datetime, frozenset[str], datetime]] = {}
 # Tags per UNION ALL statement.
 UNION_PARTS = 50
 
@@ -116,6 +119,7 @@ def _choose_labels(
 ) -> dict[int, list[str]]:
     """Each story's tags (best first) from its text, its entries' categories and sources' tags;
     also sets the story's terms."""
+    database = str(session.get_bind().engine.url)
     categories: dict[int, list[str]] = {story.id: [] for story in stories}
     source_tags: dict[int, list[str]] = {story.id: [] for story in stories}
     entries: Counter[int] = Counter()
@@ -142,6 +146,7 @@ def _choose_labels(
             )
         labels[story.id] = list(draft.labels)
         story.terms = list(draft.terms)
+        _TERMS_CACHE.pop((database, story.id), None)
     return labels
 
 
@@ -278,11 +283,38 @@ def _candidate_facts(
             )
         ):
             tags_of.setdefault(story_id, set()).add(tag_id)
-        for story_id, terms, published in session.execute(
-            select(Story.id, Story.terms, Story.published).where(Story.id.in_(chunk))
-        ):
-            facts[story_id] = (frozenset(terms or ()), published)
+        facts.update(_terms_and_dates(session, chunk))
     return {story_id: frozenset(tags) for story_id, tags in tags_of.items()}, facts
+
+
+def _terms_and_dates(
+    session: Session, story_ids: list[int]
+) -> dict[int, tuple[frozenset[str], datetime]]:
+    """Candidates' terms and dates, read again only for stories changed since they were cached:
+    a tag's latest stories are candidates for batch after batch, and decoding their terms each
+    time was most of relating a first ingest. A story's terms and date change only with a new or
+    edited entry, which moves its `updated`; a retag here drops the story from the cache (a
+    retag in another process is seen once the story next changes)."""
+    database = str(session.get_bind().engine.url)
+    found: dict[int, tuple[frozenset[str], datetime]] = {}
+    stale: list[int] = []
+    for story_id, updated in session.execute(
+        select(Story.id, Story.updated).where(Story.id.in_(story_ids))
+    ):
+        cached = _TERMS_CACHE.get((database, story_id))
+        if cached is not None and cached[0] == updated:
+            found[story_id] = cached[1:]
+        else:
+            stale.append(story_id)
+    if len(_TERMS_CACHE) + len(stale) > TERMS_CACHE_SIZE:
+        _TERMS_CACHE.clear()
+    for story_id, updated, terms, published in session.execute(
+        select(Story.id, Story.updated, Story.terms, Story.published).where(Story.id.in_(stale))
+    ):
+        fact = (frozenset(terms or ()), published)
+        _TERMS_CACHE[(database, story_id)] = (updated, *fact)
+        found[story_id] = fact
+    return found
 
 
 def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
