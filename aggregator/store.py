@@ -476,12 +476,11 @@ def _band_candidates(
 
 
 def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling]:
-    ids = sorted(entry_ids)
     tellings: dict[int, dedupe.Telling] = {}
-    for start in range(0, len(ids), IN_CHUNK):
+    for is_wanted in among(session, Entry.id, sorted(entry_ids)):
         rows = session.execute(
             select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
-                Entry.id.in_(ids[start : start + IN_CHUNK])
+                is_wanted
             )
         )
         for row in rows:
@@ -496,11 +495,9 @@ def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling
 
 
 def _entries_by_id(session: Session, entry_ids: set[int]) -> dict[int, Entry]:
-    ids = sorted(entry_ids)
     found: dict[int, Entry] = {}
-    for start in range(0, len(ids), IN_CHUNK):
-        statement = select(Entry).where(Entry.id.in_(ids[start : start + IN_CHUNK]))
-        found.update((entry.id, entry) for entry in session.scalars(statement))
+    for is_wanted in among(session, Entry.id, sorted(entry_ids)):
+        found.update((entry.id, entry) for entry in session.scalars(select(Entry).where(is_wanted)))
     return found
 
 
@@ -668,13 +665,12 @@ def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now:
 def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
     """Take each story's headline, text and image from its best entry (one query a chunk)."""
     by_id = {story.id: story for story in stories}
-    ids = sorted(by_id)
     tellings: dict[int, list[tuple[Entry, int]]] = {}
-    for start in range(0, len(ids), IN_CHUNK):
+    for in_story in among(session, Entry.story_id, sorted(by_id)):
         rows = session.execute(
             select(Entry, Source.priority)
             .join(Source, Source.id == Entry.source_id)
-            .where(Entry.story_id.in_(ids[start : start + IN_CHUNK]))
+            .where(in_story)
         )
         for entry, priority in rows:
             tellings.setdefault(entry.story_id, []).append((entry, priority))

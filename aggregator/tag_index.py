@@ -119,7 +119,7 @@ def _choose_labels(
 ) -> dict[int, list[str]]:
     """Each story's tags (best first) from its text, its entries' categories and sources' tags;
     also sets the story's terms."""
-    database = str(session.get_bind().engine.url)
+    database = _database(session)
     categories: dict[int, list[str]] = {story.id: [] for story in stories}
     source_tags: dict[int, list[str]] = {story.id: [] for story in stories}
     entries: Counter[int] = Counter()
@@ -295,7 +295,7 @@ def _terms_and_dates(
     time was most of relating a first ingest. A story's terms and date change only with a new or
     edited entry, which moves its `updated`; a retag here drops the story from the cache (a
     retag in another process is seen once the story next changes)."""
-    database = str(session.get_bind().engine.url)
+    database = _database(session)
     found: dict[int, tuple[frozenset[str], datetime]] = {}
     stale: list[int] = []
     for story_id, updated in session.execute(
@@ -306,6 +306,8 @@ def _terms_and_dates(
             found[story_id] = cached[1:]
         else:
             stale.append(story_id)
+    if not stale:
+        return found
     if len(_TERMS_CACHE) + len(stale) > TERMS_CACHE_SIZE:
         _TERMS_CACHE.clear()
     for story_id, updated, terms, published in session.execute(
@@ -317,6 +319,11 @@ def _terms_and_dates(
     return found
 
 
+def _database(session: Session) -> str:
+    """What the per-process caches are kept per: the database, not the session."""
+    return str(session.get_bind().engine.url)
+
+
 def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
     """IDF per tag from bounded counts: past DF_CAP stories a tag is simply common, and the
     count costs the same however large the archive grows. Counts are reused for a while: an IDF
@@ -324,7 +331,7 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
     # The newest story id stands for the archive's size: no count over the whole table.
     document_count = session.scalar(select(func.max(Story.id))) or 1
     now = time.monotonic()
-    database = str(session.get_bind().engine.url)  # per database, not per session
+    database = _database(session)
     stale = [
         tag_id
         for tag_id in tag_ids
