@@ -166,7 +166,7 @@ def _capitalised_runs(
         if not run and word[:1].islower():
             continue  # a lower-case word outside a name changes nothing
         possessive = word.endswith(("'s", "’s"))
-        clean = word.strip("'’-").removesuffix("'s").removesuffix("’s")
+        clean = _bare(word)
         acronym = 2 <= len(clean) <= 5 and clean.isupper()
         capital = bool(clean) and (acronym or (clean[0].isupper() and not clean.isupper()))
         if capital and (acronym or clean.lower() not in stops) and clean.lower() not in CALENDAR:
@@ -241,6 +241,7 @@ def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tup
 
 
 def _bare(word: str) -> str:
+    """A word without surrounding quotes and hyphens or a possessive 's: "Blair's" -> "Blair"."""
     return word.strip("'’-").removesuffix("'s").removesuffix("’s")
 
 
@@ -324,7 +325,7 @@ def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str
     counts: Counter[str] = Counter()
     for weight, chunk in ((3, title), (1, strip_dateline(text))):
         for word in WORD.findall(chunk.lower()):
-            word = word.strip("'’-").removesuffix("'s").removesuffix("’s")
+            word = _bare(word)
             if len(word) > 2 and word not in stops and word not in BOILERPLATE:
                 counts[word] += weight
     return [word for word, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:limit]]
