@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
@@ -32,9 +33,19 @@ CANDIDATES_PER_SECTION = 30
 DF_CAP = 2000
 DF_CACHE_SECONDS = 300.0
 _DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
-# Candidates' terms and dates kept per process (see _terms_and_dates), at most this many.
-TERMS_CACHE_SIZE = 100_000
-_TERMS_CACHE: dict[tuple[str, int], tuple[datetime, frozenset[str], datetime]] = {}
+
+
+class CandidateFacts(NamedTuple):
+    """What scoring needs of a candidate story: its tags, terms and date."""
+
+    tag_ids: frozenset[int]
+    terms: frozenset[str]
+    published: datetime
+
+
+# Candidates' tags, terms and dates kept per process (see _candidate_facts), at most this many.
+FACTS_CACHE_SIZE = 100_000
+_FACTS_CACHE: dict[tuple[str, int], tuple[datetime, CandidateFacts]] = {}
 # Tags per UNION ALL statement.
 UNION_PARTS = 50
 
@@ -146,7 +157,7 @@ def _choose_labels(
             )
         labels[story.id] = list(draft.labels)
         story.terms = list(draft.terms)
-        _TERMS_CACHE.pop((database, story.id), None)
+        _FACTS_CACHE.pop((database, story.id), None)
     return labels
 
 
@@ -219,10 +230,11 @@ def _relate(
         ids.discard(story.id)
         wanted[story.id] = ids
     pool = sorted({c for ids in wanted.values() for c in ids})
-    tags_of, facts = _candidate_facts(session, pool, all_tags)
+    facts: dict[int, CandidateFacts] = {}
+    for chunk in _chunks(pool):
+        facts.update(_candidate_facts(session, chunk))
     idf = _idf(session, all_tags)
     lists: RelatedLists = {}
-    nothing: frozenset[int] = frozenset()
     for story in stories:
         own = frozenset(story_tags[story.id])
         story_idf = {tag_id: idf[tag_id] for tag_id in own}
@@ -230,10 +242,9 @@ def _relate(
         terms = frozenset(story.terms or ())
         scored = []
         for c in wanted[story.id]:
-            if c not in facts:
+            if (fact := facts.get(c)) is None:
                 continue
-            shared = tags_of[c] & own if c in tags_of else nothing
-            candidate = tagging.RelatedCandidate(c, shared, *facts[c])
+            candidate = tagging.RelatedCandidate(c, fact.tag_ids & own, fact.terms, fact.published)
             score = tagging.related_score(terms, story.published, candidate, story_idf, max_weight)
             if score > 0:
                 scored.append((score, c))
@@ -270,52 +281,40 @@ def _per_tag(
             yield int(first), int(second)
 
 
-def _candidate_facts(
-    session: Session, pool: list[int], tag_ids: list[int]
-) -> tuple[dict[int, frozenset[int]], dict[int, tuple[frozenset[str], datetime]]]:
-    """For candidate stories: which of these tags each has, and its terms and date."""
-    tags_of: dict[int, set[int]] = {}
-    facts: dict[int, tuple[frozenset[str], datetime]] = {}
-    for chunk in _chunks(pool):
-        for story_id, tag_id in session.execute(
-            select(StoryTag.story_id, StoryTag.tag_id).where(
-                StoryTag.story_id.in_(chunk), StoryTag.tag_id.in_(tag_ids)
-            )
-        ):
-            tags_of.setdefault(story_id, set()).add(tag_id)
-        facts.update(_terms_and_dates(session, chunk))
-    return {story_id: frozenset(tags) for story_id, tags in tags_of.items()}, facts
-
-
-def _terms_and_dates(
-    session: Session, story_ids: list[int]
-) -> dict[int, tuple[frozenset[str], datetime]]:
-    """Candidates' terms and dates, read again only for stories changed since they were cached:
-    a tag's latest stories are candidates for batch after batch, and decoding their terms each
-    time was most of relating a first ingest. A story's terms and date change only with a new or
-    edited entry, which moves its `updated`; a retag here drops the story from the cache (a
-    retag in another process is seen once the story next changes)."""
+def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, CandidateFacts]:
+    """Candidates' tags, terms and dates, read again only for stories changed since they were
+    cached: a tag's latest stories are candidates for batch after batch, and reading their tags
+    and decoding their terms each time was most of relating a first ingest. A story's tags, terms
+    and date change only with a new or edited entry, which moves its `updated`, or by a retag,
+    which drops it from this process's cache (a retag in another process is seen once the story
+    next changes)."""
     database = _database(session)
-    found: dict[int, tuple[frozenset[str], datetime]] = {}
-    stale: list[int] = []
+    found: dict[int, CandidateFacts] = {}
+    stale: dict[int, datetime] = {}
     for story_id, updated in session.execute(
         select(Story.id, Story.updated).where(Story.id.in_(story_ids))
     ):
-        cached = _TERMS_CACHE.get((database, story_id))
+        cached = _FACTS_CACHE.get((database, story_id))
         if cached is not None and cached[0] == updated:
-            found[story_id] = cached[1:]
+            found[story_id] = cached[1]
         else:
-            stale.append(story_id)
+            stale[story_id] = updated
     if not stale:
         return found
-    if len(_TERMS_CACHE) + len(stale) > TERMS_CACHE_SIZE:
-        _TERMS_CACHE.clear()
-    for story_id, updated, terms, published in session.execute(
-        select(Story.id, Story.updated, Story.terms, Story.published).where(Story.id.in_(stale))
+    if len(_FACTS_CACHE) + len(stale) > FACTS_CACHE_SIZE:
+        _FACTS_CACHE.clear()
+    tags_of: dict[int, set[int]] = {story_id: set() for story_id in stale}
+    for story_id, tag_id in session.execute(
+        select(StoryTag.story_id, StoryTag.tag_id).where(StoryTag.story_id.in_(list(stale)))
     ):
-        fact = (frozenset(terms or ()), published)
-        _TERMS_CACHE[(database, story_id)] = (updated, *fact)
-        found[story_id] = fact
+        tags_of[story_id].add(tag_id)
+    # `updated` as first read: a story changed in between is read again next time.
+    for story_id, terms, published in session.execute(
+        select(Story.id, Story.terms, Story.published).where(Story.id.in_(list(stale)))
+    ):
+        facts = CandidateFacts(frozenset(tags_of[story_id]), frozenset(terms or ()), published)
+        _FACTS_CACHE[(database, story_id)] = (stale[story_id], facts)
+        found[story_id] = facts
     return found
 
 
