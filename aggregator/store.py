@@ -225,8 +225,11 @@ class SaveCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-    # Stories that gained or changed an entry: the ones to re-tag and relate.
+    # Stories that gained or changed an entry: the ones to announce.
     story_ids: tuple[int, ...] = ()
+    # Of those, the ones whose tags may have changed: to re-tag and relate. A copy that brings no
+    # labels and leaves the story's headline, text and date as they were changes nothing there.
+    retag_ids: tuple[int, ...] = ()
     # Stories this batch started, with the guid of the entry that started each.
     started: tuple[tuple[int, str], ...] = ()
 
@@ -275,6 +278,8 @@ def save_items(
     reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
     touched: dict[int, Story] = {}
+    # Stories a new or edited entry may bring labels to (its categories, its source's tags).
+    labelled: set[int] = set()
     # Stories this batch started, with their entries: all in memory, nothing to look up.
     born: dict[int, list[Entry]] = {}
     new = updated = unchanged = 0
@@ -304,6 +309,8 @@ def save_items(
         elif entry.content_hash != item.content_hash:
             print_ = fingerprint(item)
             edited_ids.append(entry.id)
+            if entry.categories:
+                labelled.add(id(entry.story))
             _copy_item(entry, item, print_, now)
             entry.story.updated = max(entry.story.updated, now)
             reindexed.append((entry, print_))
@@ -312,17 +319,26 @@ def save_items(
             unchanged += 1
             continue
         touched[id(entry.story)] = entry.story
+        if item.categories or source.tags:
+            labelled.add(id(entry.story))
     session.flush()
     _index_bands(session, reindexed, edited_ids)
-    refresh_stories(session, [story for key, story in touched.items() if key not in born])
+    joined = [story for key, story in touched.items() if key not in born]
+    before = {id(story): _tag_inputs(story) for story in joined}
+    refresh_stories(session, joined)
     for key, entries in born.items():
         _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
-    story_ids = tuple(story.id for story in touched.values())
+    retag = [
+        story
+        for key, story in touched.items()
+        if key in born or key in labelled or before[key] != _tag_inputs(story)
+    ]
     return SaveCounts(
         new=new,
         updated=updated,
         unchanged=unchanged,
-        story_ids=story_ids,
+        story_ids=tuple(story.id for story in touched.values()),
+        retag_ids=tuple(story.id for story in retag),
         started=tuple((entry.story_id, guid) for entry, guid in started),
     )
 
@@ -660,6 +676,12 @@ def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now:
     entry.published = item.published
     entry.updated = item.updated
     entry.changed_at = now
+
+
+def _tag_inputs(story: Story) -> tuple[object, ...]:
+    """What a story's tags, terms and related posts are worked out from, besides its entries'
+    labels: unchanged, re-tagging and relating it again would give the same result."""
+    return (story.title, story.lede, story.body_html, story.section, story.published)
 
 
 def refresh_stories(session: Session, stories: Iterable[Story]) -> None:

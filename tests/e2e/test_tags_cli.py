@@ -121,3 +121,38 @@ def test_story_pages_show_their_tags_and_related_posts(
         positions = [text.index(str(by_id[other]["url"])) for other in related]  # type: ignore[union-attr]
         assert positions == sorted(positions)  # most related first, as kept
     engine.dispose()
+
+
+def test_a_copy_that_changes_what_tags_come_from_retags_the_story(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    """A second agency's copies join two stories: one brings better text, the other a category.
+    Each story's tags must at once be what a full `retag` gives: joining copies that bring
+    nothing new are not re-tagged, and these two must not be mistaken for such."""
+    first, second = articles({"business": 2})
+    url_a = feed_server.add("/a.rss", feed([dict(first, doc="1"), dict(second, doc="2")]))
+    better = dict(
+        first, doc="1", body=first["body"] + "\nThe Zanzibar Shipping Authority said." * 3
+    )
+    labelled = feed([dict(second, doc="2")]).replace(
+        "</title><link>", "</title><category>Wire exclusives</category><link>"
+    )
+    url_b = feed_server.add("/b.rss", feed([better]))
+    url_c = feed_server.add("/c.rss", labelled)
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": url_a, "priority": 1}])
+    assert caulbart("fetch", "--all").returncode == 0
+    before = {s["title"]: s["tags"] for s in export(caulbart).values()}
+    sources = [
+        {"id": "a", "url": url_a, "priority": 1},
+        {"id": "b", "url": url_b, "priority": 5},
+        {"id": "c", "url": url_c, "priority": 1},
+    ]
+    write_feeds_yaml(caulbart.config, sources)
+    assert caulbart("fetch", "--all").returncode == 0
+    joined = {s["title"]: s for s in export(caulbart).values()}
+    assert len(joined) == 2 and all(len(s["entries"]) == 2 for s in joined.values())
+    assert caulbart("retag").returncode == 0
+    retagged = {s["title"]: s["tags"] for s in export(caulbart).values()}
+    assert {title: s["tags"] for title, s in joined.items()} == retagged
+    assert retagged[first["title"]] != before[first["title"]]  # the better text's tags
+    assert "Wire exclusives" in retagged[second["title"]]
