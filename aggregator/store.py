@@ -269,10 +269,13 @@ def save_items(
     serialise(session, *(k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
     stored = _stored_matches(session, fresh, prints, window)
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
-    _lock_stories(
-        session,
-        {m.entry.story_id for m in stored.values() if m} | {e.story_id for e in edited},
-    )
+    matched = {match.entry.story_id for match in stored.values() if match}
+    stored_story_ids = matched | {entry.story_id for entry in edited}
+    _lock_stories(session, stored_story_ids)
+    # Loaded in one query and held while the batch joins them, so that `entry.story` finds them
+    # in the session's (weak) identity map: loaded one by one, each load also flushed the batch
+    # so far, which was half the time of a first ingest where most copies join a stored story.
+    held = _stories_by_id(session, stored_story_ids)
     placed = _BatchIndex(window)
     started: list[tuple[Entry, str]] = []
     reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
@@ -283,44 +286,50 @@ def save_items(
     # Stories this batch started, with their entries: all in memory, nothing to look up.
     born: dict[int, list[Entry]] = {}
     new = updated = unchanged = 0
-    for item in items:
-        entry = existing.get(item.guid)
-        if entry is None:
-            print_ = prints[item.guid]
-            match = stored[item.guid] or placed.match(item, print_)
-            entry = Entry(source_id=source.id, guid=item.guid, first_seen_at=now)
-            _copy_item(entry, item, print_, now)
-            _explain(entry, item, match)
-            if match is None:
-                entry.story = _new_story(item, source, now)
-                started.append((entry, item.guid))
-                born[id(entry.story)] = []
+    # Nothing in the loop needs the new rows in the database yet; SQLite numbers them below.
+    with session.no_autoflush:
+        for item in items:
+            entry = existing.get(item.guid)
+            if entry is None:
+                print_ = prints[item.guid]
+                match = stored[item.guid] or placed.match(item, print_)
+                entry = Entry(source_id=source.id, guid=item.guid, first_seen_at=now)
+                _copy_item(entry, item, print_, now)
+                _explain(entry, item, match)
+                if match is None:
+                    entry.story = _new_story(item, source, now)
+                    started.append((entry, item.guid))
+                    born[id(entry.story)] = []
+                else:
+                    entry.story = match.entry.story
+                    entry.story.review = review.state_after_join(entry.story.review, source.publish)
+                if id(entry.story) in born:
+                    born[id(entry.story)].append(entry)
+                entry.story.updated = max(entry.story.updated, now)
+                session.add(entry)
+                existing[item.guid] = entry
+                placed.add(entry, item, print_)
+                reindexed.append((entry, print_))
+                new += 1
+            elif entry.content_hash != item.content_hash:
+                print_ = fingerprint(item)
+                edited_ids.append(entry.id)
+                if entry.categories:
+                    labelled.add(id(entry.story))
+                _copy_item(entry, item, print_, now)
+                entry.story.updated = max(entry.story.updated, now)
+                reindexed.append((entry, print_))
+                updated += 1
             else:
-                entry.story = match.entry.story
-                entry.story.review = review.state_after_join(entry.story.review, source.publish)
-            if id(entry.story) in born:
-                born[id(entry.story)].append(entry)
-            entry.story.updated = max(entry.story.updated, now)
-            session.add(entry)
-            existing[item.guid] = entry
-            placed.add(entry, item, print_)
-            reindexed.append((entry, print_))
-            new += 1
-        elif entry.content_hash != item.content_hash:
-            print_ = fingerprint(item)
-            edited_ids.append(entry.id)
-            if entry.categories:
+                unchanged += 1
+                continue
+            touched[id(entry.story)] = entry.story
+            if item.categories or source.tags:
                 labelled.add(id(entry.story))
-            _copy_item(entry, item, print_, now)
-            entry.story.updated = max(entry.story.updated, now)
-            reindexed.append((entry, print_))
-            updated += 1
-        else:
-            unchanged += 1
-            continue
-        touched[id(entry.story)] = entry.story
-        if item.categories or source.tags:
-            labelled.add(id(entry.story))
+    del held  # every copy has joined its story: `touched` holds what is still needed
+    if session.get_bind().dialect.name == "sqlite":
+        _number_new_rows(session, Story, [touched[key] for key in born])
+        _number_new_rows(session, Entry, [entry for entry, _ in reindexed if entry.id is None])
     session.flush()
     _index_bands(session, reindexed, edited_ids)
     joined = [story for key, story in touched.items() if key not in born]
@@ -515,6 +524,29 @@ def _entries_by_id(session: Session, entry_ids: set[int]) -> dict[int, Entry]:
     for is_wanted in among(session, Entry.id, sorted(entry_ids)):
         found.update((entry.id, entry) for entry in session.scalars(select(Entry).where(is_wanted)))
     return found
+
+
+def _number_new_rows(
+    session: Session, model: type[Story] | type[Entry], rows: Sequence[Story | Entry]
+) -> None:
+    """Give new rows the ids SQLite would, so the flush inserts them in batches.
+
+    SQLite cannot tell which generated id went to which row of a batched INSERT, so SQLAlchemy
+    inserts rows without ids one statement at a time (thousands per first ingest). The store
+    runs in an IMMEDIATE transaction, SQLite's single writer: nothing else takes ids meanwhile.
+    """
+    with session.no_autoflush:  # the rows to number are pending: flushing them would number them
+        last = session.scalar(select(func.max(model.id))) or 0
+    for number, row in enumerate(rows, start=last + 1):
+        row.id = number
+
+
+def _stories_by_id(session: Session, story_ids: set[int]) -> list[Story]:
+    return [
+        story
+        for is_wanted in among(session, Story.id, sorted(story_ids))
+        for story in session.scalars(select(Story).where(is_wanted))
+    ]
 
 
 class _BatchIndex:

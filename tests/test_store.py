@@ -3,9 +3,10 @@ synced from feeds.yaml. Real databases (SQLite and PostgreSQL), real feed docume
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from aggregator.config import parse_config
 from aggregator.db import session_factory
@@ -86,6 +87,34 @@ def test_edited_entry_is_updated_in_place_and_its_story_moves(
         story = session.scalars(select(Story)).one()
         assert story.title == "Rates rise by half a point"
         assert story.updated == later
+
+
+def test_new_entries_before_and_after_an_edit_in_one_batch_are_all_stored(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """New rows are numbered before the flush on SQLite: an edited entry met between new ones
+    must not have flushed (and numbered) some of them already."""
+    other = "Storms closed the port for a second day, and ferries to the islands stayed in harbour."
+    url = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    config = config_for({"a": url})
+    fetch_all(engine, config, datetime(2026, 11, 24, 11, tzinfo=UTC))
+    feed_server.add(
+        "/a",
+        rss(
+            item("g0", "Port closed", "http://example.org/0", body=other),
+            item("g1", "Rates rise by half a point", "http://example.org/1"),
+            item("g2", "Markets fall", "http://example.org/2", body=f"Shares fell. {other[::-1]}"),
+        ),
+    )
+    outcome = by_source(fetch_all(engine, config, datetime(2026, 11, 24, 12, tzinfo=UTC)))["a"]
+    assert (outcome.status, outcome.new, outcome.updated) == ("ok", 2, 1), outcome.error
+    with session_factory(engine)() as session:
+        titles = {e.guid: e.story.title for e in session.scalars(select(Entry))}
+    assert titles == {
+        "g0": "Port closed",
+        "g1": "Rates rise by half a point",
+        "g2": "Markets fall",
+    }
 
 
 def test_same_canonical_link_in_two_sources_is_one_story(
@@ -199,3 +228,48 @@ def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: Feed
     with session_factory(engine)() as session:
         source = session.get_one(Source, "a")
         assert (source.consecutive_errors, source.last_error) == (0, None)
+
+
+def test_copies_joining_stored_stories_take_no_statements_per_copy(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """40 copies that join stored stories take as many statements as 5: the stories are loaded
+    together, never one by one (each such load also flushed the batch so far)."""
+    rng = random.Random(7)
+    words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
+    texts = [" ".join(rng.choice(words) for _ in range(80)) for _ in range(45)]
+    originals = [
+        item(f"o{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in enumerate(texts)
+    ]
+    copies = [item(f"c{n}", f"Report {n}", f"http://b.example/{n}", t) for n, t in enumerate(texts)]
+    sources = {
+        "agency": feed_server.add("/agency.rss", rss(*originals)),
+        "five": feed_server.add("/five.rss", rss(*copies[:5])),
+        "forty": feed_server.add("/forty.rss", rss(*copies[5:])),
+    }
+    config = config_for(sources)
+    sync_config(engine, config)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    def store(source_id: str) -> int:
+        requests = claim(
+            engine, config, "test", 1, source_ids=[source_id], due_only=False, host_budget=False
+        )
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            (outcome,) = run_pass(engine, config, requests)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert outcome.status == "ok", outcome.error
+        return len(statements)
+
+    store("agency")
+    five, forty = store("five"), store("forty")
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Story)) == 45
+        assert session.scalar(select(func.count()).select_from(Entry)) == 90
+    assert forty == five, (five, forty)
