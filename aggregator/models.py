@@ -250,6 +250,8 @@ class EntryBand(Base):
     """
 
     __tablename__ = "entry_bands"
+    # An edited entry's old keys, and a pruned story's, are deleted by entry.
+    __table_args__ = (Index("ix_entry_bands_entry", "entry_id"),)
 
     band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     published: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
 
 from aggregator.config import parse_config
 from aggregator.db import session_factory
-from aggregator.models import Entry, Source, Story
+from aggregator.models import Entry, EntryBand, Source, Story
 from aggregator.pipeline import claim, run_pass, sync_config
 from aggregator.types import Config, SourceOutcome
 from tests.conftest import FeedServer
@@ -273,3 +273,21 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
         assert session.scalar(select(func.count()).select_from(Story)) == 45
         assert session.scalar(select(func.count()).select_from(Entry)) == 90
     assert forty == five, (five, forty)
+
+
+def test_an_entrys_band_keys_are_found_by_index_not_by_scanning_every_key(
+    engine: Engine,
+) -> None:
+    """Edits and prunes delete an entry's band keys by entry: with millions of keys stored, a
+    scan per batch would make every edit slower as the archive grows."""
+    statement = delete(EntryBand).where(EntryBand.entry_id.in_([1, 2, 3]))
+    with engine.connect() as connection:
+        sql = str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET enable_seqscan = off")  # tiny table: plan as if large
+            plan = " ".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {sql}"))
+        else:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            plan = " ".join(row[-1] for row in rows)
+        connection.rollback()
+    assert "ix_entry_bands_entry" in plan, plan
