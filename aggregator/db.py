@@ -63,6 +63,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint the WAL (and sync the file) every ~40 MB rather than every 4 MB: an ingest
+    # writes that much in a few sources (110 feeds x 100 entries: 40.9 -> 38.2 s, medians of 3).
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
     # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
     # migration that fails half-way must roll back whole.
