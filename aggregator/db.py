@@ -24,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    insert,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -183,6 +184,29 @@ def insert_missing(
     # rows cost more than inserting them.
     statement = insert(model).on_conflict_do_nothing(index_elements=[key])
     session.connection().execute(statement, rows)
+
+
+def insert_rows(
+    session: Session, model: type[Any], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT many plain rows (no ids wanted back) in the session's transaction.
+
+    PostgreSQL takes them by COPY, which psycopg writes in C: the per-row executemany of tens of
+    thousands of band keys, tags and related posts per first ingest was a tenth of its time.
+    SQLite takes the driver's executemany.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        statement = f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    connection.execute(insert(model), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 # PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be retried.

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
-from aggregator.db import IN_CHUNK, among, insert_missing, serialise
+from aggregator.db import IN_CHUNK, among, insert_missing, insert_rows, serialise
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import (
@@ -327,9 +327,8 @@ def save_items(
             if item.categories or source.tags:
                 labelled.add(id(entry.story))
     del held  # every copy has joined its story: `touched` holds what is still needed
-    if session.get_bind().dialect.name == "sqlite":
-        _number_new_rows(session, Story, [touched[key] for key in born])
-        _number_new_rows(session, Entry, [entry for entry, _ in reindexed if entry.id is None])
+    _number_new_rows(session, Story, [touched[key] for key in born])
+    _number_new_rows(session, Entry, [entry for entry, _ in reindexed if entry.id is None])
     session.flush()
     _index_bands(session, reindexed, edited_ids)
     joined = [story for key, story in touched.items() if key not in born]
@@ -526,18 +525,32 @@ def _entries_by_id(session: Session, entry_ids: set[int]) -> dict[int, Entry]:
     return found
 
 
+NEXT_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"
+)
+
+
 def _number_new_rows(
     session: Session, model: type[Story] | type[Entry], rows: Sequence[Story | Entry]
 ) -> None:
-    """Give new rows the ids SQLite would, so the flush inserts them in batches.
+    """Give new rows their ids before the flush, so it inserts them in batches.
 
-    SQLite cannot tell which generated id went to which row of a batched INSERT, so SQLAlchemy
-    inserts rows without ids one statement at a time (thousands per first ingest). The store
-    runs in an IMMEDIATE transaction, SQLite's single writer: nothing else takes ids meanwhile.
+    Left to the database, ids come back by INSERT ... RETURNING: SQLite cannot say which id went
+    to which row of a batch, so SQLAlchemy inserts one row a statement there, and on PostgreSQL
+    the driver parses statements of thousands of placeholders. PostgreSQL hands out the ids from
+    the table's own sequence (safe with any number of workers); SQLite takes the next ones, as it
+    would itself: the store runs in an IMMEDIATE transaction, its single writer.
     """
+    if not rows:
+        return
+    table = model.__tablename__
     with session.no_autoflush:  # the rows to number are pending: flushing them would number them
-        last = session.scalar(select(func.max(model.id))) or 0
-    for number, row in enumerate(rows, start=last + 1):
+        if session.get_bind().dialect.name == "postgresql":
+            ids = list(session.scalars(NEXT_IDS, {"table": table, "count": len(rows)}))
+        else:
+            last = session.scalar(select(func.max(model.id))) or 0
+            ids = list(range(last + 1, last + 1 + len(rows)))
+    for row, number in zip(rows, ids, strict=True):
         row.id = number
 
 
@@ -625,18 +638,13 @@ def _index_bands(
 
 
 def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
-    """Some 80 keys an entry: written past SQLAlchemy's per-row handling, which cost more than
-    the database's. PostgreSQL takes them as three arrays in one statement; SQLite by the
-    driver's executemany, each date converted once per entry, not once per key."""
+    """Some 40 keys an entry: written past SQLAlchemy's per-row handling, which cost more than
+    the database's. PostgreSQL takes them by COPY (db.insert_rows); SQLite by the driver's
+    executemany, each date converted once per entry, not once per key."""
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql":
-        bands, dates, entry_ids = (list(column) for column in zip(*keys, strict=True))
-        connection.exec_driver_sql(
-            "INSERT INTO entry_bands (band, published, entry_id) SELECT * FROM "
-            "unnest(%s::bigint[], %s::timestamptz[], %s::bigint[])",
-            (bands, dates, entry_ids),
-        )
+        insert_rows(session, EntryBand, ("band", "published", "entry_id"), keys)
         return
     process = EntryBand.__table__.c.published.type.bind_processor(dialect)
     stored = {p: process(p) if process else p for p in {published for _, published, _ in keys}}

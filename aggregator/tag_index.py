@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from aggregator import tagging
-from aggregator.db import insert_missing
+from aggregator.db import insert_missing, insert_rows
 from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, Tag
 from aggregator.normalise import plain_text
 from aggregator.store import lock_stories
@@ -198,12 +198,11 @@ def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> N
     for chunk in _chunks(sorted(story_tags)):
         session.execute(delete(StoryTag).where(StoryTag.story_id.in_(chunk)))
     rows = [
-        {"story_id": story_id, "tag_id": tag_id, "rank": rank}
+        (story_id, tag_id, rank)
         for story_id, tag_ids in story_tags.items()
         for rank, tag_id in enumerate(tag_ids)
     ]
-    if rows:
-        session.connection().execute(insert(StoryTag), rows)
+    insert_rows(session, StoryTag, ("story_id", "tag_id", "rank"), rows)
 
 
 def _relate(
@@ -366,12 +365,11 @@ def _save_related(session: Session, lists: RelatedLists) -> None:
     for chunk in _chunks(sorted(lists)):
         session.execute(delete(RelatedStory).where(RelatedStory.story_id.in_(chunk)))
     rows = [
-        {"story_id": story_id, "related_id": other, "rank": rank, "score": score}
+        (story_id, other, rank, score)
         for story_id, best in lists.items()
         for rank, (score, other) in enumerate(best)
     ]
-    if rows:
-        session.connection().execute(insert(RelatedStory), rows)
+    insert_rows(session, RelatedStory, ("story_id", "related_id", "rank", "score"), rows)
 
 
 def story_tag_labels(session: Session, story_ids: list[int]) -> dict[int, list[str]]:
