@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
-from aggregator.db import in_transaction, insert_missing
+from aggregator.db import IN_CHUNK, in_transaction, insert_missing
 from aggregator.models import ArticlePage
 from aggregator.types import ArticleText
-
-IN_CHUNK = 500
 
 
 def url_key(url: str) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import dedupe, filters, tagging
-from aggregator.db import make_engine
+from aggregator.db import IN_CHUNK, make_engine
 from aggregator.errors import ParseError
 from aggregator.models import Entry
 from aggregator.normalise import normalise_entry
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 # CAULBART_PREPARE_PROCESSES: worker processes for this stage (default: one per core; 0 runs
 # it in the calling process, e.g. on a machine with a single core).
 PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
-IN_CHUNK = 500
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
 # processes (importing feedparser, datasketch, numpy) costs about a second.
 POOL_MIN_SOURCES = 4

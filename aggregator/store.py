@@ -623,10 +623,8 @@ def _index_bands(
 ) -> None:
     """Write the band keys of new and edited entries (ids exist after flush); `edited` entries'
     old keys go first. A plain executemany: the ORM's bulk path costs more than the rows."""
-    for start in range(0, len(edited), IN_CHUNK):
-        session.execute(
-            delete(EntryBand).where(EntryBand.entry_id.in_(edited[start : start + IN_CHUNK]))
-        )
+    for is_edited in among(session, EntryBand.entry_id, edited):
+        session.execute(delete(EntryBand).where(is_edited))
     keys: list[tuple[int, datetime, int]] = []
     for entry, print_ in entries:
         if print_ is not None:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from aggregator import tagging
-from aggregator.db import insert_missing, insert_rows
+from aggregator.db import among, insert_missing, insert_rows
 from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, Tag
 from aggregator.normalise import plain_text
 from aggregator.store import lock_stories
@@ -74,8 +74,8 @@ def update_stories(
     lock_stories(session, ordered)
     stories = [
         story
-        for chunk in _chunks(ordered)
-        for story in session.scalars(select(Story).where(Story.id.in_(chunk)).order_by(Story.id))
+        for is_wanted in among(session, Story.id, ordered)
+        for story in session.scalars(select(Story).where(is_wanted).order_by(Story.id))
     ]
     labels = _choose_labels(session, stories, rules, drafts or {})
     ids = _tag_ids(session, [label for story in stories for label in labels[story.id]])
@@ -116,8 +116,7 @@ def offer_related(session: Session, lists: RelatedLists) -> None:
     _save_related(session, changed)
 
 
-def _chunks(values: list[int], size: int = 500) -> Iterable[list[int]]:
-    """IN lists below SQLite's and PostgreSQL's parameter limits."""
+def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -134,11 +133,11 @@ def _choose_labels(
     categories: dict[int, list[str]] = {story.id: [] for story in stories}
     source_tags: dict[int, list[str]] = {story.id: [] for story in stories}
     entries: Counter[int] = Counter()
-    for chunk in _chunks([story.id for story in stories]):
+    for in_stories in among(session, Entry.story_id, [story.id for story in stories]):
         for story_id, entry_categories, tags in session.execute(
             select(Entry.story_id, Entry.categories, Source.tags)
             .join(Source, Source.id == Entry.source_id)
-            .where(Entry.story_id.in_(chunk))
+            .where(in_stories)
             .order_by(Entry.id)
         ):
             categories[story_id] += entry_categories or ()
@@ -195,8 +194,8 @@ def _ids_of(session: Session, slugs: list[str]) -> dict[str, int]:
 
 
 def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> None:
-    for chunk in _chunks(sorted(story_tags)):
-        session.execute(delete(StoryTag).where(StoryTag.story_id.in_(chunk)))
+    for is_wanted in among(session, StoryTag.story_id, sorted(story_tags)):
+        session.execute(delete(StoryTag).where(is_wanted))
     rows = [
         (story_id, tag_id, rank)
         for story_id, tag_ids in story_tags.items()
@@ -229,9 +228,7 @@ def _relate(
         ids.discard(story.id)
         wanted[story.id] = ids
     pool = sorted({c for ids in wanted.values() for c in ids})
-    facts: dict[int, CandidateFacts] = {}
-    for chunk in _chunks(pool):
-        facts.update(_candidate_facts(session, chunk))
+    facts = _candidate_facts(session, pool)
     idf = _idf(session, all_tags)
     lists: RelatedLists = {}
     for story in stories:
@@ -290,30 +287,31 @@ def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, Candid
     database = _database(session)
     found: dict[int, CandidateFacts] = {}
     stale: dict[int, datetime] = {}
-    for story_id, updated in session.execute(
-        select(Story.id, Story.updated).where(Story.id.in_(story_ids))
-    ):
-        cached = _FACTS_CACHE.get((database, story_id))
-        if cached is not None and cached[0] == updated:
-            found[story_id] = cached[1]
-        else:
-            stale[story_id] = updated
+    for is_wanted in among(session, Story.id, story_ids):
+        for story_id, updated in session.execute(select(Story.id, Story.updated).where(is_wanted)):
+            cached = _FACTS_CACHE.get((database, story_id))
+            if cached is not None and cached[0] == updated:
+                found[story_id] = cached[1]
+            else:
+                stale[story_id] = updated
     if not stale:
         return found
     if len(_FACTS_CACHE) + len(stale) > FACTS_CACHE_SIZE:
         _FACTS_CACHE.clear()
     tags_of: dict[int, set[int]] = {story_id: set() for story_id in stale}
-    for story_id, tag_id in session.execute(
-        select(StoryTag.story_id, StoryTag.tag_id).where(StoryTag.story_id.in_(list(stale)))
-    ):
-        tags_of[story_id].add(tag_id)
+    for in_stale in among(session, StoryTag.story_id, sorted(stale)):
+        for story_id, tag_id in session.execute(
+            select(StoryTag.story_id, StoryTag.tag_id).where(in_stale)
+        ):
+            tags_of[story_id].add(tag_id)
     # `updated` as first read: a story changed in between is read again next time.
-    for story_id, terms, published in session.execute(
-        select(Story.id, Story.terms, Story.published).where(Story.id.in_(list(stale)))
-    ):
-        facts = CandidateFacts(frozenset(tags_of[story_id]), frozenset(terms or ()), published)
-        _FACTS_CACHE[(database, story_id)] = (stale[story_id], facts)
-        found[story_id] = facts
+    for in_stale in among(session, Story.id, sorted(stale)):
+        for story_id, terms, published in session.execute(
+            select(Story.id, Story.terms, Story.published).where(in_stale)
+        ):
+            facts = CandidateFacts(frozenset(tags_of[story_id]), frozenset(terms or ()), published)
+            _FACTS_CACHE[(database, story_id)] = (stale[story_id], facts)
+            found[story_id] = facts
     return found
 
 
@@ -350,10 +348,10 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
 
 def _related_rows(session: Session, story_ids: list[int]) -> dict[int, list[tuple[float, int]]]:
     rows: dict[int, list[tuple[float, int]]] = {}
-    for chunk in _chunks(story_ids):
+    for is_wanted in among(session, RelatedStory.story_id, story_ids):
         for story_id, score, related_id in session.execute(
             select(RelatedStory.story_id, RelatedStory.score, RelatedStory.related_id).where(
-                RelatedStory.story_id.in_(chunk)
+                is_wanted
             )
         ):  # plain rows, not ORM objects: thousands of them per batch
             rows.setdefault(story_id, []).append((score, related_id))
@@ -362,8 +360,8 @@ def _related_rows(session: Session, story_ids: list[int]) -> dict[int, list[tupl
 
 def _save_related(session: Session, lists: RelatedLists) -> None:
     """Rewrite these stories' related lists whole, in one delete and one insert."""
-    for chunk in _chunks(sorted(lists)):
-        session.execute(delete(RelatedStory).where(RelatedStory.story_id.in_(chunk)))
+    for is_wanted in among(session, RelatedStory.story_id, sorted(lists)):
+        session.execute(delete(RelatedStory).where(is_wanted))
     rows = [
         (story_id, other, rank, score)
         for story_id, best in lists.items()
