@@ -7,12 +7,10 @@ latest stories of each of the story's tags), so the cost per story does not grow
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
@@ -35,17 +33,9 @@ DF_CACHE_SECONDS = 300.0
 _DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
 
 
-class CandidateFacts(NamedTuple):
-    """What scoring needs of a candidate story: its tags, terms and date."""
-
-    tag_ids: frozenset[int]
-    terms: frozenset[str]
-    published: datetime
-
-
 # Candidates' tags, terms and dates kept per process (see _candidate_facts), at most this many.
 FACTS_CACHE_SIZE = 100_000
-_FACTS_CACHE: dict[tuple[str, int], tuple[datetime, CandidateFacts]] = {}
+_FACTS_CACHE: dict[tuple[str, int], tuple[datetime, tagging.RelatedCandidate]] = {}
 # Tags per UNION ALL statement.
 UNION_PARTS = 50
 
@@ -232,20 +222,10 @@ def _relate(
     idf = _idf(session, all_tags)
     lists: RelatedLists = {}
     for story in stories:
-        own = frozenset(story_tags[story.id])
-        story_idf = {tag_id: idf[tag_id] for tag_id in own}
-        max_weight = sum(story_idf.values())
+        tag_idf = {tag_id: idf[tag_id] for tag_id in story_tags[story.id]}
+        candidates = [facts[c] for c in wanted[story.id] if c in facts]
         terms = frozenset(story.terms or ())
-        scored = []
-        for c in wanted[story.id]:
-            if (fact := facts.get(c)) is None:
-                continue
-            candidate = tagging.RelatedCandidate(c, fact.tag_ids & own, fact.terms, fact.published)
-            score = tagging.related_score(terms, story.published, candidate, story_idf, max_weight)
-            if score > 0:
-                scored.append((score, c))
-        # Best first; between equal scores the newer story (larger id).
-        lists[story.id] = heapq.nlargest(tagging.RELATED_COUNT, scored)
+        lists[story.id] = tagging.most_related(terms, story.published, tag_idf, candidates)
     _save_related(session, lists)
     return lists
 
@@ -277,7 +257,7 @@ def _per_tag(
             yield int(first), int(second)
 
 
-def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, CandidateFacts]:
+def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, tagging.RelatedCandidate]:
     """Candidates' tags, terms and dates, read again only for stories changed since they were
     cached: a tag's latest stories are candidates for batch after batch, and reading their tags
     and decoding their terms each time was most of relating a first ingest. A story's tags, terms
@@ -285,7 +265,7 @@ def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, Candid
     which drops it from this process's cache (a retag in another process is seen once the story
     next changes)."""
     database = _database(session)
-    found: dict[int, CandidateFacts] = {}
+    found: dict[int, tagging.RelatedCandidate] = {}
     stale: dict[int, datetime] = {}
     for is_wanted in among(session, Story.id, story_ids):
         for story_id, updated in session.execute(select(Story.id, Story.updated).where(is_wanted)):
@@ -309,7 +289,9 @@ def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, Candid
         for story_id, terms, published in session.execute(
             select(Story.id, Story.terms, Story.published).where(in_stale)
         ):
-            facts = CandidateFacts(frozenset(tags_of[story_id]), frozenset(terms or ()), published)
+            facts = tagging.RelatedCandidate(
+                story_id, frozenset(tags_of[story_id]), frozenset(terms or ()), published
+            )
             _FACTS_CACHE[(database, story_id)] = (stale[story_id], facts)
             found[story_id] = facts
     return found

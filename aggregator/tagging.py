@@ -8,6 +8,7 @@ thing.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import unicodedata
@@ -335,25 +336,52 @@ class RelatedCandidate(NamedTuple):
     """A story that may be related (a tuple: a story weighs a hundred of them each time)."""
 
     story_id: int
-    shared_tag_ids: frozenset[int]
+    tag_ids: frozenset[int]
     terms: frozenset[str]
     published: datetime
+
+
+def most_related(
+    terms: frozenset[str],
+    published: datetime,
+    tag_idf: Mapping[int, float],
+    candidates: Iterable[RelatedCandidate],
+    count: int = RELATED_COUNT,
+) -> list[tuple[float, int]]:
+    """The `count` candidates most related to a story (its terms, date, and its tags' IDF), as
+    (score, story id), best first; between equal scores the newer story (larger id). Candidates
+    that share neither a tag nor a word score 0 and are left out.
+
+    Score: IDF-weighted shared tags and shared words, with a mild preference for nearby dates.
+    One loop over plain tuples: a story is scored against a hundred candidates each time.
+    """
+    own = frozenset(tag_idf)
+    max_tag_weight = max(sum(tag_idf.values()), 1e-9)
+    term_count = max(len(terms), 1)
+    scored: list[tuple[float, int]] = []
+    for story_id, tag_ids, candidate_terms, candidate_published in candidates:
+        shared = tag_ids & own
+        overlap = len(terms & candidate_terms)
+        if not shared and not overlap:
+            continue
+        tag_part = sum(tag_idf[t] for t in shared) / max_tag_weight
+        text_part = overlap / math.sqrt(term_count * max(len(candidate_terms), 1))
+        days = abs((published - candidate_published).total_seconds()) / 86400
+        recency = 1.0 / (1.0 + days / 30)
+        score = (0.4 * min(tag_part, 1.0) + 0.6 * text_part) * (0.85 + 0.15 * recency)
+        scored.append((score, story_id))
+    return heapq.nlargest(count, scored)
 
 
 def related_score(
     terms: frozenset[str],
     published: datetime,
     candidate: RelatedCandidate,
-    idf: Mapping[int, float],
-    max_tag_weight: float,
+    tag_idf: Mapping[int, float],
 ) -> float:
-    """IDF-weighted shared tags and shared words, with a mild preference for nearby dates."""
-    tag_part = sum(idf.get(t, 0.0) for t in candidate.shared_tag_ids) / max(max_tag_weight, 1e-9)
-    overlap = len(terms & candidate.terms)
-    text_part = overlap / math.sqrt(max(len(terms), 1) * max(len(candidate.terms), 1))
-    days = abs((published - candidate.published).total_seconds()) / 86400
-    recency = 1.0 / (1.0 + days / 30)
-    return (0.4 * min(tag_part, 1.0) + 0.6 * text_part) * (0.85 + 0.15 * recency)
+    """One candidate's score against a story (see most_related)."""
+    best = most_related(terms, published, tag_idf, [candidate], count=1)
+    return best[0][0] if best else 0.0
 
 
 def inverse_document_frequency(document_count: int, stories_with_tag: int) -> float:

@@ -39,8 +39,10 @@ def test_candidate_facts_are_read_again_once_the_story_changed(engine: sqlalchem
         session.add(StoryTag(story_id=story_id, tag_id=banks, rank=1))
     with session_factory(engine)() as session:
         again = tag_index._candidate_facts(session, [story_id])
-    assert first == {story_id: (frozenset({rates}), frozenset({"rates", "bank"}), NOW)}
-    assert again == {story_id: (frozenset({rates, banks}), frozenset({"rates", "inflation"}), NOW)}
+    assert first == {story_id: (story_id, frozenset({rates}), frozenset({"rates", "bank"}), NOW)}
+    assert again == {
+        story_id: (story_id, frozenset({rates, banks}), frozenset({"rates", "inflation"}), NOW)
+    }
 
 
 def test_a_retag_here_drops_the_cached_facts(engine: sqlalchemy.Engine) -> None:

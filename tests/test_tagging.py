@@ -16,6 +16,7 @@ from aggregator.tagging import (
     choose_tags,
     extract_entities,
     extract_key_phrases,
+    most_related,
     related_score,
     story_terms,
     strip_dateline,
@@ -176,11 +177,35 @@ def test_related_score_prefers_shared_rare_tags_shared_words_and_nearby_dates() 
     def candidate(tags: set[int], words: set[str], days: int) -> RelatedCandidate:
         return RelatedCandidate(1, frozenset(tags), frozenset(words), now - timedelta(days=days))
 
-    rare = related_score(terms, now, candidate({1}, {"vote"}, 1), idf, 3.2)
-    common = related_score(terms, now, candidate({2}, {"vote"}, 1), idf, 3.2)
-    wordy = related_score(terms, now, candidate({2}, {"vote", "blair", "labour"}, 1), idf, 3.2)
-    old = related_score(terms, now, candidate({1}, {"vote"}, 400), idf, 3.2)
+    rare = related_score(terms, now, candidate({1}, {"vote"}, 1), idf)
+    common = related_score(terms, now, candidate({2}, {"vote"}, 1), idf)
+    wordy = related_score(terms, now, candidate({2}, {"vote", "blair", "labour"}, 1), idf)
+    old = related_score(terms, now, candidate({1}, {"vote"}, 400), idf)
     assert rare > common
     assert wordy > common
     assert rare > old
-    assert related_score(terms, now, candidate(set(), set(), 1), idf, 3.2) == 0
+    assert related_score(terms, now, candidate(set(), set(), 1), idf) == 0
+
+
+def test_most_related_keeps_the_best_first_newer_on_ties_and_leaves_out_unrelated() -> None:
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    terms = frozenset({"election", "labour", "vote"})
+    idf = {1: 3.0, 2: 0.2}
+    yesterday = now - timedelta(days=1)
+    candidates = [
+        RelatedCandidate(10, frozenset({2}), frozenset({"vote"}), yesterday),
+        RelatedCandidate(11, frozenset({1}), frozenset({"vote"}), yesterday),
+        RelatedCandidate(12, frozenset({9}), frozenset({"weather"}), yesterday),  # shares nothing
+        RelatedCandidate(13, frozenset({2}), frozenset({"vote"}), yesterday),  # ties with 10
+        RelatedCandidate(14, frozenset({1}), frozenset({"vote", "labour"}), yesterday),
+    ]
+
+    best = most_related(terms, now, idf, candidates, count=4)
+
+    assert [story_id for _, story_id in best] == [14, 11, 13, 10]
+    assert [score for score, _ in best] == sorted((score for score, _ in best), reverse=True)
+    assert best[0][0] == related_score(terms, now, candidates[4], idf)
+    assert [story_id for _, story_id in most_related(terms, now, idf, candidates, count=2)] == [
+        14,
+        11,
+    ]
