@@ -235,7 +235,9 @@ def ingest_result(
             for story_id, guid in counts.started
             if guid in prepared.drafts
         }
-        related = tag_index.update_stories(session, counts.retag_ids, config.tags, drafts)
+        related = tag_index.update_stories(
+            session, counts.retag_ids, config.tags, drafts, relate_only=counts.relate_ids
+        )
         error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)
         store.record_fetch(

@@ -230,6 +230,9 @@ class SaveCounts:
     # Of those, the ones whose tags may have changed: to re-tag and relate. A copy that brings no
     # labels and leaves the story's headline, text and date as they were changes nothing there.
     retag_ids: tuple[int, ...] = ()
+    # The ones whose date alone moved (an earlier copy arrived later): their tags stand, but the
+    # date weighs in related posts, so they are related again.
+    relate_ids: tuple[int, ...] = ()
     # Stories this batch started, with the guid of the entry that started each.
     started: tuple[tuple[int, str], ...] = ()
 
@@ -332,21 +335,24 @@ def save_items(
     session.flush()
     _index_bands(session, reindexed, edited_ids)
     joined = [story for key, story in touched.items() if key not in born]
-    before = {id(story): _tag_inputs(story) for story in joined}
+    before = {id(story): (_tag_inputs(story), story.published) for story in joined}
     refresh_stories(session, joined)
     for key, entries in born.items():
         _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
-    retag = [
-        story
-        for key, story in touched.items()
-        if key in born or key in labelled or before[key] != _tag_inputs(story)
-    ]
+    retag: list[Story] = []
+    redated: list[Story] = []
+    for key, story in touched.items():
+        if key in born or key in labelled or before[key][0] != _tag_inputs(story):
+            retag.append(story)
+        elif before[key][1] != story.published:
+            redated.append(story)
     return SaveCounts(
         new=new,
         updated=updated,
         unchanged=unchanged,
         story_ids=tuple(story.id for story in touched.values()),
         retag_ids=tuple(story.id for story in retag),
+        relate_ids=tuple(story.id for story in redated),
         started=tuple((entry.story_id, guid) for entry, guid in started),
     )
 
@@ -722,9 +728,9 @@ def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now:
 
 
 def _tag_inputs(story: Story) -> tuple[object, ...]:
-    """What a story's tags, terms and related posts are worked out from, besides its entries'
-    labels: unchanged, re-tagging and relating it again would give the same result."""
-    return (story.title, story.lede, story.body_html, story.section, story.published)
+    """What a story's tags and terms are worked out from, besides its entries' labels:
+    unchanged, re-tagging it would give the same tags."""
+    return (story.title, story.lede, story.body_html, story.section)
 
 
 def refresh_stories(session: Session, stories: Iterable[Story]) -> None:

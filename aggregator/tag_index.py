@@ -49,15 +49,19 @@ def update_stories(
     story_ids: Iterable[int],
     rules: TagRules,
     drafts: Mapping[int, tagging.TagDraft] | None = None,
+    *,
+    relate_only: Iterable[int] = (),
 ) -> RelatedLists:
     """Tag each story and keep its related posts; returns them for `offer_related`.
 
     Works on the whole batch at once (a source's stories, a retag chunk): a fixed number of
     statements per batch, not per story, is what keeps a first ingest of thousands fast.
     `drafts` are tags worked out ahead from a story's first entry (aggregator.prepare); they
-    are used while that entry is the story's only one.
+    are used while that entry is the story's only one. `relate_only` stories keep the tags they
+    have and are only related again (their date moved, not their text).
     """
-    ordered = sorted(set(story_ids))
+    retag = set(story_ids)
+    ordered = sorted(retag | set(relate_only))
     if not ordered:
         return {}
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
@@ -67,13 +71,15 @@ def update_stories(
         for is_wanted in among(session, Story.id, ordered)
         for story in session.scalars(select(Story).where(is_wanted).order_by(Story.id))
     ]
-    labels = _choose_labels(session, stories, rules, drafts or {})
-    ids = _tag_ids(session, [label for story in stories for label in labels[story.id]])
+    tagged = [story for story in stories if story.id in retag]
+    labels = _choose_labels(session, tagged, rules, drafts or {})
+    ids = _tag_ids(session, [label for story in tagged for label in labels[story.id]])
     story_tags = {
         story.id: list(dict.fromkeys(ids[tagging.tag_slug(label)] for label in labels[story.id]))
-        for story in stories
+        for story in tagged
     }
     _replace_story_tags(session, story_tags)
+    story_tags.update(_stored_tags(session, sorted(set(ordered) - retag)))
     # All tagged first, so stories stored together can relate to each other.
     return _relate(session, stories, story_tags)
 
@@ -181,6 +187,19 @@ def _ids_of(session: Session, slugs: list[str]) -> dict[str, int]:
         chunk = slugs[start : start + 500]
         ids.update(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(chunk))).all())
     return ids
+
+
+def _stored_tags(session: Session, story_ids: list[int]) -> dict[int, list[int]]:
+    """Stories' tag ids as stored, best first."""
+    tags: dict[int, list[int]] = {story_id: [] for story_id in story_ids}
+    for is_wanted in among(session, StoryTag.story_id, story_ids):
+        for story_id, tag_id in session.execute(
+            select(StoryTag.story_id, StoryTag.tag_id)
+            .where(is_wanted)
+            .order_by(StoryTag.story_id, StoryTag.rank)
+        ):
+            tags[story_id].append(tag_id)
+    return tags
 
 
 def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> None:

@@ -25,7 +25,8 @@ def feed(rows: list[dict[str, str]]) -> str:
     items = "".join(
         f"<item><guid>{r['category']}-{r['doc']}</guid><title>{html.escape(r['title'])}</title>"
         f"<link>https://news.example/{r['category']}/{r['doc']}</link>"
-        f"<pubDate>Tue, {1 + int(r['doc']) % 28:02d} Sep 2026 10:00:00 GMT</pubDate>"
+        f"<pubDate>Tue, {1 + int(r['doc']) % 28:02d} {r.get('month', 'Sep 2026')} 10:00:00 GMT"
+        "</pubDate>"
         f"<description>{html.escape(''.join(f'<p>{p}</p>' for p in r['body'].split(chr(10))))}"
         "</description></item>"
         for r in rows
@@ -156,3 +157,32 @@ def test_a_copy_that_changes_what_tags_come_from_retags_the_story(
     assert {title: s["tags"] for title, s in joined.items()} == retagged
     assert retagged[first["title"]] != before[first["title"]]  # the better text's tags
     assert "Wire exclusives" in retagged[second["title"]]
+
+
+def test_a_copy_that_moves_only_the_date_relates_the_story_again(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    """An earlier-dated copy of a story arrives from a second agency: the story's text, and so
+    its tags, stay; its date moves, and the date weighs in related posts, so its related list
+    must at once be what a full `retag` gives."""
+    rows = articles({"business": 12})
+    # Half the other stories are as old as the early copy: which of them rank first changes.
+    url_a = feed_server.add(
+        "/a.rss", feed([*rows[:6], *(dict(r, month="Jan 2025") for r in rows[6:])])
+    )
+    earlier = feed([dict(rows[0], month="Jan 2025")])
+    url_b = feed_server.add("/b.rss", earlier)
+    write_feeds_yaml(caulbart.config, [{"id": "a", "url": url_a, "priority": 5}])
+    assert caulbart("fetch", "--all").returncode == 0
+    guid = f"business-{rows[0]['doc']}"
+    before = export(caulbart)[guid]
+    sources = [{"id": "a", "url": url_a, "priority": 5}, {"id": "b", "url": url_b, "priority": 1}]
+    write_feeds_yaml(caulbart.config, sources)
+    assert caulbart("fetch", "--all").returncode == 0
+    joined = export(caulbart)[guid]
+    assert caulbart("retag").returncode == 0
+    retagged = export(caulbart)[guid]
+    assert joined["published"] < before["published"]
+    assert joined["tags"] == before["tags"] == retagged["tags"]
+    assert joined["related"] == retagged["related"]
+    assert joined["related"] != before["related"]  # the older stories now rank higher
