@@ -27,7 +27,7 @@ from aggregator import (
     tag_index,
     withdrawals,
 )
-from aggregator.db import in_transaction, session_factory
+from aggregator.db import analyze_grown_tables, in_transaction, session_factory
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
 from aggregator.types import (
@@ -260,6 +260,8 @@ def ingest_result(
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
     _offer_related(engine, source_id, related)
     publish.announce(engine, config.site, [*counts.story_ids, *withdrawn])
+    if counts.new:
+        _refresh_statistics(engine, source_id)
 
     status = "error" if result.status is FetchStatus.ERROR else result.status.value
     log.info(
@@ -313,6 +315,17 @@ def _offer_related(engine: Engine, source_id: str, related: tag_index.RelatedLis
         log.warning(
             "source=%s related lists of older stories not updated", source_id, exc_info=True
         )
+
+
+def _refresh_statistics(engine: Engine, source_id: str) -> None:
+    """Best effort, like autovacuum's own: without it queries are slower, never wrong."""
+    try:
+        grown = analyze_grown_tables(engine)
+    except SQLAlchemyError:
+        log.warning("source=%s planner statistics not refreshed", source_id, exc_info=True)
+        return
+    if grown:
+        log.info("source=%s analysed %s: they doubled in size", source_id, ", ".join(grown))
 
 
 def _publisher_hint(result: FetchResult, feed: ParsedFeed | None) -> int | None:

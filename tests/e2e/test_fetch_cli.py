@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import html
 import json
 
+import pytest
+import sqlalchemy
+
+from aggregator.db import ANALYZE_FLOOR_BYTES, GROWING_TABLES, analyze_grown_tables
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 WIRE = ("reuters-worldnews-2018-01-30.rss", "huffpost-worldnews-2019.rss")
@@ -90,3 +96,52 @@ def test_broken_source_is_recorded_and_others_are_stored(
     assert rows["down"]["last_error"] == "HTTP 500 Internal Server Error"
     assert rows["down"]["consecutive_errors"] == 1
     assert rows["reuters"]["entries"] == 10
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_first_ingest_leaves_postgresql_statistics_of_the_tables_it_grew(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    """Autovacuum samples a table a minute apart at best, and a first ingest fills an empty
+    database faster: with no statistics the planner scanned whole tables to look up a few keys.
+    The ingest analyses the tables it doubled in size, and only those."""
+    with corpus_path("news", "articles.csv").open(encoding="utf-8") as handle:
+        articles = [row for _, row in zip(range(400), csv.DictReader(handle), strict=False)]
+    items = "".join(
+        f"<item><guid>a{n}</guid><title>{html.escape(row['title'])}</title>"
+        f"<link>https://news.example/{n}</link><pubDate>Tue, 01 Sep 2026 10:00:00 GMT</pubDate>"
+        f"<description>{html.escape(row['body'])}</description></item>"
+        for n, row in enumerate(articles)
+    )
+    url = feed_server.add("/bbc.rss", f'<rss version="2.0"><channel>{items}</channel></rss>')
+    write_feeds_yaml(caulbart.config, [{"id": "bbc", "url": url}])
+    assert caulbart("status").returncode == 0
+    engine = sqlalchemy.create_engine(caulbart.database_url)
+    statistics = sqlalchemy.text(
+        "SELECT relname, reltuples, pg_relation_size(oid) FROM pg_class"
+        " WHERE oid = ANY(CAST(:tables AS regclass[]))"
+    )
+    try:
+        with engine.connect() as connection:
+            before = {
+                row[0]: row[1] for row in connection.execute(statistics, {"tables": ["entries"]})
+            }
+        assert before == {"entries": -1}  # never analysed
+        fetched = caulbart("fetch", "--all")
+        assert fetched.returncode == 0, fetched.stderr
+        with engine.connect() as connection:
+            after = {
+                name: (tuples, size)
+                for name, tuples, size in connection.execute(
+                    statistics, {"tables": list(GROWING_TABLES)}
+                )
+            }
+            entries = connection.scalar(sqlalchemy.text("SELECT count(*) FROM entries"))
+        assert entries == len(articles)
+        assert after["entries"][1] > ANALYZE_FLOOR_BYTES  # below it nothing is analysed
+        assert after["entries"][0] == entries  # sampled whole: the count itself
+        # Tables under the floor are left to autovacuum.
+        assert all(tuples == -1 for tuples, size in after.values() if size <= ANALYZE_FLOOR_BYTES)
+        assert analyze_grown_tables(engine) == []  # nothing has doubled since
+    finally:
+        engine.dispose()
