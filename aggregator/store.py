@@ -332,13 +332,14 @@ def save_items(
     del held  # every copy has joined its story: `touched` holds what is still needed
     _number_new_rows(session, Story, [touched[key] for key in born])
     _number_new_rows(session, Entry, [entry for entry, _ in reindexed if entry.id is None])
+    # New stories take their best entry now that entries have ids: inserted whole, not updated.
+    for key, entries in born.items():
+        _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
     session.flush()
     _index_bands(session, reindexed, edited_ids)
     joined = [story for key, story in touched.items() if key not in born]
     before = {id(story): (_tag_inputs(story), story.published) for story in joined}
     refresh_stories(session, joined)
-    for key, entries in born.items():
-        _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
     retag: list[Story] = []
     redated: list[Story] = []
     for key, story in touched.items():
