@@ -274,7 +274,7 @@ def save_items(
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {match.entry.story_id for match in stored.values() if match}
     stored_story_ids = matched | {entry.story_id for entry in edited}
-    _lock_stories(session, stored_story_ids)
+    lock_stories(session, stored_story_ids)
     # Loaded in one query and held while the batch joins them, so that `entry.story` finds them
     # in the session's (weak) identity map: loaded one by one, each load also flushed the batch
     # so far: a third of the time of a first ingest where half the copies join a stored story.
@@ -664,17 +664,15 @@ def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> No
     )
 
 
-def _lock_stories(session: Session, story_ids: set[int]) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        lock_stories(session, story_ids)
-
-
 def lock_stories(session: Session, story_ids: Iterable[int]) -> None:
-    ordered = sorted(set(story_ids))
-    if ordered:
+    """Lock these stories' rows, in ascending ids (one lock order for every worker), on
+    PostgreSQL; SQLite's transaction already holds the database's single write lock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for is_wanted in among(session, Story.id, sorted(set(story_ids))):
         session.execute(
             select(Story.id)
-            .where(Story.id.in_(ordered))
+            .where(is_wanted)
             .order_by(Story.id)
             # NO KEY UPDATE: does not block other transactions' foreign keys to these stories.
             .with_for_update(key_share=True)
