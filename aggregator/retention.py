@@ -196,7 +196,7 @@ def prune_if_due(session: Session, keep: int | None, now: datetime) -> PruneRepo
     (recorded in `prunes`, so every worker sees it)."""
     if keep is None:
         return None
-    serialise(session, "prune")  # workers on one PostgreSQL: one prunes, the others see it
+    serialise(session, ["prune"])  # workers on one PostgreSQL: one prunes, the others see it
     last = last_prune(session)
     if last is not None and now - last < PRUNE_EVERY:
         return None

@@ -54,7 +54,7 @@ def host_of(url: str) -> str:
 
 def sync_sources(session: Session, config: Config, now: datetime) -> None:
     """Make the sources table match feeds.yaml; removed sources are disabled, never deleted."""
-    serialise(session, "sync_sources")  # workers starting together must not insert twice
+    serialise(session, ["sync_sources"])  # workers starting together must not insert twice
     stored = {source.id: source for source in session.scalars(select(Source))}
     for declared in config.sources:
         source = stored.pop(declared.id, None)
@@ -269,7 +269,7 @@ def save_items(
     prints = {item.guid: fingerprint(item) for item in fresh}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
-    serialise(session, *(k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
+    serialise(session, (k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
     stored = _stored_matches(session, fresh, prints, window)
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {match.entry.story_id for match in stored.values() if match}

@@ -32,10 +32,10 @@ def test_a_first_ingest_batch_holds_one_lock_not_thousands(postgres: sqlalchemy.
     """Thousands of band keys in one transaction used to fill PostgreSQL's shared lock table
     ("out of shared memory") when a few workers ingested long feeds at once."""
     with session_factory(postgres).begin() as session:
-        serialise(session, *(f"band:{n}" for n in range(5000)))
+        serialise(session, (f"band:{n}" for n in range(5000)))
         assert advisory_locks_held(session) == 1
     with session_factory(postgres).begin() as session:
-        serialise(session, *(f"band:{n}" for n in range(FINE_LOCKS)))
+        serialise(session, (f"band:{n}" for n in range(FINE_LOCKS)))
         assert advisory_locks_held(session) == FINE_LOCKS + 1  # and EVERY_NAME, shared
 
 
@@ -56,7 +56,7 @@ def test_overlapping_transactions_queue(
 
     def hold() -> None:
         with session_factory(postgres).begin() as session:
-            serialise(session, *first)
+            serialise(session, first)
             holding.set()
             time.sleep(0.5)
             released_at.append(time.monotonic())
@@ -65,7 +65,7 @@ def test_overlapping_transactions_queue(
     holder.start()
     assert holding.wait(10)
     with session_factory(postgres).begin() as session:
-        serialise(session, *second)
+        serialise(session, second)
         acquired_at.append(time.monotonic())
     holder.join()
     assert acquired_at[0] >= released_at[0]
@@ -77,7 +77,7 @@ def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None
 
     def hold() -> None:
         with session_factory(postgres).begin() as session:
-            serialise(session, "band:1", "band:2")
+            serialise(session, ["band:1", "band:2"])
             holding.set()
             done.wait(10)
 
@@ -87,7 +87,7 @@ def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None
     try:
         with session_factory(postgres).begin() as session:
             session.execute(text("SET LOCAL lock_timeout = '2s'"))
-            serialise(session, "band:3", "band:4")  # would raise LockNotAvailable if it waited
+            serialise(session, ["band:3", "band:4"])  # would raise LockNotAvailable if it waited
     finally:
         done.set()
         holder.join()
