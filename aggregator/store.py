@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -580,18 +580,17 @@ class _BatchIndex:
     def __init__(self, window: timedelta) -> None:
         self.window = window
         self.placed: list[tuple[Entry, Item, dedupe.Fingerprint | None]] = []
-        self.by_key: dict[object, list[int]] = {}
+        # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
+        self.by_key: defaultdict[object, list[int]] = defaultdict(list)
 
     def add(self, entry: Entry, item: Item, print_: dedupe.Fingerprint | None) -> None:
         position = len(self.placed)
         self.placed.append((entry, item, print_))
-        for key in self._keys(item, print_):
-            self.by_key.setdefault(key, []).append(position)
-
-    @staticmethod
-    def _keys(item: Item, print_: dedupe.Fingerprint | None) -> list[object]:
-        keys: list[object] = [("link", item.link), ("text", item.text_hash)]
-        return keys + list(print_.bands if print_ else ())
+        by_key = self.by_key
+        by_key[("link", item.link)].append(position)
+        by_key[("text", item.text_hash)].append(position)
+        for band in print_.bands if print_ else ():
+            by_key[band].append(position)
 
     def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
         for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
