@@ -19,7 +19,10 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Connection,
     Engine,
+    Integer,
+    String,
     any_,
     bindparam,
     create_engine,
@@ -168,16 +171,22 @@ IN_CHUNK = 500
 
 
 def among(
-    session: Session, column: InstrumentedAttribute[int], values: Sequence[int]
+    bind: Session | Connection,
+    column: InstrumentedAttribute[Any],
+    values: Sequence[Any],
 ) -> Iterator[ColumnElement[bool]]:
-    """Conditions that together select the rows whose `column` is one of `values` (integers).
+    """Conditions that together select the rows whose `column` is one of `values` (integers or
+    strings), for a session or a connection.
 
     PostgreSQL takes them all as one array parameter (`= ANY(...)`): thousands of `IN`
     placeholders cost more to send and parse than the lookup. SQLite gets IN lists of IN_CHUNK.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    if dialect.name == "postgresql":
         if values:
-            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(BigInteger)))
+            # No length on the array's element type: a cast to VARCHAR(n)[] would cut values.
+            element = BigInteger() if isinstance(column.type, Integer) else String()
+            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
         return
     for start in range(0, len(values), IN_CHUNK):
         yield column.in_(values[start : start + IN_CHUNK])

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
-from aggregator.db import IN_CHUNK, in_transaction, insert_missing
+from aggregator.db import among, in_transaction, insert_missing
 from aggregator.models import ArticlePage
 from aggregator.types import ArticleText
 
@@ -26,9 +26,8 @@ def load(engine: Engine, urls: Sequence[str]) -> dict[str, ArticleText]:
     keys = {url_key(url): url for url in urls}
     found: dict[str, ArticleText] = {}
     with engine.connect() as connection:
-        chunks = [list(keys)[i : i + IN_CHUNK] for i in range(0, len(keys), IN_CHUNK)]
-        for chunk in chunks:
-            rows = connection.execute(select(ArticlePage).where(ArticlePage.url_hash.in_(chunk)))
+        for is_wanted in among(connection, ArticlePage.url_hash, list(keys)):
+            rows = connection.execute(select(ArticlePage).where(is_wanted))
             for row in rows:
                 found[row.url] = ArticleText(
                     url=row.url,

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator import dedupe, filters, tagging
-from aggregator.db import IN_CHUNK, make_engine
+from aggregator.db import among, make_engine
 from aggregator.errors import ParseError
 from aggregator.models import Entry
 from aggregator.normalise import normalise_entry
@@ -135,11 +135,10 @@ def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[s
     stored: dict[str, str] = {}
     try:
         with engine.connect() as connection:
-            for start in range(0, len(guids), IN_CHUNK):
+            for is_wanted in among(connection, Entry.guid, guids):
                 rows = connection.execute(
                     select(Entry.guid, Entry.content_hash).where(
-                        Entry.source_id == source_id,
-                        Entry.guid.in_(guids[start : start + IN_CHUNK]),
+                        Entry.source_id == source_id, is_wanted
                     )
                 )
                 stored.update((guid, content_hash) for guid, content_hash in rows)

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
-from aggregator.db import IN_CHUNK, among, insert_missing, insert_rows, serialise
+from aggregator.db import among, insert_missing, insert_rows, serialise
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import (
@@ -379,12 +379,9 @@ def record_filtered(
     entries = _entries_by_guid(session, source.id, guids)
     known = {
         row.guid: row
-        for start in range(0, len(guids), IN_CHUNK)
+        for is_wanted in among(session, FilteredEntry.guid, guids)
         for row in session.scalars(
-            select(FilteredEntry).where(
-                FilteredEntry.source_id == source.id,
-                FilteredEntry.guid.in_(guids[start : start + IN_CHUNK]),
-            )
+            select(FilteredEntry).where(FilteredEntry.source_id == source.id, is_wanted)
         )
     }
     recorded = 0
@@ -408,12 +405,9 @@ def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None
         select(FilteredEntry.id).where(FilteredEntry.source_id == source_id).limit(1)
     ):
         return
-    for start in range(0, len(guids), IN_CHUNK):
+    for is_wanted in among(session, FilteredEntry.guid, guids):
         session.execute(
-            delete(FilteredEntry).where(
-                FilteredEntry.source_id == source_id,
-                FilteredEntry.guid.in_(guids[start : start + IN_CHUNK]),
-            )
+            delete(FilteredEntry).where(FilteredEntry.source_id == source_id, is_wanted)
         )
 
 
@@ -467,12 +461,8 @@ def _oldest_by(
     """value -> the oldest entry whose `column` holds it."""
     ordered = sorted(values)
     found: dict[str, Entry] = {}
-    for start in range(0, len(ordered), IN_CHUNK):
-        rows = session.execute(
-            select(column, Entry)
-            .where(column.in_(ordered[start : start + IN_CHUNK]))
-            .order_by(Entry.id.desc())
-        )
+    for is_wanted in among(session, column, ordered):
+        rows = session.execute(select(column, Entry).where(is_wanted).order_by(Entry.id.desc()))
         found.update((value, entry) for value, entry in rows if value)  # the oldest last
     return found
 
@@ -681,9 +671,8 @@ def lock_stories(session: Session, story_ids: Iterable[int]) -> None:
 def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict[str, Entry]:
     """What this source already has, in one query per chunk rather than one per entry."""
     found: dict[str, Entry] = {}
-    for start in range(0, len(guids), IN_CHUNK):
-        chunk = guids[start : start + IN_CHUNK]
-        statement = select(Entry).where(Entry.source_id == source_id, Entry.guid.in_(chunk))
+    for is_wanted in among(session, Entry.guid, guids):
+        statement = select(Entry).where(Entry.source_id == source_id, is_wanted)
         found.update((entry.guid, entry) for entry in session.scalars(statement))
     return found
 

@@ -183,9 +183,8 @@ def _tag_ids(session: Session, labels: list[str]) -> dict[str, int]:
 
 def _ids_of(session: Session, slugs: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
-    for start in range(0, len(slugs), 500):
-        chunk = slugs[start : start + 500]
-        ids.update(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(chunk))).all())
+    for is_wanted in among(session, Tag.slug, slugs):
+        ids.update(session.execute(select(Tag.slug, Tag.id).where(is_wanted)).all())
     return ids
 
 
