@@ -639,13 +639,15 @@ def _index_bands(
 def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
     """Some 40 keys an entry: written past SQLAlchemy's per-row handling, which cost more than
     the database's. PostgreSQL takes them by COPY (db.insert_rows); SQLite by the driver's
-    executemany, each date converted once per entry, not once per key."""
+    executemany, each date converted once per entry, not once per key, to the very text every
+    other SQLite date is stored as (the dialect's own processor: dates compare as text there)."""
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql":
         insert_rows(session, EntryBand, ("band", "published", "entry_id"), keys)
         return
-    process = EntryBand.__table__.c.published.type.bind_processor(dialect)
+    column_type = EntryBand.__table__.c.published.type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
     stored = {p: process(p) if process else p for p in {published for _, published, _ in keys}}
     connection.exec_driver_sql(
         "INSERT INTO entry_bands (band, published, entry_id) VALUES (?, ?, ?)",

@@ -73,3 +73,53 @@ def test_a_failing_migration_on_sqlite_leaves_nothing_half_done(tmp_path: object
     with engine.connect() as connection:
         tables = connection.exec_driver_sql("SELECT name FROM sqlite_master").scalars().all()
     assert "half_done" not in tables  # DDL is inside the transaction on SQLite too
+
+
+def test_band_key_dates_written_in_the_short_form_are_mended_on_sqlite(tmp_path: object) -> None:
+    """Migration 0015: band keys stored before it carry '... 10:00:00', which sorts below the
+    '... 10:00:00.000000' every other date (and every query bound) is written as."""
+    url = f"sqlite:///{tmp_path}/x.sqlite3"
+    engine = make_engine(url)
+    _upgrade(engine, "0014")
+    when = NOW.replace(tzinfo=None)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO sources (id, name, config_url, url, host, agency, section, priority,"
+                " interval_seconds, adaptive, consecutive_errors, created_at, publish) VALUES"
+                " ('a', 'A', 'http://x.test/f', 'http://x.test/f', 'x.test', 'A', 'news', 0, 900,"
+                " false, 0, :now, true)"
+            ),
+            {"now": when},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO stories (id, slug, title, lede, body_html, section, published,"
+                " updated, created_at) VALUES (1, 's', 'T', 'L', '<p>B</p>', 'news', :now, :now,"
+                " :now)"
+            ),
+            {"now": when},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO entries (id, source_id, story_id, guid, title, lede, body_html,"
+                " categories, has_full_text, content_hash, published, updated, first_seen_at,"
+                " changed_at) VALUES (1, 'a', 1, 'g1', 'T', 'L', '<p>B</p>', '[]', true, 'h',"
+                " :now, :now, :now, :now)"
+            ),
+            {"now": when},
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO entry_bands (band, published, entry_id) VALUES"
+            " (7, '2026-11-24 12:00:00', 1), (8, '2026-11-24 12:00:00.250000', 1)"
+        )
+    engine.dispose()
+
+    upgraded = open_database(url)
+    with upgraded.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
+        assert stored.all() == [
+            (7, "2026-11-24 12:00:00.000000"),
+            (8, "2026-11-24 12:00:00.250000"),
+        ]
+    upgraded.dispose()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from sqlalchemy import Engine, delete, event, func, select
 
+from aggregator import limits
 from aggregator.config import parse_config
 from aggregator.db import session_factory
 from aggregator.models import Entry, EntryBand, Source, Story
@@ -291,3 +293,28 @@ def test_an_entrys_band_keys_are_found_by_index_not_by_scanning_every_key(
             plan = " ".join(row[-1] for row in rows)
         connection.rollback()
     assert "ix_entry_bands_entry" in plan, plan
+
+
+def test_a_near_duplicate_at_the_far_edge_of_the_dedup_window_joins_the_story(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """Band keys' dates and the window's bounds must be stored and compared in one form: SQLite
+    compares dates as text, and keys written as '... 10:00:00' fell below a bound written as
+    '... 10:00:00.000000', so a copy dated exactly a window after the story did not meet it."""
+    first = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    edge = first + timedelta(seconds=limits.DEDUP_WINDOW)
+    url_a = feed_server.add(
+        "/a", rss(item("a1", "Rates rise", "http://a.example/1", date=format_datetime(first)))
+    )
+    fetch_all(engine, config_for({"a": url_a}))
+    retold = BODY.replace("on Thursday", "on Thursday morning")
+    url_b = feed_server.add(
+        "/b",
+        rss(item("b1", "Rates rise", "http://b.example/1", retold, format_datetime(edge))),
+    )
+    outcomes = by_source(fetch_all(engine, config_for({"a": url_a, "b": url_b})))
+    assert outcomes["b"].new == 1
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count(Story.id))) == 1
+        rules = set(session.scalars(select(Entry.match_rule)))
+    assert rules == {"new", "near"}, rules
