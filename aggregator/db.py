@@ -262,7 +262,7 @@ GROWN_TABLES = text(
 )
 
 
-def analyze_grown_tables(engine: Engine, floor_bytes: int = ANALYZE_FLOOR_BYTES) -> list[str]:
+def analyze_grown_tables(engine: Engine) -> list[str]:
     """PostgreSQL: refresh the planner's statistics of the ingest's tables that have doubled in
     size since they were last analysed; returns their names.
 
@@ -276,7 +276,9 @@ def analyze_grown_tables(engine: Engine, floor_bytes: int = ANALYZE_FLOOR_BYTES)
         return []
     with engine.begin() as connection:
         grown = list(
-            connection.scalars(GROWN_TABLES, {"tables": list(GROWING_TABLES), "floor": floor_bytes})
+            connection.scalars(
+                GROWN_TABLES, {"tables": list(GROWING_TABLES), "floor": ANALYZE_FLOOR_BYTES}
+            )
         )
         for table in grown:
             connection.exec_driver_sql(f'ANALYZE (SKIP_LOCKED) "{table}"')
