@@ -228,7 +228,7 @@ class SaveCounts:
     # Stories that gained or changed an entry: the ones to announce.
     story_ids: tuple[int, ...] = ()
     # Of those, the ones whose tags may have changed: to re-tag and relate. A copy that brings no
-    # labels and leaves the story's headline, text and date as they were changes nothing there.
+    # labels and leaves the story's headline and text as they were changes no tags.
     retag_ids: tuple[int, ...] = ()
     # The ones whose date alone moved (an earlier copy arrived later): their tags stand, but the
     # date weighs in related posts, so they are related again.

@@ -61,7 +61,8 @@ def update_stories(
     have and are only related again (their date moved, not their text).
     """
     retag = set(story_ids)
-    ordered = sorted(retag | set(relate_only))
+    relate = set(relate_only) - retag
+    ordered = sorted(retag | relate)
     if not ordered:
         return {}
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
@@ -79,7 +80,7 @@ def update_stories(
         for story in tagged
     }
     _replace_story_tags(session, story_tags)
-    story_tags.update(_stored_tags(session, sorted(set(ordered) - retag)))
+    story_tags.update(_stored_tags(session, sorted(relate)))
     # All tagged first, so stories stored together can relate to each other.
     return _relate(session, stories, story_tags)
 

@@ -373,16 +373,5 @@ def most_related(
     return heapq.nlargest(count, scored)
 
 
-def related_score(
-    terms: frozenset[str],
-    published: datetime,
-    candidate: RelatedCandidate,
-    tag_idf: Mapping[int, float],
-) -> float:
-    """One candidate's score against a story (see most_related)."""
-    best = most_related(terms, published, tag_idf, [candidate], count=1)
-    return best[0][0] if best else 0.0
-
-
 def inverse_document_frequency(document_count: int, stories_with_tag: int) -> float:
     return math.log(1 + max(document_count, 1) / max(stories_with_tag, 1))

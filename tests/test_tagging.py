@@ -17,7 +17,6 @@ from aggregator.tagging import (
     extract_entities,
     extract_key_phrases,
     most_related,
-    related_score,
     story_terms,
     strip_dateline,
     tag_slug,
@@ -169,22 +168,26 @@ def test_story_terms_weigh_the_headline_and_skip_stop_words() -> None:
     assert "the" not in terms and "said" not in terms
 
 
-def test_related_score_prefers_shared_rare_tags_shared_words_and_nearby_dates() -> None:
+def test_relatedness_prefers_shared_rare_tags_shared_words_and_nearby_dates() -> None:
     now = datetime(2026, 11, 24, tzinfo=UTC)
     terms = frozenset({"election", "labour", "blair", "vote", "campaign"})
     idf = {1: 3.0, 2: 0.2}  # tag 1 rare (e.g. "Tony Blair"), tag 2 common (e.g. "UK")
 
-    def candidate(tags: set[int], words: set[str], days: int) -> RelatedCandidate:
-        return RelatedCandidate(1, frozenset(tags), frozenset(words), now - timedelta(days=days))
+    def score(tags: set[int], words: set[str], days: int) -> float:
+        candidate = RelatedCandidate(
+            1, frozenset(tags), frozenset(words), now - timedelta(days=days)
+        )
+        best = most_related(terms, now, idf, [candidate], count=1)
+        return best[0][0] if best else 0.0
 
-    rare = related_score(terms, now, candidate({1}, {"vote"}, 1), idf)
-    common = related_score(terms, now, candidate({2}, {"vote"}, 1), idf)
-    wordy = related_score(terms, now, candidate({2}, {"vote", "blair", "labour"}, 1), idf)
-    old = related_score(terms, now, candidate({1}, {"vote"}, 400), idf)
+    rare = score({1}, {"vote"}, 1)
+    common = score({2}, {"vote"}, 1)
+    wordy = score({2}, {"vote", "blair", "labour"}, 1)
+    old = score({1}, {"vote"}, 400)
     assert rare > common
     assert wordy > common
     assert rare > old
-    assert related_score(terms, now, candidate(set(), set(), 1), idf) == 0
+    assert score(set(), set(), 1) == 0
 
 
 def test_most_related_keeps_the_best_first_newer_on_ties_and_leaves_out_unrelated() -> None:
@@ -203,8 +206,13 @@ def test_most_related_keeps_the_best_first_newer_on_ties_and_leaves_out_unrelate
     best = most_related(terms, now, idf, candidates, count=4)
 
     assert [story_id for _, story_id in best] == [14, 11, 13, 10]
-    assert [score for score, _ in best] == sorted((score for score, _ in best), reverse=True)
-    assert best[0][0] == related_score(terms, now, candidates[4], idf)
+    # Room for all five: the one sharing neither a tag nor a word is still left out.
+    assert [story_id for _, story_id in most_related(terms, now, idf, candidates)] == [
+        14,
+        11,
+        13,
+        10,
+    ]
     assert [story_id for _, story_id in most_related(terms, now, idf, candidates, count=2)] == [
         14,
         11,
