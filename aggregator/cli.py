@@ -24,6 +24,7 @@ from aggregator.feeds_file import Plan
 from aggregator.models import Story
 from aggregator.permalinks import iso_utc
 from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
+from aggregator.prepare import tune_garbage_collector
 from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
 from aggregator.types import Config, ProbeReport, SourceOutcome
 
@@ -86,6 +87,7 @@ class CaulbartGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str, verbose: int) -> None:
     """Caulbart: news that matter to you."""
+    tune_garbage_collector()
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose

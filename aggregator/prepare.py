@@ -10,6 +10,7 @@ stories costs only their parsing.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import multiprocessing
 import os
@@ -47,6 +48,10 @@ PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
 # processes (importing feedparser, datasketch, numpy) costs about a second.
 POOL_MIN_SOURCES = 4
+# The cyclic garbage collector's generation thresholds for an ingesting process (see
+# tune_garbage_collector); Python's default is (700, 10, 10).
+COLLECTOR_THRESHOLDS = (10_000, 50, 50)
+
 # How much lower the workers' CPU priority is than the storing process's (see _start_worker).
 WORKER_NICENESS = 10
 
@@ -154,8 +159,17 @@ def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[s
 _worker_engine: Engine | None = None
 
 
+def tune_garbage_collector() -> None:
+    """Collect cycles less often. An ingest allocates millions of short-lived objects, nearly all
+    freed by reference counting, and the default thresholds made the collector sweep the heap
+    (the session's stored rows, the tag index's cache) again and again: a sixth of a first
+    ingest's time. Cycles are still collected, after 10,000 allocations rather than 700."""
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
 def _start_worker(database_url: str, parent: int) -> None:
     global _worker_engine
+    tune_garbage_collector()
     # The storing process is the pipeline's narrowest stage (one writer); with as many workers
     # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.
     os.nice(WORKER_NICENESS)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy
 
@@ -55,6 +59,33 @@ def test_worker_processes_yield_the_cpu_to_the_storing_process(
     finally:
         preparer.close()
     assert worker_niceness == min(os.nice(0) + prepare.WORKER_NICENESS, 19)
+
+
+def test_the_caulbart_command_and_its_workers_collect_garbage_cycles_less_often(
+    engine: sqlalchemy.Engine, tmp_path: Path
+) -> None:
+    write_feeds_yaml(tmp_path / "feeds.yaml", [])
+    script = (
+        "import gc; from aggregator.cli import main; before = gc.get_threshold(); "
+        "main(['status'], standalone_mode=False); print(before, gc.get_threshold())"
+    )
+    env = {
+        **os.environ,
+        "CAULBART_CONFIG": str(tmp_path / "feeds.yaml"),
+        "CAULBART_DATABASE_URL": f"sqlite:///{tmp_path / 'c.sqlite'}",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.splitlines()[-1]
+    assert out == f"(700, 10, 10) {prepare.COLLECTOR_THRESHOLDS}"  # Python's default, then ours
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        preparer.warm()
+        assert preparer._pool is not None
+        worker_thresholds = preparer._pool.submit(gc.get_threshold).result()
+    finally:
+        preparer.close()
+    assert worker_thresholds == prepare.COLLECTOR_THRESHOLDS
 
 
 def test_a_pass_with_nothing_new_never_starts_the_pool(engine: sqlalchemy.Engine) -> None:
