@@ -5,7 +5,7 @@ Typed SQLAlchemy 2 models; every schema change goes through an Alembic migration
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -47,6 +47,44 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class BandTime(TypeDecorator[datetime]):
+    """A band key's date: microseconds since the epoch on SQLite, a timestamp on PostgreSQL.
+
+    Band keys are written at random places of their index, so the index's size is much of what
+    an ingest writes: an integer of 8 bytes instead of 26 characters of text (UTCDateTime's
+    form) makes it about a third smaller, and exact to the microsecond like the text was.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        if dialect.name == "sqlite":
+            return (value - EPOCH) // MICROSECOND
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, int):
+            return EPOCH + value * MICROSECOND
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 class Base(DeclarativeBase):
@@ -250,11 +288,15 @@ class EntryBand(Base):
     """
 
     __tablename__ = "entry_bands"
-    # An edited entry's old keys, and a pruned story's, are deleted by entry.
-    __table_args__ = (Index("ix_entry_bands_entry", "entry_id"),)
+    __table_args__ = (
+        # An edited entry's old keys, and a pruned story's, are deleted by entry.
+        Index("ix_entry_bands_entry", "entry_id"),
+        # On SQLite the table is its key's index: no second B-tree of rowids to write.
+        {"sqlite_with_rowid": False},
+    )
 
     band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    published: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    published: Mapped[datetime] = mapped_column(BandTime, primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
 
 

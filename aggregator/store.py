@@ -639,8 +639,8 @@ def _index_bands(
 def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
     """Some 40 keys an entry: written past SQLAlchemy's per-row handling, which cost more than
     the database's. PostgreSQL takes them by COPY (db.insert_rows); SQLite by the driver's
-    executemany, each date converted once per entry, not once per key, to the very text every
-    other SQLite date is stored as (the dialect's own processor: dates compare as text there)."""
+    executemany, each date converted once per entry, not once per key, by the column's own
+    processor (models.BandTime: the integer its queries compare with)."""
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name == "postgresql":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from aggregator.db import MIGRATIONS, make_engine, open_database, session_factory
-from aggregator.models import Entry, Source, Story
+from aggregator.models import Entry, EntryBand, Source, Story
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -21,6 +22,14 @@ def _upgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = AlembicConfig()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def test_upgrading_a_database_with_stories_keeps_them(database_url: str) -> None:
@@ -75,9 +84,10 @@ def test_a_failing_migration_on_sqlite_leaves_nothing_half_done(tmp_path: object
     assert "half_done" not in tables  # DDL is inside the transaction on SQLite too
 
 
-def test_band_key_dates_written_in_the_short_form_are_mended_on_sqlite(tmp_path: object) -> None:
+def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: object) -> None:
     """Migration 0015: band keys stored before it carry '... 10:00:00', which sorts below the
-    '... 10:00:00.000000' every other date (and every query bound) is written as."""
+    '... 10:00:00.000000' every other date (and every query bound) is written as. Migration
+    0016 turns them into integers, exactly, and back on a downgrade."""
     url = f"sqlite:///{tmp_path}/x.sqlite3"
     engine = make_engine(url)
     _upgrade(engine, "0014")
@@ -115,11 +125,26 @@ def test_band_key_dates_written_in_the_short_form_are_mended_on_sqlite(tmp_path:
         )
     engine.dispose()
 
+    _upgrade(engine, "0015")
+    mended = [(7, "2026-11-24 12:00:00.000000"), (8, "2026-11-24 12:00:00.250000")]
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
+        assert stored.all() == mended
+    engine.dispose()
+
+    # Migration 0016: the same keys as microseconds since the epoch, in a WITHOUT ROWID table.
     upgraded = open_database(url)
     with upgraded.connect() as connection:
         stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
-        assert stored.all() == [
-            (7, "2026-11-24 12:00:00.000000"),
-            (8, "2026-11-24 12:00:00.250000"),
-        ]
+        assert stored.all() == [(7, 1795521600000000), (8, 1795521600250000)]
+        read = connection.execute(select(EntryBand.published).order_by(EntryBand.band))
+        assert read.scalars().all() == [NOW, NOW + timedelta(milliseconds=250)]
+        with pytest.raises(OperationalError, match="rowid"):
+            connection.exec_driver_sql("SELECT rowid FROM entry_bands")
     upgraded.dispose()
+
+    _downgrade(engine, "0015")
+    with engine.connect() as connection:
+        stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
+        assert stored.all() == mended
+    engine.dispose()
