@@ -148,3 +148,28 @@ def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: o
         stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
         assert stored.all() == mended
     engine.dispose()
+
+
+def test_sqlite_connections_use_the_ingests_write_settings(tmp_path: object) -> None:
+    """WAL with NORMAL sync (no fsync per commit), a checkpoint every ~160 MB of log cut back to
+    64 MiB afterwards, and a 64 MiB page cache: what bench/ingest_bench.py was measured with."""
+    engine = make_engine(f"sqlite:///{tmp_path}/x.sqlite3")
+    with engine.connect() as connection:
+        settings = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in (
+                "journal_mode",
+                "synchronous",
+                "wal_autocheckpoint",
+                "journal_size_limit",
+                "cache_size",
+            )
+        }
+    engine.dispose()
+    assert settings == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "wal_autocheckpoint": 40000,
+        "journal_size_limit": 64 * 1024 * 1024,
+        "cache_size": -64 * 1024,
+    }
