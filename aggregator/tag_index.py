@@ -7,13 +7,14 @@ latest stories of each of the story's tags), so the cost per story does not grow
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import TextClause, delete, func, select, text, type_coerce
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from aggregator import tagging
 from aggregator.db import among, insert_missing, insert_rows
@@ -35,7 +36,7 @@ _DF_CACHE: dict[tuple[str, int], tuple[int, float]] = {}
 
 # Candidates' tags, terms and dates kept per process (see _candidate_facts), at most this many.
 FACTS_CACHE_SIZE = 100_000
-_FACTS_CACHE: dict[tuple[str, int], tuple[datetime, tagging.RelatedCandidate]] = {}
+_FACTS_CACHE: dict[tuple[str, int], tuple[object, tagging.RelatedCandidate]] = {}
 # Tags per UNION ALL statement.
 UNION_PARTS = 50
 
@@ -270,10 +271,15 @@ def _per_tag(
     Plain SQL: building such a union with the ORM cost more than running it.
     """
     for chunk in _chunks(tag_ids, UNION_PARTS):
-        statement = text(" UNION ALL ".join(part.format(n=n) for n in range(len(chunk))))
         tags = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
-        for first, second in session.execute(statement, {**tags, **values}):
+        for first, second in session.execute(_union(part, len(chunk)), {**tags, **values}):
             yield int(first), int(second)
+
+
+@functools.lru_cache(maxsize=2 * UNION_PARTS)
+def _union(part: str, count: int) -> TextClause:
+    """The statement, built once per shape: building it cost more than SQLite's reading it."""
+    return text(" UNION ALL ".join(part.format(n=n) for n in range(count)))
 
 
 def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, tagging.RelatedCandidate]:
@@ -285,9 +291,14 @@ def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, taggin
     next changes)."""
     database = _database(session)
     found: dict[int, tagging.RelatedCandidate] = {}
-    stale: dict[int, datetime] = {}
+    stale: dict[int, object] = {}
+    # `updated` as the driver gives it (text on SQLite): it is only compared, and parsing it
+    # into a datetime cost more than the query, for thousands of candidates a batch.
+    updated_as_stored = type_coerce(Story.updated, NullType())
     for is_wanted in among(session, Story.id, story_ids):
-        for story_id, updated in session.execute(select(Story.id, Story.updated).where(is_wanted)):
+        for story_id, updated in session.execute(
+            select(Story.id, updated_as_stored).where(is_wanted)
+        ):
             cached = _FACTS_CACHE.get((database, story_id))
             if cached is not None and cached[0] == updated:
                 found[story_id] = cached[1]
