@@ -42,6 +42,8 @@ DROPPED_WITH_CONTENT = {
 }  # fmt: skip
 URL_ATTRIBUTES = {"href", "src", "cite"}
 URL_SCHEMES = {"http", "https", "mailto"}
+# At most this many sanitising passes (see sanitise_html); hostile nesting settles in two or three.
+SANITISE_PASSES = 5
 
 # Query parameters that track the click and never change the page (utm_* and friends).
 TRACKING_PARAMS = re.compile(
@@ -144,8 +146,21 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
 
 
 def sanitise_html(markup: str, base: str | None) -> str:
-    """Allow-listed HTML with absolute URLs: no scripts, styles, frames, forms, handlers, pixels."""
+    """Allow-listed HTML with absolute URLs: no scripts, styles, frames, forms, handlers, pixels.
 
+    Sanitised again until nothing changes: the HTML parser repairs misnested markup (a link
+    inside a link, a table inside either) one step per pass, and what is stored must come out of
+    a second sanitising the same (its content hash, a re-ingest). Well-formed markup takes two.
+    """
+    for _ in range(SANITISE_PASSES):
+        cleaned = _sanitise_once(markup, base)
+        if cleaned == markup:
+            break
+        markup = cleaned
+    return cleaned
+
+
+def _sanitise_once(markup: str, base: str | None) -> str:
     def absolute_urls(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in URL_ATTRIBUTES:
             return value

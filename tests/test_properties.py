@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aggregator.errors import ParseError
@@ -57,6 +57,8 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 @FAST
 @given(html_fragments(), st.sampled_from([None, "http://base.test/dir/", "javascript:x"]))
+# Found by this test: the parser moved the inner link out of the outer one on a second pass.
+@example("<a ><table ><p ><p ></p><a ></p></table>", None)
 def test_sanitised_html_runs_nothing_and_is_stable(fragment: str, base: str | None) -> None:
     once = sanitise_html(fragment, base)
     assert executable(once) == []
