@@ -100,6 +100,9 @@ def prepare(
     items = [sectioned.get(i.guid, i) for i in items if i.guid not in turned_away]
     unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
     prints = {item.guid: dedupe.fingerprint(item) for item in unseen}
+    # Drafts are for the stories new entries start. One whose very text is stored already (wire
+    # copy another agency sent first) joins that story instead: drafting it would be wasted.
+    told = _stored_texts(engine, [i.text_hash for i in unseen if i.text_hash]) if engine else set()
     drafts = {
         item.guid: tagging.draft_tags(
             tagging.StoryText(
@@ -113,6 +116,7 @@ def prepare(
         )
         for item in unseen
         if item.guid not in stored  # an edited entry is re-tagged with its whole story
+        and item.text_hash not in told
     }
     return Prepared(
         replace(feed, entries=()), tuple(items), prints, drafts, filtered=tuple(filtered)
@@ -152,6 +156,19 @@ def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[s
         log.warning("source=%s stored entries not readable: %s", source_id, exc)
         return {}
     return stored
+
+
+def _stored_texts(engine: Engine, text_hashes: list[str]) -> set[str]:
+    """Which of these text hashes any source's stored entry has (one query a chunk)."""
+    told: set[str] = set()
+    try:
+        with engine.connect() as connection:
+            for is_wanted in among(connection, Entry.text_hash, sorted(set(text_hashes))):
+                told.update(connection.scalars(select(Entry.text_hash).where(is_wanted).distinct()))
+    except SQLAlchemyError as exc:
+        log.warning("stored texts not readable: %s", exc)  # only an optimisation: draft them all
+        return set()
+    return told
 
 
 # --- the pool -------------------------------------------------------------------------------

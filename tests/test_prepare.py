@@ -112,6 +112,33 @@ def test_entries_already_stored_are_not_fingerprinted_or_drafted_again(
     assert again.drafts == {}
 
 
+def test_copies_of_stored_texts_are_fingerprinted_but_not_drafted(
+    engine: sqlalchemy.Engine,
+) -> None:
+    """Another agency's copy of a stored text joins its story: it needs band keys, not tags."""
+    config = parse_config(
+        "site: {base_url: 'http://caulbart.test'}\n"
+        "sources:\n"
+        "  - {id: reuters, url: 'https://wire.example/feed', section: world, tags: [Wire]}\n"
+        "  - {id: copier, url: 'https://copier.example/feed', section: world}\n"
+    )
+    sync_config(engine, config)
+    ingest_result(engine, config, wire_result(), now=NOW)
+    copy = prepare.prepare(config, wire_result("copier"), NOW, engine)
+    assert len(copy.prints) == 10
+    assert copy.drafts == {}
+    outcome = ingest_result(engine, config, wire_result("copier"), prepared=copy, now=NOW)
+    assert outcome.new == 10
+    with engine.connect() as connection:
+        stories = connection.scalar(sqlalchemy.text("SELECT count(*) FROM stories"))
+        joined = connection.scalar(
+            sqlalchemy.text(
+                "SELECT count(DISTINCT story_id) FROM entries WHERE source_id = 'copier'"
+            )
+        )
+    assert (stories, joined) == (10, 10)
+
+
 def test_a_parse_error_is_returned_not_raised(engine: sqlalchemy.Engine) -> None:
     broken = FetchResult("reuters", "https://wire.example/feed", FetchStatus.OK, 200, b"<html>")
     assert (prepare.prepare(CONFIG, broken, NOW, engine).error or "").startswith("parse error")
