@@ -16,25 +16,17 @@ from aggregator.models import Entry, EntryBand, Source, Story
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-def _upgrade(engine: Engine, revision: str) -> None:
+def _migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
     config = AlembicConfig()
     config.set_main_option("script_location", MIGRATIONS)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-
-
-def _downgrade(engine: Engine, revision: str) -> None:
-    config = AlembicConfig()
-    config.set_main_option("script_location", MIGRATIONS)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+        (command.downgrade if down else command.upgrade)(config, revision)
 
 
 def test_upgrading_a_database_with_stories_keeps_them(database_url: str) -> None:
     engine = make_engine(database_url)
-    _upgrade(engine, "0001")
+    _migrate(engine, "0001")
     with engine.begin() as connection:
         connection.execute(
             text(
@@ -90,7 +82,7 @@ def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: o
     0016 turns them into integers, exactly, and back on a downgrade."""
     url = f"sqlite:///{tmp_path}/x.sqlite3"
     engine = make_engine(url)
-    _upgrade(engine, "0014")
+    _migrate(engine, "0014")
     when = NOW.replace(tzinfo=None)
     with engine.begin() as connection:
         connection.execute(
@@ -125,7 +117,7 @@ def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: o
         )
     engine.dispose()
 
-    _upgrade(engine, "0015")
+    _migrate(engine, "0015")
     mended = [(7, "2026-11-24 12:00:00.000000"), (8, "2026-11-24 12:00:00.250000")]
     with engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
@@ -143,7 +135,7 @@ def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: o
             connection.exec_driver_sql("SELECT rowid FROM entry_bands")
     upgraded.dispose()
 
-    _downgrade(engine, "0015")
+    _migrate(engine, "0015", down=True)
     with engine.connect() as connection:
         stored = connection.exec_driver_sql("SELECT band, published FROM entry_bands ORDER BY band")
         assert stored.all() == mended
