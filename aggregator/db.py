@@ -252,7 +252,7 @@ def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
 
 
 # The tables an ingest grows and looks rows up in by key (see analyze_grown_tables).
-GROWING_TABLES = ("entries", "entry_bands", "stories", "story_tags", "related_stories")
+GROWING_TABLES = ("entries", "entry_bands", "stories", "story_tags", "related_stories", "tags")
 # Below this size (32 pages) a table is cheap to scan whatever the planner knows of it.
 ANALYZE_FLOOR_BYTES = 256 << 10
 # Tables at least twice the size they were when last analysed. Sizes, not the statistics
