@@ -87,7 +87,7 @@ def prepare(
     source = config.source(result.source_id)
     rules = config.rules_for(source) if source else config.filters
     items = _items(feed, now, rules.title_strip)
-    stored = _stored_content(engine, result.source_id, items) if engine is not None else {}
+    stored, told = _stored(engine, result.source_id, items) if engine is not None else ({}, set())
     # Filters judge arriving entries only: a stored story is never taken back by a later rule.
     kept, filtered = filters.apply_filters(
         [item for item in items if item.guid not in stored],
@@ -100,9 +100,6 @@ def prepare(
     items = [sectioned.get(i.guid, i) for i in items if i.guid not in turned_away]
     unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
     prints = {item.guid: dedupe.fingerprint(item) for item in unseen}
-    # Drafts are for the stories new entries start. One whose very text is stored already (wire
-    # copy another agency sent first) joins that story instead: drafting it would be wasted.
-    told = _stored_texts(engine, [i.text_hash for i in unseen if i.text_hash]) if engine else set()
     drafts = {
         item.guid: tagging.draft_tags(
             tagging.StoryText(
@@ -116,6 +113,8 @@ def prepare(
         )
         for item in unseen
         if item.guid not in stored  # an edited entry is re-tagged with its whole story
+        # Drafts are for the stories new entries start; one whose very text is stored already
+        # (wire copy another agency sent first) joins that story instead.
         and item.text_hash not in told
     }
     return Prepared(
@@ -138,37 +137,29 @@ def _items(
     return items
 
 
-def _stored_content(engine: Engine, source_id: str, items: list[Item]) -> dict[str, str]:
-    """guid -> content hash of this source's items already in the database (one query a chunk)."""
-    guids = [item.guid for item in items]
-    stored: dict[str, str] = {}
+def _stored(engine: Engine, source_id: str, items: list[Item]) -> tuple[dict[str, str], set[str]]:
+    """What the database has of these items, on one connection, one query a chunk: this
+    source's content hash by guid, and which of the other items' texts any source's entry has
+    (those will join that entry's story)."""
+    content: dict[str, str] = {}
+    told: set[str] = set()
     try:
         with engine.connect() as connection:
-            for is_wanted in among(connection, Entry.guid, guids):
+            for is_wanted in among(connection, Entry.guid, [item.guid for item in items]):
                 rows = connection.execute(
                     select(Entry.guid, Entry.content_hash).where(
                         Entry.source_id == source_id, is_wanted
                     )
                 )
-                stored.update((guid, content_hash) for guid, content_hash in rows)
+                content.update((guid, content_hash) for guid, content_hash in rows)
+            texts = {i.text_hash for i in items if i.text_hash and i.guid not in content}
+            for is_wanted in among(connection, Entry.text_hash, sorted(texts)):
+                told.update(connection.scalars(select(Entry.text_hash).where(is_wanted).distinct()))
     except SQLAlchemyError as exc:
         # Only an optimisation: treat every entry as new; the store records the real failure.
         log.warning("source=%s stored entries not readable: %s", source_id, exc)
-        return {}
-    return stored
-
-
-def _stored_texts(engine: Engine, text_hashes: list[str]) -> set[str]:
-    """Which of these text hashes any source's stored entry has (one query a chunk)."""
-    told: set[str] = set()
-    try:
-        with engine.connect() as connection:
-            for is_wanted in among(connection, Entry.text_hash, sorted(set(text_hashes))):
-                told.update(connection.scalars(select(Entry.text_hash).where(is_wanted).distinct()))
-    except SQLAlchemyError as exc:
-        log.warning("stored texts not readable: %s", exc)  # only an optimisation: draft them all
-        return set()
-    return told
+        return {}, set()
+    return content, told
 
 
 # --- the pool -------------------------------------------------------------------------------
