@@ -12,13 +12,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dedupe, limits, review
-from aggregator.db import among, insert_missing, insert_rows, serialise
+from aggregator.db import among, insert_missing, insert_rows, serialise, write_rows
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import (
@@ -237,11 +238,66 @@ class SaveCounts:
     started: tuple[tuple[int, str], ...] = ()
 
 
+class _StoredEntry(NamedTuple):
+    """A stored entry an item may join: what joining it needs, read without the ORM."""
+
+    id: int
+    story_id: int
+    source_id: str
+    published: datetime
+
+
+@dataclass(slots=True, eq=False)
+class _NewStory:
+    """A story this batch starts. New stories and entries are written by one INSERT each
+    (db.insert_rows), with the ids numbered here: the ORM's bookkeeping of some 30,000 new
+    objects a first ingest cost more than the database's work."""
+
+    slug: str
+    title: str
+    lede: str
+    body_html: str
+    section: str
+    language: str | None
+    image_url: str | None
+    image_credit: str | None
+    published: datetime
+    updated: datetime
+    created_at: datetime
+    review: str | None
+    id: int = 0  # numbered once the batch is placed
+    best_entry_id: int | None = None
+
+
+STORY_COLUMNS = (
+    "id", "slug", "title", "lede", "body_html", "section", "language", "image_url",
+    "image_credit", "best_entry_id", "terms", "published", "updated", "created_at", "review",
+)  # fmt: skip
+
+
+@dataclass(slots=True, eq=False)
+class _NewEntry:
+    """An entry this batch adds (see _NewStory), with why it is in its story."""
+
+    item: Item
+    print_: dedupe.Fingerprint | None
+    source_id: str
+    story: Story | _NewStory
+    match_rule: str
+    match_score: float | None = None
+    matched: _StoredEntry | _NewEntry | None = None
+    id: int = 0  # numbered once the batch is placed
+
+    @property
+    def published(self) -> datetime:
+        return self.item.published
+
+
 @dataclass(frozen=True)
 class Match:
     """The stored or just-placed telling an item was matched with, and why."""
 
-    entry: Entry
+    entry: _StoredEntry | _NewEntry
     verdict: dedupe.Verdict
 
 
@@ -265,97 +321,100 @@ def save_items(
         return ready[item.guid] if item.guid in ready else dedupe.fingerprint(item)
 
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
-    fresh = [item for item in items if item.guid not in existing]
+    # A guid twice in one batch: its first telling is stored, as prepare keeps it.
+    fresh = list({i.guid: i for i in items[::-1] if i.guid not in existing}.values())[::-1]
     prints = {item.guid: fingerprint(item) for item in fresh}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
     stored = _stored_matches(session, fresh, prints, window)
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
-    matched = {match.entry.story_id for match in stored.values() if match}
+    matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
     lock_stories(session, stored_story_ids)
-    # Loaded in one query and held while the batch joins them, so that `entry.story` finds them
-    # in the session's (weak) identity map: loaded one by one, each load also flushed the batch
-    # so far: a third of the time of a first ingest where half the copies join a stored story.
-    held = _stories_by_id(session, stored_story_ids)
+    # Loaded in one query and held while the batch joins them: edited entries find theirs in
+    # the session's (weak) identity map; loaded one by one, each load also flushed the batch.
+    held = {story.id: story for story in _stories_by_id(session, stored_story_ids)}
     placed = _BatchIndex(window)
-    started: list[tuple[Entry, str]] = []
-    reindexed: list[tuple[Entry, dedupe.Fingerprint | None]] = []
+    added: dict[str, _NewEntry] = {}
+    reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
-    touched: dict[int, Story] = {}
+    touched: dict[int, Story | _NewStory] = {}
     # Stories a new or edited entry may bring labels to (its categories, its source's tags).
     labelled: set[int] = set()
     # Stories this batch started, with their entries: all in memory, nothing to look up.
-    born: dict[int, list[Entry]] = {}
-    new = updated = unchanged = 0
-    # Nothing in the loop needs the new rows in the database yet: they are numbered below.
+    born: dict[int, tuple[_NewStory, list[_NewEntry]]] = {}
+    updated = unchanged = 0
     with session.no_autoflush:
         for item in items:
             entry = existing.get(item.guid)
-            if entry is None:
+            if entry is None and item.guid not in added:
                 print_ = prints[item.guid]
                 match = stored[item.guid] or placed.match(item, print_)
-                entry = Entry(source_id=source.id, guid=item.guid, first_seen_at=now)
-                _copy_item(entry, item, print_, now)
-                _explain(entry, item, match)
+                story: Story | _NewStory
                 if match is None:
-                    entry.story = _new_story(item, source, now)
-                    started.append((entry, item.guid))
-                    born[id(entry.story)] = []
+                    story = _new_story(item, source, now)
+                    born[id(story)] = (story, [])
                 else:
-                    entry.story = match.entry.story
-                    entry.story.review = review.state_after_join(entry.story.review, source.publish)
-                if id(entry.story) in born:
-                    born[id(entry.story)].append(entry)
-                entry.story.updated = max(entry.story.updated, now)
-                session.add(entry)
-                existing[item.guid] = entry
-                placed.add(entry, item, print_)
-                reindexed.append((entry, print_))
-                new += 1
-            elif entry.content_hash != item.content_hash:
+                    story = _story_of(match.entry, held)
+                    story.review = review.state_after_join(story.review, source.publish)
+                new = _NewEntry(item, print_, source.id, story, *_explain(source.id, item, match))
+                if id(story) in born:
+                    born[id(story)][1].append(new)
+                story.updated = max(story.updated, now)
+                added[item.guid] = new
+                placed.add(new, item, print_)
+                reindexed.append((new, print_))
+            elif entry is not None and entry.content_hash != item.content_hash:
                 print_ = fingerprint(item)
                 edited_ids.append(entry.id)
                 if entry.categories:
                     labelled.add(id(entry.story))
                 _copy_item(entry, item, print_, now)
-                entry.story.updated = max(entry.story.updated, now)
+                story = entry.story
+                story.updated = max(story.updated, now)
                 reindexed.append((entry, print_))
                 updated += 1
             else:
                 unchanged += 1
                 continue
-            touched[id(entry.story)] = entry.story
+            touched[id(story)] = story
             if item.categories or source.tags:
-                labelled.add(id(entry.story))
-    del held  # every copy has joined its story: `touched` holds what is still needed
-    _number_new_rows(session, Story, [touched[key] for key in born])
-    _number_new_rows(session, Entry, [entry for entry, _ in reindexed if entry.id is None])
+                labelled.add(id(story))
+    new_stories = [story for story, _ in born.values()]
+    new_entries = list(added.values())
+    _number_new_rows(session, Story, new_stories)
+    _number_new_rows(session, Entry, new_entries)
     # New stories take their best entry now that entries have ids: inserted whole, not updated.
-    for key, entries in born.items():
-        _refresh_story(touched[key], [(entry, source.priority) for entry in entries])
-    session.flush()
+    for story, entries in born.values():
+        _refresh_story(story, [(_voice(entry), source.priority) for entry in entries])
+    insert_rows(session, Story, STORY_COLUMNS, [_story_row(story) for story in new_stories])
+    insert_rows(session, Entry, ENTRY_COLUMNS, [_entry_row(entry, now) for entry in new_entries])
+    session.flush()  # stored stories' new dates and review states, edited entries
     _index_bands(session, reindexed, edited_ids)
-    joined = [story for key, story in touched.items() if key not in born]
-    before = {id(story): (_tag_inputs(story), story.published) for story in joined}
+    joined = [story for story in touched.values() if isinstance(story, Story)]
+    before = {story.id: (_tag_inputs(story), story.published) for story in joined}
     refresh_stories(session, joined)
-    retag: list[Story] = []
-    redated: list[Story] = []
-    for key, story in touched.items():
-        if key in born or key in labelled or before[key][0] != _tag_inputs(story):
-            retag.append(story)
-        elif before[key][1] != story.published:
-            redated.append(story)
+    retag = [story.id for story in new_stories]
+    redated: list[int] = []
+    for story in joined:
+        if id(story) in labelled or before[story.id][0] != _tag_inputs(story):
+            retag.append(story.id)
+        elif before[story.id][1] != story.published:
+            redated.append(story.id)
     return SaveCounts(
-        new=new,
+        new=len(new_entries),
         updated=updated,
         unchanged=unchanged,
         story_ids=tuple(story.id for story in touched.values()),
-        retag_ids=tuple(story.id for story in retag),
-        relate_ids=tuple(story.id for story in redated),
-        started=tuple((entry.story_id, guid) for entry, guid in started),
+        retag_ids=tuple(retag),
+        relate_ids=tuple(redated),
+        started=tuple((story.id, entries[0].item.guid) for story, entries in born.values()),
     )
+
+
+def _story_of(entry: _StoredEntry | _NewEntry, held: Mapping[int, Story]) -> Story | _NewStory:
+    return held[entry.story_id] if isinstance(entry, _StoredEntry) else entry.story
 
 
 def record_filtered(
@@ -434,7 +493,7 @@ def _stored_matches(
         best = dedupe.best_verdict(item, print_, found)
         if best is not None:
             verdicts[item.guid] = (best[0].entry_id, best[1])
-    entries = _entries_by_id(session, {entry_id for entry_id, _ in verdicts.values()})
+    entries = _stored_by(session, Entry.id, {entry_id for entry_id, _ in verdicts.values()})
     for guid, (entry_id, verdict) in verdicts.items():
         matches[guid] = Match(entries[entry_id], verdict)
     return matches
@@ -457,13 +516,24 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
 
 def _oldest_by(
     session: Session, column: InstrumentedAttribute[str | None], values: set[str]
-) -> dict[str, Entry]:
+) -> dict[str, _StoredEntry]:
     """value -> the oldest entry whose `column` holds it."""
-    ordered = sorted(values)
-    found: dict[str, Entry] = {}
-    for is_wanted in among(session, column, ordered):
-        rows = session.execute(select(column, Entry).where(is_wanted).order_by(Entry.id.desc()))
-        found.update((value, entry) for value, entry in rows if value)  # the oldest last
+    return _stored_by(session, column, values)
+
+
+def _stored_by(
+    session: Session, column: InstrumentedAttribute[Any], values: set[Any]
+) -> dict[Any, _StoredEntry]:
+    """value -> the oldest entry whose `column` holds it, as a _StoredEntry."""
+    found: dict[Any, _StoredEntry] = {}
+    for is_wanted in among(session, column, sorted(values)):
+        rows = session.execute(
+            select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
+            .where(is_wanted)
+            .order_by(Entry.id.desc())
+        )
+        # The oldest last, so it is the one kept.
+        found.update((value, _StoredEntry(*stored)) for value, *stored in rows if value)
     return found
 
 
@@ -520,33 +590,26 @@ def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling
     return tellings
 
 
-def _entries_by_id(session: Session, entry_ids: set[int]) -> dict[int, Entry]:
-    found: dict[int, Entry] = {}
-    for is_wanted in among(session, Entry.id, sorted(entry_ids)):
-        found.update((entry.id, entry) for entry in session.scalars(select(Entry).where(is_wanted)))
-    return found
-
-
 NEXT_IDS = text(
     "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"
 )
 
 
 def _number_new_rows(
-    session: Session, model: type[Story] | type[Entry], rows: Sequence[Story | Entry]
+    session: Session, model: type[Story] | type[Entry], rows: Sequence[_NewStory | _NewEntry]
 ) -> None:
-    """Give new rows their ids before the flush, so it inserts them in batches.
+    """Give new rows their ids before they are written, so they go in as plain rows.
 
     Left to the database, ids come back by INSERT ... RETURNING: SQLite cannot say which id went
-    to which row of a batch, so SQLAlchemy inserts one row a statement there, and on PostgreSQL
-    the driver parses statements of thousands of placeholders. PostgreSQL hands out the ids from
-    the table's own sequence (safe with any number of workers); SQLite takes the next ones, as it
-    would itself: the store runs in an IMMEDIATE transaction, its single writer.
+    to which row of a batch, and the rows refer to each other (an entry to its story and to the
+    entry it matched). PostgreSQL hands out the ids from the table's own sequence (safe with any
+    number of workers); SQLite takes the next ones, as it would itself: the store runs in an
+    IMMEDIATE transaction, its single writer.
     """
     if not rows:
         return
     table = model.__tablename__
-    with session.no_autoflush:  # the rows to number are pending: flushing them would number them
+    with session.no_autoflush:  # ORM changes wait for the batch's flush
         if session.get_bind().dialect.name == "postgresql":
             ids = list(session.scalars(NEXT_IDS, {"table": table, "count": len(rows)}))
         else:
@@ -569,11 +632,11 @@ class _BatchIndex:
 
     def __init__(self, window: timedelta) -> None:
         self.window = window
-        self.placed: list[tuple[Entry, Item, dedupe.Fingerprint | None]] = []
+        self.placed: list[tuple[_NewEntry, Item, dedupe.Fingerprint | None]] = []
         # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
         self.by_key: defaultdict[object, list[int]] = defaultdict(list)
 
-    def add(self, entry: Entry, item: Item, print_: dedupe.Fingerprint | None) -> None:
+    def add(self, entry: _NewEntry, item: Item, print_: dedupe.Fingerprint | None) -> None:
         position = len(self.placed)
         self.placed.append((entry, item, print_))
         by_key = self.by_key
@@ -604,22 +667,22 @@ class _BatchIndex:
         return Match(self.placed[best[0].entry_id][0], best[1])
 
 
-def _explain(entry: Entry, item: Item, match: Match | None) -> None:
-    """Record why the entry is in its story; a newer telling from the same source is an update."""
+def _explain(
+    source_id: str, item: Item, match: Match | None
+) -> tuple[str, float | None, _StoredEntry | _NewEntry | None]:
+    """Why a new entry is in its story (rule, score, the entry it matched); a newer telling
+    from the same source is an update."""
     if match is None:
-        entry.match_rule = dedupe.Rule.NEW.value
-        return
+        return dedupe.Rule.NEW.value, None, None
     rule = match.verdict.rule
-    if match.entry.source_id == entry.source_id and item.published >= match.entry.published:
+    if match.entry.source_id == source_id and item.published >= match.entry.published:
         rule = dedupe.Rule.UPDATE
-    entry.match_rule = rule.value
-    entry.match_score = match.verdict.score
-    entry.matched_entry = match.entry
+    return rule.value, match.verdict.score, match.entry
 
 
 def _index_bands(
     session: Session,
-    entries: list[tuple[Entry, dedupe.Fingerprint | None]],
+    entries: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]],
     edited: list[int],
 ) -> None:
     """Write the band keys of new and edited entries (ids exist after flush); `edited` entries'
@@ -637,20 +700,16 @@ def _index_bands(
 
 
 def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
-    """Some 40 keys an entry: written past SQLAlchemy's per-row handling, which cost more than
-    the database's. PostgreSQL takes them by COPY (db.insert_rows); SQLite by the driver's
-    executemany, each date converted once per entry, not once per key, by the column's own
-    processor (models.BandTime: the integer its queries compare with)."""
+    """Some 40 keys an entry, each date converted once per entry, not once per key, by the
+    column's own processor (models.BandTime: on SQLite the integer its queries compare with)."""
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name == "postgresql":
-        insert_rows(session, EntryBand, ("band", "published", "entry_id"), keys)
-        return
-    column_type = EntryBand.__table__.c.published.type
-    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    process = EntryBand.__table__.c.published.type.dialect_impl(dialect).bind_processor(dialect)
     stored = {p: process(p) if process else p for p in {published for _, published, _ in keys}}
-    connection.exec_driver_sql(
-        "INSERT INTO entry_bands (band, published, entry_id) VALUES (?, ?, ?)",
+    write_rows(
+        connection,
+        EntryBand.__tablename__,
+        ("band", "published", "entry_id"),
         [(band, stored[published], entry_id) for band, published, entry_id in keys],
     )
 
@@ -679,10 +738,11 @@ def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict
     return found
 
 
-def _new_story(item: Item, source: Source, now: datetime) -> Story:
-    return Story(
-        slug=slugify(dedupe.wire_headline(item.title)),
-        title=dedupe.wire_headline(item.title),
+def _new_story(item: Item, source: Source, now: datetime) -> _NewStory:
+    title = dedupe.wire_headline(item.title)
+    return _NewStory(
+        slug=slugify(title),
+        title=title,
         lede=item.lede,
         body_html=item.body_html,
         section=item.section or source.section,
@@ -696,24 +756,51 @@ def _new_story(item: Item, source: Source, now: datetime) -> Story:
     )
 
 
+def _story_row(story: _NewStory) -> tuple[object, ...]:
+    """`story` as values in STORY_COLUMNS' order; its terms come with its tags."""
+    return (
+        story.id, story.slug, story.title, story.lede, story.body_html, story.section,
+        story.language, story.image_url, story.image_credit, story.best_entry_id, [],
+        story.published, story.updated, story.created_at, story.review,
+    )  # fmt: skip
+
+
+# An entry's columns that come from its item: the same for a new entry and an edit.
+ITEM_COLUMNS = (
+    "link", "title", "lede", "body_html", "author", "categories", "image_url", "image_credit",
+    "language", "has_full_text", "full_text_error", "text_hash", "content_hash", "shingles",
+    "published", "updated", "changed_at",
+)  # fmt: skip
+ENTRY_COLUMNS = (
+    "id", "source_id", "story_id", "guid", "first_seen_at", "match_rule", "match_score",
+    "matched_entry_id", *ITEM_COLUMNS,
+)  # fmt: skip
+
+
+def _item_values(
+    item: Item, print_: dedupe.Fingerprint | None, now: datetime
+) -> tuple[object, ...]:
+    """The values of ITEM_COLUMNS, in its order."""
+    return (
+        item.link, item.title, item.lede, item.body_html, item.author, list(item.categories),
+        item.image_url, item.image_credit, item.language, item.has_full_text,
+        item.full_text_error, item.text_hash, item.content_hash,
+        print_.to_bytes() if print_ else None, item.published, item.updated, now,
+    )  # fmt: skip
+
+
+def _entry_row(entry: _NewEntry, now: datetime) -> tuple[object, ...]:
+    """`entry` as values in ENTRY_COLUMNS' order."""
+    matched = entry.matched.id if entry.matched else None
+    return (
+        entry.id, entry.source_id, entry.story.id, entry.item.guid, now, entry.match_rule,
+        entry.match_score, matched, *_item_values(entry.item, entry.print_, now),
+    )  # fmt: skip
+
+
 def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now: datetime) -> None:
-    entry.link = item.link
-    entry.title = item.title
-    entry.lede = item.lede
-    entry.body_html = item.body_html
-    entry.author = item.author
-    entry.categories = list(item.categories)
-    entry.image_url = item.image_url
-    entry.image_credit = item.image_credit
-    entry.language = item.language
-    entry.has_full_text = item.has_full_text
-    entry.full_text_error = item.full_text_error
-    entry.text_hash = item.text_hash
-    entry.content_hash = item.content_hash
-    entry.shingles = print_.to_bytes() if print_ else None
-    entry.published = item.published
-    entry.updated = item.updated
-    entry.changed_at = now
+    for name, value in zip(ITEM_COLUMNS, _item_values(item, print_, now), strict=True):
+        setattr(entry, name, value)
 
 
 def _tag_inputs(story: Story) -> tuple[object, ...]:
@@ -722,24 +809,47 @@ def _tag_inputs(story: Story) -> tuple[object, ...]:
     return (story.title, story.lede, story.body_html, story.section)
 
 
+class _Voice(NamedTuple):
+    """What choosing a story's best entry, and taking its text from it, reads of an entry."""
+
+    id: int
+    source_id: str
+    published: datetime
+    has_full_text: bool
+    title: str
+    lede: str
+    body_html: str
+    image_url: str | None
+    image_credit: str | None
+    language: str | None
+
+
+def _voice(entry: _NewEntry) -> _Voice:
+    item = entry.item
+    return _Voice(
+        entry.id, entry.source_id, item.published, item.has_full_text, item.title, item.lede,
+        item.body_html, item.image_url, item.image_credit, item.language,
+    )  # fmt: skip
+
+
 def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
     """Take each story's headline, text and image from its best entry (one query a chunk)."""
     by_id = {story.id: story for story in stories}
-    tellings: dict[int, list[tuple[Entry, int]]] = {}
+    voices: dict[int, list[tuple[_Voice, int]]] = {}
     for in_story in among(session, Entry.story_id, sorted(by_id)):
         rows = session.execute(
-            select(Entry, Source.priority)
+            select(Entry.story_id, Source.priority, *(getattr(Entry, f) for f in _Voice._fields))
             .join(Source, Source.id == Entry.source_id)
             .where(in_story)
         )
-        for entry, priority in rows:
-            tellings.setdefault(entry.story_id, []).append((entry, priority))
-    for story_id, told in tellings.items():
+        for story_id, priority, *fields in rows:
+            voices.setdefault(story_id, []).append((_Voice(*fields), priority))
+    for story_id, told in voices.items():
         _refresh_story(by_id[story_id], told)
 
 
-def _refresh_story(story: Story, rows: list[tuple[Entry, int]]) -> None:
-    entries = {entry.id: entry for entry, _ in rows}
+def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> None:
+    entries = {voice.id: voice for voice, _ in voices}
     # Each source's latest telling is its current one; earlier ones were re-sent since.
     latest: dict[str, int] = {}
     for entry in sorted(entries.values(), key=lambda e: (e.published, e.id)):
@@ -753,7 +863,7 @@ def _refresh_story(story: Story, rows: list[tuple[Entry, int]]) -> None:
                 entry.published,
                 superseded=latest[entry.source_id] != entry.id,
             )
-            for entry, priority in rows
+            for entry, priority in voices
         ]
     )
     chosen = entries[best.entry_id]
