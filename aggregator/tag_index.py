@@ -320,7 +320,10 @@ def _candidate_facts(session: Session, story_ids: list[int]) -> dict[int, taggin
             select(Story.id, Story.terms, Story.published).where(in_stale)
         ):
             facts = tagging.RelatedCandidate(
-                story_id, frozenset(tags_of[story_id]), frozenset(terms or ()), published
+                story_id,
+                frozenset(tags_of[story_id]),
+                frozenset(terms or ()),
+                published.timestamp(),
             )
             _FACTS_CACHE[(database, story_id)] = (stale[story_id], facts)
             found[story_id] = facts

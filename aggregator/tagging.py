@@ -338,7 +338,11 @@ class RelatedCandidate(NamedTuple):
     story_id: int
     tag_ids: frozenset[int]
     terms: frozenset[str]
-    published: datetime
+    published_at: float  # seconds since the epoch: no datetime arithmetic per candidate
+
+
+# Related posts' preference for nearby dates halves at this distance.
+RECENCY_SECONDS = 30 * 24 * 60 * 60
 
 
 def most_related(
@@ -358,16 +362,16 @@ def most_related(
     own = frozenset(tag_idf)
     max_tag_weight = max(sum(tag_idf.values()), 1e-9)
     term_count = max(len(terms), 1)
+    at = published.timestamp()
     scored: list[tuple[float, int]] = []
-    for story_id, tag_ids, candidate_terms, candidate_published in candidates:
+    for story_id, tag_ids, candidate_terms, candidate_at in candidates:
         shared = tag_ids & own
         overlap = len(terms & candidate_terms)
         if not shared and not overlap:
             continue
-        tag_part = sum(tag_idf[t] for t in shared) / max_tag_weight
+        tag_part = sum([tag_idf[t] for t in shared]) / max_tag_weight if shared else 0.0
         text_part = overlap / math.sqrt(term_count * max(len(candidate_terms), 1))
-        days = abs((published - candidate_published).total_seconds()) / 86400
-        recency = 1.0 / (1.0 + days / 30)
+        recency = 1.0 / (1.0 + abs(at - candidate_at) / RECENCY_SECONDS)
         score = (0.4 * min(tag_part, 1.0) + 0.6 * text_part) * (0.85 + 0.15 * recency)
         scored.append((score, story_id))
     return heapq.nlargest(count, scored)

@@ -39,9 +39,10 @@ def test_candidate_facts_are_read_again_once_the_story_changed(engine: sqlalchem
         session.add(StoryTag(story_id=story_id, tag_id=banks, rank=1))
     with session_factory(engine)() as session:
         again = tag_index._candidate_facts(session, [story_id])
-    assert first == {story_id: (story_id, frozenset({rates}), frozenset({"rates", "bank"}), NOW)}
+    at = NOW.timestamp()
+    assert first == {story_id: (story_id, frozenset({rates}), frozenset({"rates", "bank"}), at)}
     assert again == {
-        story_id: (story_id, frozenset({rates, banks}), frozenset({"rates", "inflation"}), NOW)
+        story_id: (story_id, frozenset({rates, banks}), frozenset({"rates", "inflation"}), at)
     }
 
 

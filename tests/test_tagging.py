@@ -175,7 +175,7 @@ def test_relatedness_prefers_shared_rare_tags_shared_words_and_nearby_dates() ->
 
     def score(tags: set[int], words: set[str], days: int) -> float:
         candidate = RelatedCandidate(
-            1, frozenset(tags), frozenset(words), now - timedelta(days=days)
+            1, frozenset(tags), frozenset(words), (now - timedelta(days=days)).timestamp()
         )
         best = most_related(terms, now, idf, [candidate], count=1)
         return best[0][0] if best else 0.0
@@ -194,7 +194,7 @@ def test_most_related_keeps_the_best_first_newer_on_ties_and_leaves_out_unrelate
     now = datetime(2026, 11, 24, tzinfo=UTC)
     terms = frozenset({"election", "labour", "vote"})
     idf = {1: 3.0, 2: 0.2}
-    yesterday = now - timedelta(days=1)
+    yesterday = (now - timedelta(days=1)).timestamp()
     candidates = [
         RelatedCandidate(10, frozenset({2}), frozenset({"vote"}), yesterday),
         RelatedCandidate(11, frozenset({1}), frozenset({"vote"}), yesterday),
