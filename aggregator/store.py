@@ -501,8 +501,8 @@ def _stored_matches(
 
 def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
     """Items whose canonical link or text hash a stored entry has, with the oldest such entry."""
-    by_link = _oldest_by(session, Entry.link, {i.link for i in items if i.link})
-    by_text = _oldest_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
+    by_link = _stored_by(session, Entry.link, {i.link for i in items if i.link})
+    by_text = _stored_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
     matches: dict[str, Match] = {}
     for item in items:
         link = by_link.get(item.link) if item.link else None
@@ -512,13 +512,6 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
         elif text is not None:
             matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0))
     return matches
-
-
-def _oldest_by(
-    session: Session, column: InstrumentedAttribute[str | None], values: set[str]
-) -> dict[str, _StoredEntry]:
-    """value -> the oldest entry whose `column` holds it."""
-    return _stored_by(session, column, values)
 
 
 def _stored_by(
@@ -685,8 +678,8 @@ def _index_bands(
     entries: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]],
     edited: list[int],
 ) -> None:
-    """Write the band keys of new and edited entries (ids exist after flush); `edited` entries'
-    old keys go first. A plain executemany: the ORM's bulk path costs more than the rows."""
+    """Write the band keys of new and edited entries (numbered or stored, so with their ids);
+    `edited` entries' old keys go first."""
     for is_edited in among(session, EntryBand.entry_id, edited):
         session.execute(delete(EntryBand).where(is_edited))
     keys: list[tuple[int, datetime, int]] = []

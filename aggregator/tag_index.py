@@ -164,11 +164,9 @@ def _tag_ids(session: Session, labels: list[str]) -> dict[str, int]:
     On PostgreSQL new tags are committed at once on a connection of their own: an uncommitted
     new tag would make every worker that meets the same tag wait for this whole transaction.
     """
-    rows = sorted(
-        {tagging.tag_slug(label): {"slug": tagging.tag_slug(label), "label": label}
-         for label in reversed(labels)}.values(),
-        key=lambda row: row["slug"],
-    )  # fmt: skip
+    # The first label of a slug names the tag: later ones are overwritten in reverse order.
+    label_of = {tagging.tag_slug(label): label for label in reversed(labels)}
+    rows = [{"slug": slug, "label": label_of[slug]} for slug in sorted(label_of)]
     ids = _ids_of(session, [row["slug"] for row in rows])
     missing = [row for row in rows if row["slug"] not in ids]  # most tags exist already
     bind = session.get_bind()
