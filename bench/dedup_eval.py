@@ -461,12 +461,16 @@ def _fill(engine: Engine, stored: int, size: int, rng: random.Random, now: datet
     while stored < size:
         count = min(batch, size - stored)
         with session_factory(engine).begin() as session:
-            first_id = (
-                session.execute(text("SELECT COALESCE(MAX(id), 0) FROM stories")).scalar() or 0
-            ) + 1
+            # Ids of their own for entries: after the corpus (--database-url) there are more
+            # entries than stories, and one number for both collided with a stored entry.
+            first_id, first_entry = (
+                (session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar() or 0)
+                + 1
+                for table in ("stories", "entries")
+            )
             stories, entries, bands = [], [], []
             for n in range(count):
-                sid = first_id + n
+                sid, eid = first_id + n, first_entry + n
                 when = now - timedelta(minutes=rng.randrange(0, 365 * 24 * 60))
                 stories.append(
                     {
@@ -484,7 +488,7 @@ def _fill(engine: Engine, stored: int, size: int, rng: random.Random, now: datet
                 )
                 entries.append(
                     {
-                        "id": sid,
+                        "id": eid,
                         "source_id": "filler",
                         "story_id": sid,
                         "guid": f"filler-{sid}",
@@ -502,7 +506,7 @@ def _fill(engine: Engine, stored: int, size: int, rng: random.Random, now: datet
                     }
                 )
                 bands += [
-                    {"band": rng.getrandbits(63), "published": when, "entry_id": sid}
+                    {"band": rng.getrandbits(63), "published": when, "entry_id": eid}
                     for _ in range(3 * dedupe.BANDS)
                 ]
             session.execute(insert(Story), stories)
