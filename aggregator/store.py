@@ -253,20 +253,21 @@ class _NewStory:
     (db.insert_rows), with the ids numbered here: the ORM's bookkeeping of some 30,000 new
     objects a first ingest cost more than the database's work."""
 
-    slug: str
-    title: str
-    lede: str
-    body_html: str
     section: str
     language: str | None
-    image_url: str | None
-    image_credit: str | None
     published: datetime
     updated: datetime
     created_at: datetime
     review: str | None
     id: int = 0  # numbered once the batch is placed
+    # Taken from its best entry once the batch is placed (_refresh_story).
     best_entry_id: int | None = None
+    slug: str = ""
+    title: str = ""
+    lede: str = ""
+    body_html: str = ""
+    image_url: str | None = None
+    image_credit: str | None = None
 
 
 STORY_COLUMNS = (
@@ -321,13 +322,15 @@ def save_items(
         return ready[item.guid] if item.guid in ready else dedupe.fingerprint(item)
 
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
-    # A guid twice in one batch: its first telling is stored, as prepare keeps it.
-    fresh = list({i.guid: i for i in items[::-1] if i.guid not in existing}.values())[::-1]
-    prints = {item.guid: fingerprint(item) for item in fresh}
+    fresh: dict[str, Item] = {}
+    for item in items:
+        if item.guid not in existing:
+            fresh.setdefault(item.guid, item)  # a guid twice in a batch: its first telling
+    prints = {guid: fingerprint(item) for guid, item in fresh.items()}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
-    serialise(session, (k for i in fresh for k in dedupe.match_keys(i, prints[i.guid])))
-    stored = _stored_matches(session, fresh, prints, window)
+    serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
+    stored = _stored_matches(session, list(fresh.values()), prints, window)
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -363,7 +366,7 @@ def save_items(
                     born[id(story)][1].append(new)
                 story.updated = max(story.updated, now)
                 added[item.guid] = new
-                placed.add(new, item, print_)
+                placed.add(new)
                 reindexed.append((new, print_))
             elif entry is not None and entry.content_hash != item.content_hash:
                 print_ = fingerprint(item)
@@ -625,39 +628,41 @@ class _BatchIndex:
 
     def __init__(self, window: timedelta) -> None:
         self.window = window
-        self.placed: list[tuple[_NewEntry, Item, dedupe.Fingerprint | None]] = []
+        self.placed: list[_NewEntry] = []
         # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
         self.by_key: defaultdict[object, list[int]] = defaultdict(list)
 
-    def add(self, entry: _NewEntry, item: Item, print_: dedupe.Fingerprint | None) -> None:
+    def add(self, entry: _NewEntry) -> None:
         position = len(self.placed)
-        self.placed.append((entry, item, print_))
+        self.placed.append(entry)
         by_key = self.by_key
-        by_key[("link", item.link)].append(position)
-        by_key[("text", item.text_hash)].append(position)
-        for band in print_.bands if print_ else ():
+        by_key[("link", entry.item.link)].append(position)
+        by_key[("text", entry.item.text_hash)].append(position)
+        for band in entry.print_.bands if entry.print_ else ():
             by_key[band].append(position)
 
     def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
         for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
             positions = self.by_key.get((rule.value, key)) if key else None
             if positions:
-                return Match(self.placed[positions[0]][0], dedupe.Verdict(rule, 1.0))
+                return Match(self.placed[positions[0]], dedupe.Verdict(rule, 1.0))
         if print_ is None:
             return None
         near = {p for band in print_.bands for p in self.by_key.get(band, ())}
         tellings = []
         for position in sorted(near):
-            entry, other, other_print = self.placed[position]
-            if other_print is None or abs(other.published - item.published) > self.window:
+            other = self.placed[position]
+            if other.print_ is None or abs(other.published - item.published) > self.window:
                 continue
             tellings.append(
-                dedupe.Telling(position, 0, entry.source_id, other.title, other_print.shingles)
+                dedupe.Telling(
+                    position, 0, other.source_id, other.item.title, other.print_.shingles
+                )
             )
         best = dedupe.best_verdict(item, print_, tellings)
         if best is None:
             return None
-        return Match(self.placed[best[0].entry_id][0], best[1])
+        return Match(self.placed[best[0].entry_id], best[1])
 
 
 def _explain(
@@ -732,16 +737,10 @@ def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict
 
 
 def _new_story(item: Item, source: Source, now: datetime) -> _NewStory:
-    title = dedupe.wire_headline(item.title)
+    """A story started by `item`; its headline, text and image come with its best entry."""
     return _NewStory(
-        slug=slugify(title),
-        title=title,
-        lede=item.lede,
-        body_html=item.body_html,
         section=item.section or source.section,
         language=item.language or source.language,
-        image_url=item.image_url,
-        image_credit=item.image_credit,
         published=item.published,
         updated=item.updated,
         created_at=now,

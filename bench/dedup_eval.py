@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ingest_bench import serve  # the same loopback server (bench/ is on sys.path when run)
 from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.orm import Session
 
 from aggregator import dedupe, store
 from aggregator.config import parse_config
@@ -455,6 +456,10 @@ def cost(args: argparse.Namespace, database_url: str, tellings: list[Telling]) -
     engine.dispose()
 
 
+def _next_id(session: Session, table: str) -> int:
+    return (session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar() or 0) + 1
+
+
 def _fill(engine: Engine, stored: int, size: int, rng: random.Random, now: datetime) -> int:
     """Add stories (one entry each, 40 band keys) up to `size`, published over the last year."""
     batch = 5000
@@ -463,11 +468,7 @@ def _fill(engine: Engine, stored: int, size: int, rng: random.Random, now: datet
         with session_factory(engine).begin() as session:
             # Ids of their own for entries: after the corpus (--database-url) there are more
             # entries than stories, and one number for both collided with a stored entry.
-            first_id, first_entry = (
-                (session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar() or 0)
-                + 1
-                for table in ("stories", "entries")
-            )
+            first_id, first_entry = _next_id(session, "stories"), _next_id(session, "entries")
             stories, entries, bands = [], [], []
             for n in range(count):
                 sid, eid = first_id + n, first_entry + n
