@@ -105,17 +105,12 @@ def words(text: str) -> list[str]:
     return WORD.findall(fold(text))
 
 
-def shingles(tokens: list[str]) -> frozenset[int]:
-    """32-bit hashes of the word 3-grams (crc32: stable across processes, unlike hash())."""
-    return frozenset(_shingle_hashes(tokens))
-
-
 def _shingle_hashes(tokens: list[str]) -> list[int]:
-    """The 3-gram hashes in text order: a prefix of the list is the shingles of an opening."""
-    return [
-        zlib.crc32(" ".join(tokens[i : i + SHINGLE_WORDS]).encode())
-        for i in range(len(tokens) - SHINGLE_WORDS + 1)
-    ]
+    """32-bit hashes of the word 3-grams in text order (crc32: stable across processes, unlike
+    hash()); a prefix of the list is the shingles of an opening."""
+    # The shorter slices end the grams: a text's last words start no gram of their own.
+    grams = zip(*(tokens[start:] for start in range(SHINGLE_WORDS)), strict=False)
+    return [zlib.crc32(" ".join(gram).encode()) for gram in grams]
 
 
 def shingles_from_bytes(data: bytes | None) -> frozenset[int]:
@@ -134,12 +129,8 @@ def fingerprint(item: Item) -> Fingerprint | None:
     whole = frozenset(hashes)
     if len(whole) < MIN_SHINGLES:
         return None
-    openings = [
-        frozenset(hashes[: len(title) + n - SHINGLE_WORDS + 1])
-        for n in OPENING_WORDS
-        if n < len(body)
-    ]
-    keys = {key for part in (whole, *openings) for key in band_keys(part)}
+    openings = [len(title) + n - SHINGLE_WORDS + 1 for n in OPENING_WORDS if n < len(body)]
+    keys = {key for signature in _signatures(hashes, openings) for key in band_keys(signature)}
     return Fingerprint(whole, tuple(sorted(keys)))
 
 
@@ -147,25 +138,43 @@ def fingerprint(item: Item) -> Fingerprint | None:
 def _permutations() -> tuple[np.ndarray, np.ndarray]:
     """The MinHash permutations of seed 1, drawn once: drawing them per text cost more than
     hashing it. The same ones `MinHash(seed=1)` draws, so stored band keys stay valid."""
-    from datasketch import MinHash
+    from datasketch import MinHash  # here: importing it (and SciPy) costs ~1 s of CPU at start
 
     a, b = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int, scheme=MINHASH_SCHEME).permutations
     return a, b
 
 
-def band_keys(values: frozenset[int]) -> list[int]:
-    """LSH band keys of a shingle set, signed 64-bit: equal keys mean an equal band of MinHash.
+def _signatures(hashes: list[int], openings: Iterable[int]) -> list[np.ndarray]:
+    """MinHash signatures of the whole text and of each opening (its first `n` hashes).
+
+    What datasketch's `MinHash(scheme="affine32").update_batch` computes (the MurmurHash3 mix,
+    then a * h + b in wrapping 32-bit arithmetic, the least per permutation), done for all of a
+    text's hashes at once: an opening's signature is the least over a prefix of the same rows.
+    Three MinHash objects a text, one per part, were most of fingerprinting it.
+    """
+    a, b = _permutations()
+    mixed = _murmur_mix(np.array(hashes, dtype=np.uint32))
+    permuted = mixed[:, np.newaxis] * a + b  # one row per shingle, one column per permutation
+    return [permuted.min(axis=0)] + [permuted[:n].min(axis=0) for n in openings]
+
+
+def _murmur_mix(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer (fmix32), which datasketch applies before permuting."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    mixed: np.ndarray = values ^ (values >> np.uint32(16))
+    return mixed
+
+
+def band_keys(signature: np.ndarray) -> list[int]:
+    """LSH band keys of a MinHash signature, signed 64-bit: equal keys mean an equal band.
 
     The same permutations serve every text and opening, so a summary's whole text meets the
     opening of the full text it summarises.
     """
-    from datasketch import MinHash  # here: importing it (and SciPy) costs ~1 s of CPU at start
-
-    signature = MinHash(
-        num_perm=BANDS * ROWS, hashfunc=int, permutations=_permutations(), scheme=MINHASH_SCHEME
-    )
-    signature.update_batch(values)
-    rows = np.asarray(signature.hashvalues, dtype=np.uint64)
+    rows = signature.astype(np.uint64)  # the stored keys were made from 64-bit rows
     keys = []
     for band in range(BANDS):
         material = band.to_bytes(2, "big") + rows[band * ROWS : (band + 1) * ROWS].tobytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -124,6 +125,30 @@ def test_band_keys_are_stable_across_processes() -> None:
     assert len(print_.bands) == len(set(print_.bands)) <= dedupe.BANDS * 4
     again = dedupe.fingerprint(item(*article("business", "001")))
     assert again == print_
+
+
+@pytest.mark.parametrize("doc", [("business", "001"), ("sport", "020"), ("politics", "251")])
+def test_band_keys_band_datasketchs_own_minhash(doc: tuple[str, str]) -> None:
+    """Keys already stored stay valid only while a fingerprint bands what datasketch's MinHash
+    gives for the whole text and for each opening (headline + its first 25, 50, 100 words)."""
+    from datasketch import MinHash
+
+    probe = item(*article(*doc))
+    print_ = dedupe.fingerprint(probe)
+    assert print_ is not None
+    title = dedupe.words(dedupe.wire_headline(probe.title))
+    body = dedupe.words(probe.body_text)
+    tokens = title + body
+    hashes = [zlib.crc32(" ".join(tokens[i : i + 3]).encode()) for i in range(len(tokens) - 2)]
+    parts = [hashes] + [hashes[: len(title) + n - 2] for n in (25, 50, 100) if n < len(body)]
+    assert len(parts) == 4  # the whole and three openings: each one is checked
+    expected: set[int] = set()
+    for part in parts:
+        signature = MinHash(num_perm=60, seed=1, hashfunc=int, scheme="affine32")
+        signature.update_batch(set(part))
+        expected.update(dedupe.band_keys(signature.hashvalues))
+    assert print_.shingles == frozenset(hashes)
+    assert print_.bands == tuple(sorted(expected))
 
 
 def test_best_verdict_prefers_the_surest_candidate() -> None:
