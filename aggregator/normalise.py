@@ -253,7 +253,6 @@ def normalise_entry(
     body_source = raw.content or raw.summary or ""
     body_html = sanitise_html(body_source, link or base) if body_source else ""
     body_text = plain_text(body_html) if body_html else ""
-    summary_text = plain_text(raw.summary) if raw.summary else ""
     if raw.summary and raw.content:
         lede = first_paragraph(raw.summary)
     else:
@@ -276,6 +275,8 @@ def normalise_entry(
     image_credit = truncate(plain_text(raw.image_credit), 200) if raw.image_credit else None
     author = clean_person(raw.author)
     guid = _guid(raw, link, title, body_text)
+    # Content besides the summary, and longer: the summary's text is read only for this.
+    has_full_text = bool(raw.content) and len(body_text) > len(plain_text(raw.summary or ""))
     content_hash = hashlib.sha256(
         "\x1f".join(
             [
@@ -307,7 +308,7 @@ def normalise_entry(
         if len(body_text.split()) >= limits.MIN_WORDS_FOR_TEXT_MATCH
         else None,
         content_hash=content_hash,
-        has_full_text=bool(raw.content) and len(body_text) > len(summary_text),
+        has_full_text=has_full_text,
         body_text=body_text,
     )
 
