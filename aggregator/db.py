@@ -7,6 +7,7 @@ Caulbart upgrades the database it finds without a separate step.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import time
@@ -27,6 +28,9 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
+    literal_column,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -168,30 +172,28 @@ def serialise(session: Session, names: Iterable[str]) -> None:
     )
 
 
-# Values per IN (...) list: below SQLite's and PostgreSQL's parameter limits.
-IN_CHUNK = 500
-
-
 def among(
     bind: Session | Connection,
     column: InstrumentedAttribute[Any],
     values: Sequence[Any],
 ) -> Iterator[ColumnElement[bool]]:
     """Conditions that together select the rows whose `column` is one of `values` (integers or
-    strings), for a session or a connection.
+    strings), for a session or a connection; none for no values.
 
-    PostgreSQL takes them all as one array parameter (`= ANY(...)`): thousands of `IN`
-    placeholders cost more to send and parse than the lookup. SQLite gets IN lists of IN_CHUNK.
+    The values go as one parameter, not one placeholder each: PostgreSQL takes an array
+    (`= ANY(...)`), SQLite a JSON array it reads itself (`IN (SELECT value FROM json_each(?))`).
+    Thousands of `IN` placeholders cost more to build, send and parse than the lookup.
     """
+    if not values:
+        return
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
     if dialect.name == "postgresql":
-        if values:
-            # No length on the array's element type: a cast to VARCHAR(n)[] would cut values.
-            element = BigInteger() if isinstance(column.type, Integer) else String()
-            yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
+        # No length on the array's element type: a cast to VARCHAR(n)[] would cut values.
+        element = BigInteger() if isinstance(column.type, Integer) else String()
+        yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
         return
-    for start in range(0, len(values), IN_CHUNK):
-        yield column.in_(values[start : start + IN_CHUNK])
+    listed = func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
+    yield column.in_(select(literal_column("value")).select_from(listed))
 
 
 def insert_missing(
