@@ -150,7 +150,7 @@ def _signatures(hashes: list[int], openings: Iterable[int]) -> list[np.ndarray]:
     What datasketch's `MinHash(scheme="affine32").update_batch` computes (the MurmurHash3 mix,
     then a * h + b in wrapping 32-bit arithmetic, the least per permutation), done for all of a
     text's hashes at once: an opening's signature is the least over a prefix of the same rows.
-    Three MinHash objects a text, one per part, were most of fingerprinting it.
+    A datasketch MinHash object per part (up to four a text) was most of fingerprinting it.
     """
     a, b = _permutations()
     mixed = _murmur_mix(np.array(hashes, dtype=np.uint32))

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
-from aggregator.db import MIGRATIONS, make_engine, open_database, session_factory
-from aggregator.models import Entry, EntryBand, Source, Story
+from aggregator.db import MIGRATIONS, among, make_engine, open_database, session_factory
+from aggregator.models import Entry, EntryBand, Source, Story, Tag
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -24,36 +24,41 @@ def _migrate(engine: Engine, revision: str, *, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(config, revision)
 
 
+def _insert_one_entry(connection: Connection) -> None:
+    """Source 'a', story 1 and its entry, in the schema of migration 0001."""
+    connection.execute(
+        text(
+            "INSERT INTO sources (id, name, config_url, url, host, agency, section, priority,"
+            " interval_seconds, adaptive, consecutive_errors, created_at) VALUES ('a', 'A',"
+            " 'http://x.test/f', 'http://x.test/f', 'x.test', 'A', 'news', 0, 900, false, 0,"
+            " :now)"
+        ),
+        {"now": NOW.replace(tzinfo=None)},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO stories (id, slug, title, lede, body_html, section, published,"
+            " updated, created_at) VALUES (1, 's', 'Title', 'Lede', '<p>Body</p>', 'news',"
+            " :now, :now, :now)"
+        ),
+        {"now": NOW.replace(tzinfo=None)},
+    )
+    connection.execute(
+        text(
+            "INSERT INTO entries (source_id, story_id, guid, title, lede, body_html,"
+            " categories, has_full_text, content_hash, published, updated, first_seen_at,"
+            " changed_at) VALUES ('a', 1, 'g1', 'Title', 'Lede', '<p>Body</p>', '[]', true,"
+            " 'h', :now, :now, :now, :now)"
+        ),
+        {"now": NOW.replace(tzinfo=None)},
+    )
+
+
 def test_upgrading_a_database_with_stories_keeps_them(database_url: str) -> None:
     engine = make_engine(database_url)
     _migrate(engine, "0001")
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO sources (id, name, config_url, url, host, agency, section, priority,"
-                " interval_seconds, adaptive, consecutive_errors, created_at) VALUES ('a', 'A',"
-                " 'http://x.test/f', 'http://x.test/f', 'x.test', 'A', 'news', 0, 900, false, 0,"
-                " :now)"
-            ),
-            {"now": NOW.replace(tzinfo=None)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO stories (id, slug, title, lede, body_html, section, published,"
-                " updated, created_at) VALUES (1, 's', 'Title', 'Lede', '<p>Body</p>', 'news',"
-                " :now, :now, :now)"
-            ),
-            {"now": NOW.replace(tzinfo=None)},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO entries (source_id, story_id, guid, title, lede, body_html,"
-                " categories, has_full_text, content_hash, published, updated, first_seen_at,"
-                " changed_at) VALUES ('a', 1, 'g1', 'Title', 'Lede', '<p>Body</p>', '[]', true,"
-                " 'h', :now, :now, :now, :now)"
-            ),
-            {"now": NOW.replace(tzinfo=None)},
-        )
+        _insert_one_entry(connection)
     engine.dispose()
 
     upgraded = open_database(database_url)  # every later migration, as Caulbart does at start
@@ -142,6 +147,44 @@ def test_band_key_dates_are_mended_then_stored_as_integers_on_sqlite(tmp_path: o
     engine.dispose()
 
 
+def test_band_keys_lose_their_foreign_key_and_keep_their_keys(database_url: str) -> None:
+    """Migration 0017: entry_bands no longer checks each key's entry, and keeps its keys both
+    ways; a downgrade brings the check back without the keys whose entry is gone."""
+    engine = make_engine(database_url)
+    _migrate(engine, "0001")
+    with engine.begin() as connection:
+        _insert_one_entry(connection)
+    engine.dispose()
+
+    upgraded = open_database(database_url)
+    with upgraded.begin() as connection:
+        assert inspect(connection).get_foreign_keys("entry_bands") == []
+        (entry_id,) = connection.execute(select(Entry.id)).scalars()
+        # A key whose entry is gone is an index entry that finds no telling, not an error.
+        keys = [(7, entry_id), (8, entry_id + 99)]
+        connection.execute(
+            insert(EntryBand),
+            [{"band": band, "published": NOW, "entry_id": entry} for band, entry in keys],
+        )
+    upgraded.dispose()
+
+    _migrate(engine, "0016", down=True)
+    with engine.connect() as connection:
+        (foreign_key,) = inspect(connection).get_foreign_keys("entry_bands")
+        assert foreign_key["referred_table"] == "entries"
+        assert foreign_key["constrained_columns"] == ["entry_id"]
+        bands = connection.execute(select(EntryBand.band, EntryBand.entry_id))
+        assert bands.all() == [(7, entry_id)]
+    engine.dispose()
+
+    again = open_database(database_url)
+    with again.connect() as connection:
+        assert inspect(connection).get_foreign_keys("entry_bands") == []
+        bands = connection.execute(select(EntryBand.band, EntryBand.entry_id, EntryBand.published))
+        assert bands.all() == [(7, entry_id, NOW)]
+    again.dispose()
+
+
 def test_sqlite_connections_use_the_ingests_write_settings(tmp_path: object) -> None:
     """WAL with NORMAL sync (no fsync per commit), a checkpoint every ~160 MB of log cut back to
     64 MiB afterwards, and a 64 MiB page cache: what bench/ingest_bench.py was measured with."""
@@ -165,3 +208,30 @@ def test_sqlite_connections_use_the_ingests_write_settings(tmp_path: object) -> 
         "journal_size_limit": 64 * 1024 * 1024,
         "cache_size": -64 * 1024,
     }
+
+
+def test_among_selects_exactly_the_rows_holding_any_of_thousands_of_values(
+    engine: Engine,
+) -> None:
+    """One parameter for all the values (a JSON array on SQLite, an array on PostgreSQL): well
+    past the 500 placeholders an IN list used to be cut at, and strings that need escaping."""
+    odd = ['quote"d', "o'neil", "back\\slash", "zürich", "日本", "tab\tand\nline", "[1, 2]"]
+    slugs = [f"tag-{n}" for n in range(3000)] + odd
+    with session_factory(engine).begin() as session:
+        session.add_all(Tag(slug=slug, label=slug) for slug in slugs)
+    with session_factory(engine)() as session:
+        wanted = [*slugs[::2], *odd, "missing", "tag-3000"]
+        found = {
+            slug
+            for condition in among(session, Tag.slug, wanted)
+            for slug in session.scalars(select(Tag.slug).where(condition))
+        }
+        assert found == set(slugs[::2]) | set(odd)
+        ids = list(session.scalars(select(Tag.id).order_by(Tag.id)))
+        by_id = {
+            tag_id
+            for condition in among(session, Tag.id, [*ids[1::3], 10**12])
+            for tag_id in session.scalars(select(Tag.id).where(condition))
+        }
+        assert by_id == set(ids[1::3])
+        assert list(among(session, Tag.id, [])) == []
