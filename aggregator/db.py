@@ -177,8 +177,9 @@ def among(
     column: InstrumentedAttribute[Any],
     values: Sequence[Any],
 ) -> Iterator[ColumnElement[bool]]:
-    """Conditions that together select the rows whose `column` is one of `values` (integers or
-    strings), for a session or a connection; none for no values.
+    """The condition that selects the rows whose `column` is one of `values` (integers or
+    strings), for a session or a connection: one, or none for no values, so a caller's
+    `for condition in among(...)` runs no query for nothing.
 
     The values go as one parameter, not one placeholder each: PostgreSQL takes an array
     (`= ANY(...)`), SQLite a JSON array it reads itself (`IN (SELECT value FROM json_each(?))`).

@@ -462,7 +462,7 @@ def record_filtered(
 
 
 def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None:
-    """Most sources have no filtered records: one indexed probe spares a delete per 500 guids."""
+    """Most sources have no filtered records: one indexed probe spares a delete by every guid."""
     if not guids or not session.scalar(
         select(FilteredEntry.id).where(FilteredEntry.source_id == source_id).limit(1)
     ):
