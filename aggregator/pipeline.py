@@ -8,6 +8,7 @@ new fetch state; a broken source is recorded as its own error and the others go 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -27,7 +28,13 @@ from aggregator import (
     tag_index,
     withdrawals,
 )
-from aggregator.db import analyze_grown_tables, in_transaction, session_factory
+from aggregator.db import (
+    after_commit,
+    analyze_grown_tables,
+    in_transaction,
+    session_factory,
+    write_group,
+)
 from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
 from aggregator.types import (
@@ -41,6 +48,12 @@ from aggregator.types import (
 )
 
 log = logging.getLogger(__name__)
+
+# Sources whose stores are committed together on SQLite (db.write_group), at most; no source
+# joins a group once it has held the write lock this many seconds, so other writers (a comment,
+# `caulbart run`'s worker) wait a few seconds at worst.
+GROUP_SOURCES = 32
+GROUP_SECONDS = 2.0
 
 Clock = Callable[[], datetime]
 
@@ -108,13 +121,29 @@ def run_pass(
     preparer = prepare.preparer_for(engine, in_process=len(requests) < prepare.POOL_MIN_SOURCES)
     pending: list[tuple[FetchResult, Future[prepare.Prepared], datetime]] = []
 
+    def ready(wait: bool) -> bool:
+        return bool(pending) and (wait or pending[0][1].done())
+
     def store_ready(fetcher: Fetcher, wait: bool) -> None:
-        while pending and (wait or pending[0][1].done()):
-            result, future, now = pending.pop(0)
-            outcome = _store_safely(engine, config, fetcher, result, future, now)
-            outcomes.append(outcome)
-            if on_outcome:
-                on_outcome(outcome)
+        while ready(wait):
+            stored: list[SourceOutcome] = []
+            try:
+                with write_group(engine):
+                    started = time.monotonic()
+                    while ready(wait) and len(stored) < GROUP_SOURCES:
+                        result, future, now = pending.pop(0)
+                        stored.append(_store_safely(engine, config, fetcher, result, future, now))
+                        if time.monotonic() - started > GROUP_SECONDS:
+                            break
+            except SQLAlchemyError as exc:  # the group's commit failed: none of it was stored
+                log.error("sources=%d database unavailable at commit: %s", len(stored), exc)
+                stored = [
+                    _unavailable(outcome.source_id, outcome.http_status, exc) for outcome in stored
+                ]
+            for outcome in stored:
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
 
     with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         for result in fetch_many(fetcher, requests):
@@ -144,12 +173,16 @@ def _store_safely(
         # Even recording the failure failed: the database is down, locked or read-only.
         # The source keeps its claim until the lease ends, then it is fetched again.
         log.error("source=%s database unavailable: %s", result.source_id, exc)
-        return SourceOutcome(
-            source_id=result.source_id,
-            status="error",
-            http_status=result.http_status,
-            error=f"database unavailable: {exc}"[:300],
-        )
+        return _unavailable(result.source_id, result.http_status, exc)
+
+
+def _unavailable(source_id: str, http_status: int | None, exc: SQLAlchemyError) -> SourceOutcome:
+    return SourceOutcome(
+        source_id=source_id,
+        status="error",
+        http_status=http_status,
+        error=f"database unavailable: {exc}"[:300],
+    )
 
 
 def fetch_and_ingest(
@@ -259,7 +292,8 @@ def ingest_result(
         log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
     _offer_related(engine, source_id, related)
-    publish.announce(engine, config.site, [*counts.story_ids, *withdrawn])
+    changed = [*counts.story_ids, *withdrawn]
+    after_commit(lambda: publish.announce(engine, config.site, changed))
     if counts.new:
         _refresh_statistics(engine, source_id)
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
-from aggregator.db import MIGRATIONS, among, make_engine, open_database, session_factory
+from aggregator.db import (
+    MIGRATIONS,
+    after_commit,
+    among,
+    in_transaction,
+    make_engine,
+    open_database,
+    session_factory,
+    write_group,
+)
 from aggregator.models import Entry, EntryBand, Source, Story, Tag
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -235,3 +246,55 @@ def test_among_selects_exactly_the_rows_holding_any_of_thousands_of_values(
         }
         assert by_id == set(ids[1::3])
         assert list(among(session, Tag.id, [])) == []
+
+
+def _slugs(engine: Engine) -> list[str]:
+    """Tag slugs as another connection sees them: what is committed."""
+    with engine.connect() as connection:
+        slugs = list(connection.scalars(select(Tag.slug).order_by(Tag.slug)))
+        connection.rollback()
+    return slugs
+
+
+def _add_tags(*slugs: str) -> Callable[[Session], None]:
+    def work(session: Session) -> None:
+        for slug in slugs:
+            session.add(Tag(slug=slug, label=slug))
+        session.flush()
+
+    return work
+
+
+def test_a_write_group_commits_its_units_at_once_and_a_failing_unit_rolls_back_alone(
+    engine: Engine,
+) -> None:
+    """SQLite: one commit for several units, each a SAVEPOINT; PostgreSQL: each unit its own
+    transaction. Either way a unit that fails loses only its own writes, and what must follow
+    the commit (a WebSub ping) waits for it."""
+    grouped = engine.dialect.name == "sqlite"
+    seen_after_commit: list[list[str]] = []
+    with write_group(engine):
+        in_transaction(engine, _add_tags("a"))
+        with pytest.raises(IntegrityError):
+            in_transaction(engine, _add_tags("b", "a"))  # "a" is taken: b goes too
+        in_transaction(engine, _add_tags("c"))
+        after_commit(lambda: seen_after_commit.append(_slugs(engine)))
+        seen_inside = _slugs(engine)
+        assert seen_after_commit == ([] if grouped else [["a", "c"]])
+    assert seen_inside == ([] if grouped else ["a", "c"])
+    assert seen_after_commit == [["a", "c"]]
+    assert _slugs(engine) == ["a", "c"]
+
+
+def test_a_write_group_that_fails_stores_nothing_of_it_on_sqlite_and_runs_no_callback(
+    engine: Engine,
+) -> None:
+    called: list[str] = []
+    with pytest.raises(RuntimeError, match="crash"), write_group(engine):
+        in_transaction(engine, _add_tags("a"))
+        after_commit(lambda: called.append("ping"))
+        raise RuntimeError("crash")
+    if engine.dialect.name == "sqlite":
+        assert (_slugs(engine), called) == ([], [])
+    else:  # the unit committed on its own, and its callback ran then
+        assert (_slugs(engine), called) == (["a"], ["ping"])

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, event, func, select
 
 from aggregator import limits
 from aggregator.config import parse_config
-from aggregator.db import session_factory
+from aggregator.db import session_factory, write_group
 from aggregator.models import Entry, EntryBand, Source, Story
 from aggregator.pipeline import claim, run_pass, sync_config
 from aggregator.types import Config, SourceOutcome
@@ -318,3 +318,55 @@ def test_a_near_duplicate_at_the_far_edge_of_the_dedup_window_joins_the_story(
         assert session.scalar(select(func.count(Story.id))) == 1
         rules = set(session.scalars(select(Entry.match_rule)))
     assert rules == {"new", "near"}, rules
+
+
+POISON_SQLITE = (
+    "CREATE TRIGGER poison BEFORE INSERT ON entries WHEN NEW.guid = 'poison'"
+    " BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END"
+)
+POISON_POSTGRES = (
+    "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN IF NEW.guid = 'poison' THEN"
+    " RAISE EXCEPTION 'poisoned entry'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql;"
+    " CREATE TRIGGER poison BEFORE INSERT ON entries FOR EACH ROW EXECUTE FUNCTION poison()"
+)
+
+
+def test_a_source_whose_store_fails_inside_a_write_group_loses_only_its_own_entries(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """The database refuses one source's entries (a trigger, a real failure of the database):
+    that source is recorded as failed, and the sources committed with it are stored whole."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            POISON_SQLITE if engine.dialect.name == "sqlite" else POISON_POSTGRES
+        )
+    bodies = {
+        "a": item("a1", "Rates rise", "http://example.org/a1"),
+        "bad": item("poison", "Port strike ends", "http://example.org/p"),
+        "c": item("c1", "Storm closes schools", "http://example.org/c1", body="Schools shut."),
+    }
+    config = config_for(
+        {key: feed_server.add(f"/{key}", rss(body)) for key, body in bodies.items()}
+    )
+    sync_config(engine, config)
+    requests = claim(engine, config, "test", 10, due_only=False, host_budget=False)
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count)
+    try:
+        with write_group(engine):  # the whole pass: one group on SQLite, whatever is ready when
+            outcomes = by_source(run_pass(engine, config, requests))
+    finally:
+        event.remove(engine, "commit", count)
+    assert [outcomes[key].status for key in ("a", "bad", "c")] == ["ok", "error", "ok"]
+    assert "poisoned entry" in (outcomes["bad"].error or "")
+    with session_factory(engine)() as session:
+        guids = sorted(session.scalars(select(Entry.guid)))
+        error = session.scalars(select(Source.last_error).where(Source.id == "bad")).one()
+    assert guids == ["a1", "c1"]
+    assert error is not None and "poisoned entry" in error
+    if engine.dialect.name == "sqlite":
+        assert len(commits) == 1  # the three stores, the failure and the related lists at once
