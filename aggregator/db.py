@@ -37,7 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 T = TypeVar("T")
@@ -302,8 +302,8 @@ def write_group(engine: Engine) -> Iterator[None]:
     wrote most of that index's pages again: 2.3 GB to the WAL for a 110 MB database (200 feeds x
     100 entries). SQLite has one writer at a time anyway; PostgreSQL's workers write at once and
     would wait on each other's row locks, so there each unit keeps its own transaction.
-    `after_commit` callbacks (`after_commit`) run once the group is committed; if the commit
-    fails, this raises and they never run.
+    Callbacks given to `after_commit` run once the group is committed; if the commit fails,
+    this raises and they never run.
     """
     if engine.dialect.name != "sqlite" or _WRITE_GROUP.get() is not None:
         yield
@@ -314,10 +314,22 @@ def write_group(engine: Engine) -> Iterator[None]:
         try:
             with connection.begin():
                 yield
+                _check_group(group)  # the driver's commit would say nothing of it
         finally:
             _WRITE_GROUP.reset(token)
     for callback in group.after_commit:
         callback()
+
+
+class WriteGroupLost(SQLAlchemyError):
+    """SQLite ended the write group's transaction itself (it may, on a full disk or an I/O
+    error): every unit of the group so far is lost, so none may be reported as stored."""
+
+
+def _check_group(group: WriteGroup, cause: BaseException | None = None) -> None:
+    driver = group.connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        raise WriteGroupLost("the database rolled back the write group's transaction") from cause
 
 
 def after_commit(callback: Callable[[], None]) -> None:
@@ -335,15 +347,22 @@ def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
     a write group (SQLite), in a SAVEPOINT of the group's transaction."""
     group = _WRITE_GROUP.get()
     if group is not None and group.engine is engine:
-        with (
-            Session(
-                bind=group.connection,
-                join_transaction_mode="create_savepoint",
-                expire_on_commit=False,
-            ) as session,
-            session.begin(),
-        ):
-            return work(session)
+        _check_group(group)
+        try:
+            with (
+                Session(
+                    bind=group.connection,
+                    join_transaction_mode="create_savepoint",
+                    expire_on_commit=False,
+                ) as session,
+                session.begin(),
+            ):
+                done = work(session)
+        except Exception as exc:
+            _check_group(group, exc)
+            raise
+        _check_group(group)
+        return done
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
             with session_factory(engine).begin() as session:

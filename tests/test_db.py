@@ -9,11 +9,12 @@ import pytest
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator.db import (
     MIGRATIONS,
+    WriteGroupLost,
     after_commit,
     among,
     in_transaction,
@@ -298,3 +299,23 @@ def test_a_write_group_that_fails_stores_nothing_of_it_on_sqlite_and_runs_no_cal
         assert (_slugs(engine), called) == ([], [])
     else:  # the unit committed on its own, and its callback ran then
         assert (_slugs(engine), called) == (["a"], ["ping"])
+
+
+def test_a_write_group_whose_transaction_the_database_ended_reports_every_unit_lost(
+    tmp_path: object,
+) -> None:
+    """SQLite may roll a whole transaction back on its own (a full disk, an I/O error): then the
+    units already done are gone too, and neither they nor later ones may pass for stored."""
+    engine = open_database(f"sqlite:///{tmp_path}/lost.sqlite3")
+
+    def crash(session: Session) -> None:
+        session.connection().exec_driver_sql("ROLLBACK")  # what SQLite does on such an error
+
+    with pytest.raises(SQLAlchemyError), write_group(engine):  # its commit fails: reported
+        in_transaction(engine, _add_tags("a"))
+        with pytest.raises(WriteGroupLost):
+            in_transaction(engine, crash)
+        with pytest.raises(WriteGroupLost):
+            in_transaction(engine, _add_tags("b"))
+    assert _slugs(engine) == []
+    engine.dispose()
