@@ -1,8 +1,10 @@
 """The ingest of one source, top to bottom: fetch -> parse -> normalise -> dedupe -> store.
 
 Sources are claimed (leased) before they are fetched, by `caulbart fetch` and by workers alike,
-so no source is fetched twice at once. Each source is stored in one transaction together with its
-new fetch state; a broken source is recorded as its own error and the others go on.
+so no source is fetched twice at once. Each source is stored whole or not at all, together with its
+new fetch state: in a transaction of its own, or, in a `caulbart fetch` pass on SQLite, in a
+SAVEPOINT of a transaction several ready sources commit together (db.write_group). A broken source
+is recorded as its own error and the others go on.
 """
 
 from __future__ import annotations
@@ -209,8 +211,8 @@ def ingest_result(
     now: datetime | None = None,
     fetcher: Fetcher | None = None,
 ) -> SourceOutcome:
-    """Store one fetched source in one transaction (parsed here unless `prepared`); record any
-    failure as the source's error. `fetcher` fetches article pages for full_text sources."""
+    """Store one fetched source in one transaction (a SAVEPOINT inside a write group; parsed here
+    unless `prepared`); record any failure as the source's error. `fetcher` fetches article pages for full_text sources."""
     now = now or clock()
     source_id = result.source_id
     notes: list[str] = []
