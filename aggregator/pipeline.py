@@ -137,11 +137,16 @@ def run_pass(
                         stored.append(_store_safely(engine, config, fetcher, result, future, now))
                         if time.monotonic() - started > GROUP_SECONDS:
                             break
-            except SQLAlchemyError as exc:  # the group's commit failed: none of it was stored
-                log.error("sources=%d database unavailable at commit: %s", len(stored), exc)
-                stored = [
-                    _unavailable(outcome.source_id, outcome.http_status, exc) for outcome in stored
-                ]
+            except SQLAlchemyError as exc:
+                if stored:  # the group's commit failed: none of it was stored
+                    log.error("sources=%d database unavailable at commit: %s", len(stored), exc)
+                    failed = [(outcome.source_id, outcome.http_status) for outcome in stored]
+                else:  # the group could not begin (locked, read-only): the next source fails
+                    result = pending.pop(0)[0]
+                    log.error("source=%s database unavailable: %s", result.source_id, exc)
+                    failed = [(result.source_id, result.http_status)]
+                # Such sources keep their claims until the lease ends, then are fetched again.
+                stored = [_unavailable(source_id, status, exc) for source_id, status in failed]
             for outcome in stored:
                 outcomes.append(outcome)
                 if on_outcome:
@@ -212,7 +217,8 @@ def ingest_result(
     fetcher: Fetcher | None = None,
 ) -> SourceOutcome:
     """Store one fetched source in one transaction (a SAVEPOINT inside a write group; parsed here
-    unless `prepared`); record any failure as the source's error. `fetcher` fetches article pages for full_text sources."""
+    unless `prepared`); record any failure as the source's error. `fetcher` fetches article
+    pages for full_text sources."""
     now = now or clock()
     source_id = result.source_id
     notes: list[str] = []

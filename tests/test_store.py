@@ -4,14 +4,17 @@ synced from feeds.yaml. Real databases (SQLite and PostgreSQL), real feed docume
 from __future__ import annotations
 
 import random
+import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, delete, event, func, select
 
 from aggregator import limits
 from aggregator.config import parse_config
-from aggregator.db import session_factory, write_group
+from aggregator.db import open_database, session_factory, write_group
 from aggregator.models import Entry, EntryBand, Source, Story
 from aggregator.pipeline import claim, run_pass, sync_config
 from aggregator.types import Config, SourceOutcome
@@ -370,3 +373,40 @@ def test_a_source_whose_store_fails_inside_a_write_group_loses_only_its_own_entr
     assert error is not None and "poisoned entry" in error
     if engine.dialect.name == "sqlite":
         assert len(commits) == 1  # the three stores, the failure and the related lists at once
+
+
+def test_a_pass_while_another_writer_holds_sqlite_reports_each_source_unavailable_and_ends(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """A write group that cannot begin (the database locked past the busy timeout) fails the
+    next source, not the pass: every source is reported, and the pass returns."""
+    path = tmp_path / "locked.sqlite3"
+    engine = open_database(f"sqlite:///{path}")
+
+    def short_wait(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=100")  # after Caulbart's own 30 s
+
+    event.listen(engine, "connect", short_wait)
+    engine.dispose()
+    urls = {
+        key: feed_server.add(f"/{key}", rss(item(f"{key}1", "Rates rise", "http://e.org/")))
+        for key in "ab"
+    }
+    config = config_for(urls)
+    sync_config(engine, config)
+    requests = claim(engine, config, "test", 10, due_only=False, host_budget=False)
+    other_writer = sqlite3.connect(path, isolation_level=None)
+    other_writer.execute("BEGIN IMMEDIATE")
+    outcomes: list[SourceOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.extend(run_pass(engine, config, requests)))
+    try:
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "the pass kept retrying a locked database"
+    finally:
+        other_writer.rollback()
+        other_writer.close()
+        worker.join()
+        engine.dispose()
+    assert sorted((o.source_id, o.status) for o in outcomes) == [("a", "error"), ("b", "error")]
+    assert all("database unavailable" in (o.error or "") for o in outcomes)
