@@ -286,7 +286,7 @@ class WriteGroup:
 
     engine: Engine
     connection: Connection
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)  # after the commit
 
 
 # The write group open in this context, if any.
@@ -317,7 +317,7 @@ def write_group(engine: Engine) -> Iterator[None]:
                 _check_group(group)  # the driver's commit would say nothing of it
         finally:
             _WRITE_GROUP.reset(token)
-    for callback in group.after_commit:
+    for callback in group.callbacks:
         callback()
 
 
@@ -339,7 +339,7 @@ def after_commit(callback: Callable[[], None]) -> None:
     if group is None:
         callback()
     else:
-        group.after_commit.append(callback)
+        group.callbacks.append(callback)
 
 
 def in_transaction(engine: Engine, work: Callable[[Session], T]) -> T:

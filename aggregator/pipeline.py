@@ -138,15 +138,16 @@ def run_pass(
                         if time.monotonic() - started > GROUP_SECONDS:
                             break
             except SQLAlchemyError as exc:
-                if stored:  # the group's commit failed: none of it was stored
-                    log.error("sources=%d database unavailable at commit: %s", len(stored), exc)
-                    failed = [(outcome.source_id, outcome.http_status) for outcome in stored]
-                else:  # the group could not begin (locked, read-only): the next source fails
-                    result = pending.pop(0)[0]
-                    log.error("source=%s database unavailable: %s", result.source_id, exc)
-                    failed = [(result.source_id, result.http_status)]
-                # Such sources keep their claims until the lease ends, then are fetched again.
-                stored = [_unavailable(source_id, status, exc) for source_id, status in failed]
+                # Its commit failed (none of it was stored), or it could not begin (locked,
+                # read-only): then the next source fails. Such sources keep their claims until
+                # the lease ends, then are fetched again.
+                if stored:
+                    lost = [(outcome.source_id, outcome.http_status) for outcome in stored]
+                else:
+                    head = pending.pop(0)[0]
+                    lost = [(head.source_id, head.http_status)]
+                log.error("sources=%s database unavailable: %s", [s for s, _ in lost], exc)
+                stored = [_unavailable(source_id, status, exc) for source_id, status in lost]
             for outcome in stored:
                 outcomes.append(outcome)
                 if on_outcome:

@@ -410,3 +410,36 @@ def test_a_pass_while_another_writer_holds_sqlite_reports_each_source_unavailabl
         engine.dispose()
     assert sorted((o.source_id, o.status) for o in outcomes) == [("a", "error"), ("b", "error")]
     assert all("database unavailable" in (o.error or "") for o in outcomes)
+
+
+def test_a_pass_on_sqlite_commits_the_sources_ready_together(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """`caulbart fetch`'s pass, as it runs: six sources parsed by the pool reach the store
+    together, and their stores share commits instead of one each."""
+    engine = open_database(f"sqlite:///{tmp_path}/grouped.sqlite3")
+    bodies = [f"Story {n} of the wire: rates, ports and storms, each told once." for n in range(6)]
+    urls = {
+        f"s{n}": feed_server.add(
+            f"/s{n}", rss(item(f"g{n}", f"Headline {n}", f"http://e.org/{n}", body=body))
+        )
+        for n, body in enumerate(bodies)
+    }
+    config = config_for(urls)
+    sync_config(engine, config)
+    requests = claim(engine, config, "test", 10, due_only=False, host_budget=False)
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", count)
+    try:
+        outcomes = run_pass(engine, config, requests)
+    finally:
+        event.remove(engine, "commit", count)
+        engine.dispose()
+    assert sorted((o.source_id, o.status, o.new) for o in outcomes) == [
+        (f"s{n}", "ok", 1) for n in range(6)
+    ]
+    assert 1 <= len(commits) < 6, len(commits)
