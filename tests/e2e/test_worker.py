@@ -270,7 +270,11 @@ def test_sources_on_one_host_share_its_budget(
     assert worker.stop() == 0
     times = [t for t, _ in feed_server.request_log]
     gaps = gaps_between(times)
-    assert min(gaps) >= 0.9, gaps  # one request at a time, a second apart, across four sources
+    # One request at a time, a second apart, across four sources. Turns are a second apart
+    # when sources are claimed; the server sees each request a little after its claim (the
+    # claim commits, a fetching thread takes it), and that delay varies: 0.12 s on a loaded CI
+    # run. With host_spacing 0s the smallest gap was 0.16 s.
+    assert min(gaps) >= 0.75, gaps
 
 
 def distinct_feeds(count: int, per_feed: int = 3) -> list[bytes]:
