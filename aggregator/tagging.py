@@ -166,15 +166,15 @@ def _capitalised_runs(
     for index, word in enumerate([*words, ""]):
         if not run and word[:1].islower():
             continue  # a lower-case word outside a name changes nothing
-        possessive = word.endswith(("'s", "’s"))
         clean = _bare(word)
+        lowered = clean.lower()
         acronym = 2 <= len(clean) <= 5 and clean.isupper()
         capital = bool(clean) and (acronym or (clean[0].isupper() and not clean.isupper()))
-        if capital and (acronym or clean.lower() not in stops) and clean.lower() not in CALENDAR:
+        if capital and (acronym or lowered not in stops) and lowered not in CALENDAR:
             if not run:
                 first_index = index
             run.append(clean)
-            if not possessive:
+            if not word.endswith(("'s", "’s")):  # a possessive ends the name
                 continue
         elif (
             run
@@ -217,12 +217,15 @@ def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tup
     a bonus for the headline and for coming early. This replaced YAKE (5.5 ms a story, median): the
     check that the body repeats a phrase was already what made a phrase a topic.
     """
-    words = [_bare(word) for word in WORD.findall(text.lower())]
-    said: Counter[tuple[str, ...]] = Counter((word,) for word in words)
-    said.update(pairwise(words))
-    in_title = {_bare(word) for word in WORD.findall(title.lower())}
+    runs = list(_content_runs(f"{title}. {text[:LEDE_CHARS]}"))
+    words = _bare_words(text.lower())
+    said: Counter[tuple[str, ...]] = Counter(zip(words))  # each word as a 1-gram
+    # Pairs are counted only where they may be a candidate's: counting every pair of the text
+    # was a tenth of tagging a story.
+    firsts = {word for run in runs for word in run[:-1]}
+    said.update(pair for pair in pairwise(words) if pair[0] in firsts)
+    in_title = set(_bare_words(title.lower()))
     scores: dict[str, float] = {}
-    runs = _content_runs(f"{title}. {text[:LEDE_CHARS]}")
     for position, run in enumerate(runs):
         early = EARLY_RUNS / (EARLY_RUNS + position)
         for gram in [(word,) for word in run] + list(pairwise(run)):
@@ -243,7 +246,15 @@ def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tup
 
 def _bare(word: str) -> str:
     """A word without surrounding quotes and hyphens or a possessive 's: "Blair's" -> "Blair"."""
+    if word.isalnum():  # most words: nothing to take off (a WORD starts with a letter)
+        return word
     return word.strip("'’-").removesuffix("'s").removesuffix("’s")
+
+
+def _bare_words(text: str) -> list[str]:
+    """The text's words, bare; one of only letters and digits is bare already, and checking
+    that in C spares most words a Python call."""
+    return [word if word.isalnum() else _bare(word) for word in WORD.findall(text)]
 
 
 def _content_runs(head: str) -> Iterable[list[str]]:
@@ -320,15 +331,20 @@ def draft_tags(story: StoryText, rules: TagRules) -> TagDraft:
     return TagDraft(tuple(choose_tags(story, rules)), tuple(story_terms(story.title, story.text)))
 
 
+@lru_cache(maxsize=1)
+def _not_terms() -> frozenset[str]:
+    return stop_words() | BOILERPLATE
+
+
 def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str]:
     """The story's most frequent content words (headline words count thrice), for similarity."""
-    stops = stop_words()
-    counts: Counter[str] = Counter()
-    for weight, chunk in ((3, title), (1, strip_dateline(text))):
-        for word in WORD.findall(chunk.lower()):
-            word = _bare(word)
-            if len(word) > 2 and word not in stops and word not in BOILERPLATE:
-                counts[word] += weight
+    unwanted = _not_terms()
+    counts = Counter(word for word in _bare_words(strip_dateline(text).lower()) if len(word) > 2)
+    for word in _bare_words(title.lower()):
+        if len(word) > 2:
+            counts[word] += 3
+    for word in unwanted.intersection(counts):
+        del counts[word]
     return [word for word, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:limit]]
 
 
