@@ -376,19 +376,23 @@ def most_related(
     One loop over plain tuples: a story is scored against a hundred candidates each time.
     """
     own = frozenset(tag_idf)
+    idf_of = tag_idf.__getitem__
     max_tag_weight = max(sum(tag_idf.values()), 1e-9)
     term_count = max(len(terms), 1)
     at = published.timestamp()
+    sqrt, half_life = math.sqrt, RECENCY_SECONDS  # locals: this loop runs a million times
     scored: list[tuple[float, int]] = []
     for story_id, tag_ids, candidate_terms, candidate_at in candidates:
         shared = tag_ids & own
         overlap = len(terms & candidate_terms)
         if not shared and not overlap:
             continue
-        tag_part = sum([tag_idf[t] for t in shared]) / max_tag_weight if shared else 0.0
-        text_part = overlap / math.sqrt(term_count * max(len(candidate_terms), 1))
-        recency = 1.0 / (1.0 + abs(at - candidate_at) / RECENCY_SECONDS)
-        score = (0.4 * min(tag_part, 1.0) + 0.6 * text_part) * (0.85 + 0.15 * recency)
+        tag_part = sum(map(idf_of, shared)) / max_tag_weight if shared else 0.0
+        text_part = overlap / sqrt(term_count * (len(candidate_terms) or 1))
+        recency = 1.0 / (1.0 + abs(at - candidate_at) / half_life)
+        score = (0.4 * (tag_part if tag_part < 1.0 else 1.0) + 0.6 * text_part) * (
+            0.85 + 0.15 * recency
+        )
         scored.append((score, story_id))
     return heapq.nlargest(count, scored)
 
