@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -73,13 +73,27 @@ class Rule(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What near-duplicate matching knows of a text: its shingles and their LSH band keys."""
+    """What near-duplicate matching knows of a text: its shingles and their LSH band keys.
 
-    shingles: frozenset[int]
+    The shingles are kept packed, as they are stored (sorted 32-bit hashes), and become a set
+    only where a near-duplicate is judged: fingerprints are made in worker processes, and
+    unpickling 20,000 sets of some 300 ints cost a first ingest's storing process more than a
+    second, for sets most entries never need.
+    """
+
+    packed: bytes
     bands: tuple[int, ...]
 
-    def to_bytes(self) -> bytes:
-        return array("I", sorted(self.shingles)).tobytes()
+    @classmethod
+    def of(cls, shingles: Iterable[int], bands: Iterable[int]) -> Fingerprint:
+        return cls(array("I", sorted(shingles)).tobytes(), tuple(bands))
+
+    @cached_property
+    def shingles(self) -> frozenset[int]:
+        return shingles_from_bytes(self.packed)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"packed": self.packed, "bands": self.bands}  # never the set, once built
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,7 @@ def fingerprint(item: Item) -> Fingerprint | None:
         return None
     openings = [len(title) + n - SHINGLE_WORDS + 1 for n in OPENING_WORDS if n < len(body)]
     keys = {key for signature in _signatures(hashes, openings) for key in band_keys(signature)}
-    return Fingerprint(whole, tuple(sorted(keys)))
+    return Fingerprint.of(whole, sorted(keys))
 
 
 @lru_cache(maxsize=1)

@@ -777,7 +777,7 @@ def _item_values(
         item.link, item.title, item.lede, item.body_html, item.author, list(item.categories),
         item.image_url, item.image_credit, item.language, item.has_full_text,
         item.full_text_error, item.text_hash, item.content_hash,
-        print_.to_bytes() if print_ else None, item.published, item.updated, now,
+        print_.packed if print_ else None, item.published, item.updated, now,
     )  # fmt: skip
 
 
