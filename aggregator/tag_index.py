@@ -41,6 +41,10 @@ _FACTS_CACHE: dict[tuple[str, int], tuple[object, tagging.RelatedCandidate]] = {
 UNION_PARTS = 50
 
 
+# For deleting story tags and related rows: they are never loaded as ORM objects, so the ORM
+# need not fetch the deleted rows back (RETURNING) to take them out of the session.
+NO_SYNC = {"synchronize_session": False}
+
 # story id -> its related posts as (score, other story id), best first.
 RelatedLists = dict[int, list[tuple[float, int]]]
 
@@ -203,7 +207,7 @@ def _stored_tags(session: Session, story_ids: list[int]) -> dict[int, list[int]]
 
 def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> None:
     for is_wanted in among(session, StoryTag.story_id, sorted(story_tags)):
-        session.execute(delete(StoryTag).where(is_wanted))
+        session.execute(delete(StoryTag).where(is_wanted), execution_options=NO_SYNC)
     rows = [
         (story_id, tag_id, rank)
         for story_id, tag_ids in story_tags.items()
@@ -374,7 +378,7 @@ def _related_rows(session: Session, story_ids: list[int]) -> dict[int, list[tupl
 def _save_related(session: Session, lists: RelatedLists) -> None:
     """Rewrite these stories' related lists whole, in one delete and one insert."""
     for is_wanted in among(session, RelatedStory.story_id, sorted(lists)):
-        session.execute(delete(RelatedStory).where(is_wanted))
+        session.execute(delete(RelatedStory).where(is_wanted), execution_options=NO_SYNC)
     rows = [
         (story_id, other, rank, score)
         for story_id, best in lists.items()
