@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -684,32 +685,24 @@ def _index_bands(
     edited: list[int],
 ) -> None:
     """Write the band keys of new and edited entries (numbered or stored, so with their ids);
-    `edited` entries' old keys go first."""
+    `edited` entries' old keys go first.
+
+    Some 40 keys an entry: each row is made once, with the date as the column's own processor
+    stores it (models.BandTime: on SQLite the integer its queries compare with), converted once
+    per entry, not once per key.
+    """
     for is_edited in among(session, EntryBand.entry_id, edited):
         session.execute(delete(EntryBand).where(is_edited))
-    keys: list[tuple[int, datetime, int]] = []
-    for entry, print_ in entries:
-        if print_ is not None:
-            published, entry_id = entry.published, entry.id
-            keys += [(band, published, entry_id) for band in print_.bands]
-    keys.sort()  # in the primary key's order: the index grows at a few places, not at random
-    if keys:
-        _insert_bands(session, keys)
-
-
-def _insert_bands(session: Session, keys: list[tuple[int, datetime, int]]) -> None:
-    """Some 40 keys an entry, each date converted once per entry, not once per key, by the
-    column's own processor (models.BandTime: on SQLite the integer its queries compare with)."""
     connection = session.connection()
     dialect = connection.dialect
     process = EntryBand.__table__.c.published.type.dialect_impl(dialect).bind_processor(dialect)
-    stored = {p: process(p) if process else p for p in {published for _, published, _ in keys}}
-    write_rows(
-        connection,
-        EntryBand.__tablename__,
-        ("band", "published", "entry_id"),
-        [(band, stored[published], entry_id) for band, published, entry_id in keys],
-    )
+    rows: list[tuple[int, object, int]] = []
+    for entry, print_ in entries:
+        if print_ is not None:
+            published = process(entry.published) if process else entry.published
+            rows += zip(print_.bands, repeat(published), repeat(entry.id))
+    rows.sort()  # in the primary key's order: the index grows at a few places, not at random
+    write_rows(connection, EntryBand.__tablename__, ("band", "published", "entry_id"), rows)
 
 
 def lock_stories(session: Session, story_ids: Iterable[int]) -> None:
