@@ -8,7 +8,10 @@ them on loopback with ETag/304, and times in one run, each on a fresh SQLite fil
       exit like (a), after a first command added the feeds (installed in bench/.venv-reader,
       never in the project's environment); its update_feeds alone is printed too,
   (c) feedparser alone parsing the same bytes (the floor),
-then a second caulbart pass where every feed answers 304. Prints medians and the ratios a/b, a/c.
+then a second caulbart pass where every feed answers 304. Prints medians and the ratios a/b, a/c,
+in wall time and in CPU time (user + system of each command and the processes it starts; on
+PostgreSQL without the server's own): a second view for comparing runs on a machine whose speed
+drifts.
 
     .venv/bin/python bench/ingest_bench.py [--feeds 200] [--entries 100] [--runs 3]
 """
@@ -20,6 +23,7 @@ import csv
 import html
 import io
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -136,8 +140,15 @@ def fresh_schema(server: str) -> Iterator[str]:
         admin.dispose()
 
 
-def caulbart_pass(folder: Path, urls: list[str], database: str) -> tuple[float, float]:
-    """Seconds for a first full pass, then for a pass where every feed answers 304."""
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children and their own (the parsing workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def caulbart_pass(folder: Path, urls: list[str], database: str) -> tuple[float, float, float]:
+    """Seconds for a first full pass, then for a pass where every feed answers 304, and the
+    first pass's CPU seconds."""
     config = folder / "feeds.yaml"
     lines = [
         "site: {base_url: 'http://caulbart.test'}",
@@ -148,14 +159,15 @@ def caulbart_pass(folder: Path, urls: list[str], database: str) -> tuple[float, 
     config.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "CAULBART_DATABASE_URL": database, "CAULBART_CONFIG": str(config)}
     subprocess.run([CAULBART, "status"], env=env, cwd=folder, capture_output=True, check=True)
-    times = []
+    times, cpu = [], []
     for _ in range(2):
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), children_cpu()
         subprocess.run(
             [CAULBART, "fetch", "--all"], env=env, cwd=folder, capture_output=True, check=True
         )
         times.append(time.perf_counter() - started)
-    return times[0], times[1]
+        cpu.append(children_cpu() - cpu_before)
+    return times[0], times[1], cpu[0]
 
 
 # Like `caulbart status` then `caulbart fetch --all`: the feeds are added by one command
@@ -191,23 +203,25 @@ def ensure_reader() -> Path:
     return python
 
 
-def reader_pass(python: Path, folder: Path, urls: list[str]) -> tuple[float, float]:
-    """Seconds of the whole updating command, and of `update_feeds` alone (no start-up)."""
+def reader_pass(python: Path, folder: Path, urls: list[str]) -> tuple[float, float, float]:
+    """Seconds of the whole updating command, of `update_feeds` alone (no start-up), and the
+    command's CPU seconds."""
     database = str(folder / "reader.sqlite")
     subprocess.run([python, "-c", READER_ADD, database, *urls], capture_output=True, check=True)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), children_cpu()
     out = subprocess.run(
         [python, "-c", READER_UPDATE, database], capture_output=True, text=True, check=True
     )
     whole = time.perf_counter() - started
-    return whole, float(out.stdout.strip().splitlines()[-1])
+    return whole, float(out.stdout.strip().splitlines()[-1]), children_cpu() - cpu_before
 
 
-def feedparser_floor(documents: dict[str, bytes]) -> float:
-    started = time.perf_counter()
+def feedparser_floor(documents: dict[str, bytes]) -> tuple[float, float]:
+    """Seconds and CPU seconds of feedparser parsing every document, in this process."""
+    started, cpu_before = time.perf_counter(), time.process_time()
     for body in documents.values():
         feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_before
 
 
 def main() -> None:
@@ -224,19 +238,27 @@ def main() -> None:
     results: dict[str, list[float]] = {"caulbart": [], "caulbart 304": [], "reader": [],
                                        "reader in-proc": [], "feedparser": [],
                                        "caulbart pg": []}  # fmt: skip
+    cpu: dict[str, list[float]] = {"caulbart": [], "reader": [], "feedparser": [],
+                                   "caulbart pg": []}  # fmt: skip
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
-            first, again = caulbart_pass(folder, urls, f"sqlite:///{folder}/c.sqlite3")
+            first, again, first_cpu = caulbart_pass(folder, urls, f"sqlite:///{folder}/c.sqlite3")
             results["caulbart"].append(first)
             results["caulbart 304"].append(again)
-            whole, in_process = reader_pass(reader_python, folder, urls)
+            cpu["caulbart"].append(first_cpu)
+            whole, in_process, reader_cpu = reader_pass(reader_python, folder, urls)
             results["reader"].append(whole)
             results["reader in-proc"].append(in_process)
-            results["feedparser"].append(feedparser_floor(documents))
+            cpu["reader"].append(reader_cpu)
+            floor, floor_cpu = feedparser_floor(documents)
+            results["feedparser"].append(floor)
+            cpu["feedparser"].append(floor_cpu)
             if args.postgres:
                 with fresh_schema(args.postgres) as database:
-                    results["caulbart pg"].append(caulbart_pass(folder, urls, database)[0])
+                    pg_first, _, pg_cpu = caulbart_pass(folder, urls, database)
+                    results["caulbart pg"].append(pg_first)
+                    cpu["caulbart pg"].append(pg_cpu)
     server.shutdown()
     total = args.feeds * args.entries
     median = {name: statistics.median(times) for name, times in results.items() if times}
@@ -253,6 +275,13 @@ def main() -> None:
         print(f"  PostgreSQL / SQLite       = {median['caulbart pg'] / median['caulbart']:.2f}")
     per_thousand = median["caulbart 304"] / args.feeds * 1000
     print(f"  all-304 pass: {per_thousand:.2f} s per 1,000 sources")
+    cpu_median = {name: statistics.median(times) for name, times in cpu.items() if times}
+    print("CPU seconds (user + system of the command and the processes it starts), medians:")
+    for name, seconds in cpu_median.items():
+        server = "   (the PostgreSQL server's own CPU not counted)" if name == "caulbart pg" else ""
+        print(f"  {name:14s} {seconds:8.2f} s{server}")
+    print(f"  a/b by CPU = {cpu_median['caulbart'] / cpu_median['reader']:.2f}"
+          f"   a/c by CPU = {cpu_median['caulbart'] / cpu_median['feedparser']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
