@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -101,6 +99,11 @@ def _sqlite_begin(connection: Any) -> None:
 
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to the newest migration; on PostgreSQL one process at a time."""
+    # Imported here: Alembic (and Mako, Pygments) cost ~0.2 s at start, and the processes that
+    # never migrate (the parsing workers) import this module too.
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", MIGRATIONS)
     with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:

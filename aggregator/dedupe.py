@@ -35,9 +35,6 @@ OPENING_WORDS = (25, 50, 100)
 # equal. 20 bands of 3 rows: P(candidate) is 0.93 at Jaccard 0.5 and 0.27 at 0.2.
 BANDS = 20
 ROWS = 3
-# datasketch's hashing scheme, named: its default changed in 2.0, and a different scheme makes
-# different band keys, which would no longer meet the ones stored.
-MINHASH_SCHEME = "affine32"
 # Below this many shingles a text says too little to be matched on anything but link or hash.
 MIN_SHINGLES = 12
 # Confirmation thresholds on the exact shingle sets (precision first: bench/dedup_eval.py).
@@ -148,14 +145,42 @@ def fingerprint(item: Item) -> Fingerprint | None:
     return Fingerprint.of(whole, sorted(keys))
 
 
+# The MinHash permutations (h -> a * h + b, 32-bit) that datasketch's `MinHash(seed=1,
+# scheme="affine32")` draws for 60 permutations, written out: stored band keys are only valid
+# while these stay the same, whatever a later datasketch draws (its default scheme changed in
+# 2.0), and drawing them meant importing datasketch and SciPy in every process that
+# fingerprints (~1 s of CPU each at start).
+# tests/test_dedupe.py checks them against datasketch's own.
+# fmt: off
+PERMUTATION_A = (
+    3582191691, 4270784983, 1892572953, 3715639441, 982527, 1100580627, 2597016983, 4286725387,
+    1260623519, 2027988865, 793182497, 3406602499, 1599963033, 3332127887, 2968344027,
+    1458107385, 3408206605, 3741252147, 333433189, 2974788137, 3600853501, 2690998987,
+    1591023397, 210867113, 1756231447, 3809231353, 3248004053, 1972053305, 235257659, 295613213,
+    1464304741, 3555906697, 3584620975, 3927359407, 504141779, 3699672547, 1205914607,
+    3772079037, 1701678785, 2391345325, 2583376155, 1855172563, 4022336275, 2600667151,
+    2692293247, 797152891, 1652038701, 155929203, 3233158147, 3135500033, 3389645433,
+    2827350435, 730524177, 2831271345, 335478043, 2345481447, 1458832223, 508895189, 3248219379,
+    1464824721,
+)
+PERMUTATION_B = (
+    422396446, 2547196999, 1808643459, 2884732358, 4114104213, 1768615473, 2289927481,
+    848474627, 2971589572, 1243949848, 1355129329, 610401323, 2948499020, 3364310042,
+    3584689972, 1771840848, 78547565, 146764659, 3221845289, 2680188370, 4247126031, 2837408832,
+    3213347012, 1282027545, 1204497775, 1916133090, 3389928919, 954017671, 443352346, 315096729,
+    1923688040, 2015364118, 3902387977, 413056707, 1261063143, 3879945342, 1235985687,
+    513207677, 558468452, 2253996187, 83180453, 359158073, 2915576403, 3937889446, 908935816,
+    3910346016, 1140514210, 1283895050, 2111290647, 2509932175, 229190383, 2430573655,
+    2465816345, 2636844999, 630194419, 4108289372, 2531048010, 1120896190, 3005439278,
+    992203680,
+)
+# fmt: on
+
+
 @lru_cache(maxsize=1)
 def _permutations() -> tuple[np.ndarray, np.ndarray]:
-    """The MinHash permutations of seed 1, drawn once: drawing them per text cost more than
-    hashing it. The same ones `MinHash(seed=1)` draws, so stored band keys stay valid."""
-    from datasketch import MinHash  # here: importing it (and SciPy) costs ~1 s of CPU at start
-
-    a, b = MinHash(num_perm=BANDS * ROWS, seed=1, hashfunc=int, scheme=MINHASH_SCHEME).permutations
-    return a, b
+    """The permutations as arrays, made once (per text they cost more than hashing it)."""
+    return np.array(PERMUTATION_A, dtype=np.uint32), np.array(PERMUTATION_B, dtype=np.uint32)
 
 
 def _signatures(hashes: list[int], openings: Iterable[int]) -> list[np.ndarray]:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # it in the calling process, e.g. on a machine with a single core).
 PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
-# processes (importing feedparser, datasketch, numpy) costs about a second.
+# processes (each imports the parsers, SQLAlchemy, numpy) costs most of a second.
 POOL_MIN_SOURCES = 4
 # The cyclic garbage collector's generation thresholds for an ingesting process (see
 # tune_garbage_collector); Python's default is (700, 10, 10).
@@ -182,8 +182,6 @@ def _start_worker(database_url: str, parent: int) -> None:
     # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.
     os.nice(WORKER_NICENESS)
     _worker_engine = make_engine(database_url)
-    import datasketch  # noqa: F401  # loaded now, while the pool warms, not on the first entry
-
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 

@@ -168,6 +168,17 @@ def test_band_keys_band_datasketchs_own_minhash(doc: tuple[str, str]) -> None:
     assert print_.bands == tuple(sorted(expected))
 
 
+def test_the_written_out_permutations_are_datasketchs_own() -> None:
+    """The permutations are constants so that no process imports datasketch (and SciPy) to draw
+    them; they must still be the ones `MinHash(seed=1, scheme="affine32")` draws."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=60, seed=1, hashfunc=int, scheme="affine32").permutations
+    assert tuple(int(v) for v in a) == dedupe.PERMUTATION_A
+    assert tuple(int(v) for v in b) == dedupe.PERMUTATION_B
+    assert len(dedupe.PERMUTATION_A) == dedupe.BANDS * dedupe.ROWS
+
+
 def test_best_verdict_prefers_the_surest_candidate() -> None:
     title, paragraphs = article("business", "001")
     probe = item(title, paragraphs)

@@ -88,6 +88,39 @@ def test_the_caulbart_command_and_its_workers_collect_garbage_cycles_less_often(
     assert worker_thresholds == prepare.COLLECTOR_THRESHOLDS
 
 
+# Imported by nothing a parsing worker runs: the CLI, migrations, datasketch's SciPy.
+NOT_FOR_WORKERS = ("aggregator.cli", "alembic", "datasketch", "scipy", "flask", "feedgen")
+
+
+def test_a_worker_imports_the_caulbart_script_without_the_cli() -> None:
+    """A spawned worker first runs its parent's main module as `__mp_main__` (multiprocessing's
+    `runpy.run_path`): for the installed `caulbart` script, that must not load the CLI."""
+    script = Path(sys.executable).with_name("caulbart")
+    probe = (
+        "import runpy, sys; "
+        f"runpy.run_path({str(script)!r}, run_name='__mp_main__'); "
+        f"print([m for m in {NOT_FOR_WORKERS!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_started_worker_holds_only_what_preparing_needs(engine: sqlalchemy.Engine) -> None:
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        preparer.warm()
+        assert preparer._pool is not None
+        loaded = preparer._pool.submit(eval, "sorted(__import__('sys').modules)").result()
+        prepared = preparer.run(CONFIG, wire_result(), NOW)
+    finally:
+        preparer.close()
+    assert "aggregator.prepare" in loaded and "feedparser" in loaded
+    assert [m for m in NOT_FOR_WORKERS if m in loaded] == []
+    assert len(prepared.prints) == 10  # and it fingerprints without them
+
+
 def test_a_pass_with_nothing_new_never_starts_the_pool(engine: sqlalchemy.Engine) -> None:
     preparer = prepare.Preparer(engine, processes=2)
     not_modified = FetchResult(
