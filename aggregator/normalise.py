@@ -99,6 +99,10 @@ def plain_text(markup: str) -> str:
         if decoded == text:
             break
         text = decoded
+        if "<" not in text and "&" not in text:
+            # No tag or entity left: another pass would change only what `collapse` below
+            # takes out anyway (the parser's CR and NUL handling). Saves a parse of every body.
+            break
     # What is left is text that only looks like a tag ("<content type=" cut off mid-tag), also
     # once control characters are gone ("<\x1f?") or a "<" was dropped before another ("<<a").
     text = collapse(text)
