@@ -267,6 +267,7 @@ def ingest_result(
             now,
             dedup_window=config.defaults.dedup_window,
             prints=prints,
+            terms={guid: draft.terms for guid, draft in prepared.drafts.items()},
         )
         filtered = store.record_filtered(
             session, source, prepared.filtered, now, stored_guids=prepared.prints

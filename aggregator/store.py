@@ -269,6 +269,8 @@ class _NewStory:
     body_html: str = ""
     image_url: str | None = None
     image_credit: str | None = None
+    # Its first entry's drafted terms (aggregator.prepare), inserted with it, not updated after.
+    terms: Sequence[str] = ()
 
 
 STORY_COLUMNS = (
@@ -311,10 +313,12 @@ def save_items(
     *,
     dedup_window: int = limits.DEDUP_WINDOW,
     prints: Mapping[str, dedupe.Fingerprint | None] | None = None,
+    terms: Mapping[str, Sequence[str]] | None = None,
 ) -> SaveCounts:
     """Store a source's items: new ones as entries (joining or making stories), edits in place.
 
     `prints` are fingerprints made ahead (aggregator.prepare); missing ones are made here.
+    `terms` are drafted terms by guid: a story an item starts is inserted with the item's.
     """
     window = timedelta(seconds=dedup_window)
     ready = prints or {}
@@ -392,6 +396,7 @@ def save_items(
     # New stories take their best entry now that entries have ids: inserted whole, not updated.
     for story, entries in born.values():
         _refresh_story(story, [(_voice(entry), source.priority) for entry in entries])
+        story.terms = (terms or {}).get(entries[0].item.guid, ())
     insert_rows(session, Story, STORY_COLUMNS, [_story_row(story) for story in new_stories])
     insert_rows(session, Entry, ENTRY_COLUMNS, [_entry_row(entry, now) for entry in new_entries])
     session.flush()  # stored stories' new dates and review states, edited entries
@@ -742,10 +747,10 @@ def _new_story(item: Item, source: Source, now: datetime) -> _NewStory:
 
 
 def _story_row(story: _NewStory) -> tuple[object, ...]:
-    """`story` as values in STORY_COLUMNS' order; its terms come with its tags."""
+    """`story` as values in STORY_COLUMNS' order."""
     return (
         story.id, story.slug, story.title, story.lede, story.body_html, story.section,
-        story.language, story.image_url, story.image_credit, story.best_entry_id, [],
+        story.language, story.image_url, story.image_credit, story.best_entry_id, list(story.terms),
         story.published, story.updated, story.created_at, story.review,
     )  # fmt: skip
 

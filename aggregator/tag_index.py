@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import TextClause, delete, func, select, text, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from sqlalchemy.types import NullType
 
 from aggregator import tagging
@@ -72,10 +72,14 @@ def update_stories(
         return {}
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
     lock_stories(session, ordered)
+    # Without their text, read only for stories tagged anew from it (_choose_labels): most are
+    # tagged from drafts, and a story's text is most of its row.
     stories = [
         story
         for is_wanted in among(session, Story.id, ordered)
-        for story in session.scalars(select(Story).where(is_wanted).order_by(Story.id))
+        for story in session.scalars(
+            select(Story).where(is_wanted).order_by(Story.id).options(defer(Story.body_html))
+        )
     ]
     tagged = [story for story in stories if story.id in retag]
     labels = _choose_labels(session, tagged, rules, drafts or {})
@@ -145,11 +149,17 @@ def _choose_labels(
             categories[story_id] += entry_categories or ()
             source_tags[story_id] += tags or ()
             entries[story_id] += 1
+    undrafted = [s.id for s in stories if entries[s.id] != 1 or s.id not in drafts]
+    body_html = {
+        story_id: markup
+        for is_wanted in among(session, Story.id, undrafted)
+        for story_id, markup in session.execute(select(Story.id, Story.body_html).where(is_wanted))
+    }
     labels: dict[int, list[str]] = {}
     for story in stories:
         draft = drafts.get(story.id) if entries[story.id] == 1 else None
         if draft is None:
-            text = plain_text(story.body_html) or story.lede
+            text = plain_text(body_html[story.id]) or story.lede
             draft = tagging.draft_tags(
                 tagging.StoryText(
                     story.title, text, categories[story.id], source_tags[story.id], story.section
@@ -157,7 +167,8 @@ def _choose_labels(
                 rules,
             )
         labels[story.id] = list(draft.labels)
-        story.terms = list(draft.terms)
+        if story.terms != list(draft.terms):  # a new story was inserted with its draft's
+            story.terms = list(draft.terms)
         _FACTS_CACHE.pop((database, story.id), None)
     return labels
 

@@ -280,6 +280,35 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
     assert forty == five, (five, forty)
 
 
+def test_new_stories_are_written_once_with_their_drafted_terms(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """A first ingest inserts each new story with the terms drafted for it and neither updates
+    the row afterwards nor reads its text back: tagging it from its draft needs neither."""
+    rng = random.Random(11)
+    words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
+    texts = [" ".join(rng.choice(words) for _ in range(80)) for _ in range(6)]
+    items = [item(f"n{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in enumerate(texts)]
+    config = config_for({"agency": feed_server.add("/agency.rss", rss(*items))})
+    sync_config(engine, config)
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(" ".join(str(args[2]).split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        (outcome,) = fetch_all(engine, config)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (outcome.status, outcome.new) == ("ok", 6), outcome.error
+    assert not [s for s in statements if s.startswith("UPDATE stories")]
+    assert not [s for s in statements if s.startswith("SELECT") and "stories.body_html" in s]
+    with session_factory(engine)() as session:
+        terms = session.scalars(select(Story.terms)).all()
+    assert len(terms) == 6 and all(terms), terms
+
+
 def test_an_entrys_band_keys_are_found_by_index_not_by_scanning_every_key(
     engine: Engine,
 ) -> None:
