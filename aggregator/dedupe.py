@@ -211,15 +211,23 @@ def band_keys(signature: np.ndarray) -> list[int]:
     """LSH band keys of a MinHash signature, signed 64-bit: equal keys mean an equal band.
 
     The same permutations serve every text and opening, so a summary's whole text meets the
-    opening of the full text it summarises.
+    opening of the full text it summarises. Each key hashes the band's number and its rows as
+    64-bit values (how the stored keys were made), sliced from the signature's bytes at once.
     """
-    rows = signature.astype(np.uint64)  # the stored keys were made from 64-bit rows
-    keys = []
-    for band in range(BANDS):
-        material = band.to_bytes(2, "big") + rows[band * ROWS : (band + 1) * ROWS].tobytes()
-        digest = hashlib.blake2b(material, digest_size=8).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))
-    return keys
+    data = signature.astype(np.uint64).tobytes()
+    width = ROWS * 8
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [
+        from_bytes(
+            blake2b(prefix + data[band * width : (band + 1) * width], digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        for band, prefix in enumerate(_BAND_PREFIXES)
+    ]
+
+
+_BAND_PREFIXES = tuple(band.to_bytes(2, "big") for band in range(BANDS))
 
 
 def wire_headline(title: str) -> str:
