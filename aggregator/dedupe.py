@@ -17,7 +17,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 
@@ -177,10 +177,8 @@ PERMUTATION_B = (
 # fmt: on
 
 
-@lru_cache(maxsize=1)
-def _permutations() -> tuple[np.ndarray, np.ndarray]:
-    """The permutations as arrays, made once (per text they cost more than hashing it)."""
-    return np.array(PERMUTATION_A, dtype=np.uint32), np.array(PERMUTATION_B, dtype=np.uint32)
+# As arrays for the signatures' arithmetic, made once: per text they cost more than hashing it.
+_PERMUTATIONS = np.array([PERMUTATION_A, PERMUTATION_B], dtype=np.uint32)
 
 
 def _signatures(hashes: list[int], openings: Iterable[int]) -> list[np.ndarray]:
@@ -191,7 +189,7 @@ def _signatures(hashes: list[int], openings: Iterable[int]) -> list[np.ndarray]:
     text's hashes at once: an opening's signature is the least over a prefix of the same rows.
     A datasketch MinHash object per part (up to four a text) was most of fingerprinting it.
     """
-    a, b = _permutations()
+    a, b = _PERMUTATIONS
     mixed = _murmur_mix(np.array(hashes, dtype=np.uint32))
     permuted = mixed[:, np.newaxis] * a + b  # one row per shingle, one column per permutation
     return [permuted.min(axis=0)] + [permuted[:n].min(axis=0) for n in openings]
@@ -205,6 +203,10 @@ def _murmur_mix(values: np.ndarray) -> np.ndarray:
     values = values * np.uint32(0xC2B2AE35)
     mixed: np.ndarray = values ^ (values >> np.uint32(16))
     return mixed
+
+
+# Each band key's hash starts with the band's number.
+_BAND_PREFIXES = tuple(band.to_bytes(2, "big") for band in range(BANDS))
 
 
 def band_keys(signature: np.ndarray) -> list[int]:
@@ -225,9 +227,6 @@ def band_keys(signature: np.ndarray) -> list[int]:
         )
         for band, prefix in enumerate(_BAND_PREFIXES)
     ]
-
-
-_BAND_PREFIXES = tuple(band.to_bytes(2, "big") for band in range(BANDS))
 
 
 def wire_headline(title: str) -> str:

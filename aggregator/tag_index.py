@@ -149,15 +149,16 @@ def _choose_labels(
             categories[story_id] += entry_categories or ()
             source_tags[story_id] += tags or ()
             entries[story_id] += 1
-    undrafted = [s.id for s in stories if entries[s.id] != 1 or s.id not in drafts]
+    # A draft holds while the story's first entry is its only one; the others are read again.
+    usable = {s.id: drafts[s.id] for s in stories if entries[s.id] == 1 and s.id in drafts}
     body_html = {
         story_id: markup
-        for is_wanted in among(session, Story.id, undrafted)
+        for is_wanted in among(session, Story.id, [s.id for s in stories if s.id not in usable])
         for story_id, markup in session.execute(select(Story.id, Story.body_html).where(is_wanted))
     }
     labels: dict[int, list[str]] = {}
     for story in stories:
-        draft = drafts.get(story.id) if entries[story.id] == 1 else None
+        draft = usable.get(story.id)
         if draft is None:
             text = plain_text(body_html[story.id]) or story.lede
             draft = tagging.draft_tags(

@@ -278,8 +278,8 @@ def main() -> None:
     cpu_median = {name: statistics.median(times) for name, times in cpu.items() if times}
     print("CPU seconds (user + system of the command and the processes it starts), medians:")
     for name, seconds in cpu_median.items():
-        server = "   (the PostgreSQL server's own CPU not counted)" if name == "caulbart pg" else ""
-        print(f"  {name:14s} {seconds:8.2f} s{server}")
+        note = "   (the PostgreSQL server's own CPU not counted)" if name == "caulbart pg" else ""
+        print(f"  {name:14s} {seconds:8.2f} s{note}")
     print(f"  a/b by CPU = {cpu_median['caulbart'] / cpu_median['reader']:.2f}"
           f"   a/c by CPU = {cpu_median['caulbart'] / cpu_median['feedparser']:.2f}")  # fmt: skip
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -235,14 +237,34 @@ def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: Feed
         assert (source.consecutive_errors, source.last_error) == (0, None)
 
 
+def distinct_texts(seed: int, count: int) -> list[str]:
+    """`count` texts of 80 made-up words: none is a near-duplicate of another."""
+    rng = random.Random(seed)
+    words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
+    return [" ".join(rng.choice(words) for _ in range(80)) for _ in range(count)]
+
+
+@contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements `engine` runs meanwhile, whitespace collapsed."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(" ".join(str(args[2]).split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 def test_copies_joining_stored_stories_take_no_statements_per_copy(
     engine: Engine, feed_server: FeedServer
 ) -> None:
     """40 copies that join stored stories take as many statements as 5: the stories are loaded
     together, never one by one (each such load also flushed the batch so far)."""
-    rng = random.Random(7)
-    words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
-    texts = [" ".join(rng.choice(words) for _ in range(80)) for _ in range(45)]
+    texts = distinct_texts(7, 45)
     originals = [
         item(f"o{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in enumerate(texts)
     ]
@@ -254,21 +276,13 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
     }
     config = config_for(sources)
     sync_config(engine, config)
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
 
     def store(source_id: str) -> int:
         requests = claim(
             engine, config, "test", 1, source_ids=[source_id], due_only=False, host_budget=False
         )
-        statements.clear()
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with recorded_statements(engine) as statements:
             (outcome,) = run_pass(engine, config, requests)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
         assert outcome.status == "ok", outcome.error
         return len(statements)
 
@@ -285,22 +299,12 @@ def test_new_stories_are_written_once_with_their_drafted_terms(
 ) -> None:
     """A first ingest inserts each new story with the terms drafted for it and neither updates
     the row afterwards nor reads its text back: tagging it from its draft needs neither."""
-    rng = random.Random(11)
-    words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
-    texts = [" ".join(rng.choice(words) for _ in range(80)) for _ in range(6)]
-    items = [item(f"n{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in enumerate(texts)]
+    texts = enumerate(distinct_texts(11, 6))
+    items = [item(f"n{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in texts]
     config = config_for({"agency": feed_server.add("/agency.rss", rss(*items))})
     sync_config(engine, config)
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(" ".join(str(args[2]).split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         (outcome,) = fetch_all(engine, config)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     assert (outcome.status, outcome.new) == ("ok", 6), outcome.error
     assert not [s for s in statements if s.startswith("UPDATE stories")]
     assert not [s for s in statements if s.startswith("SELECT") and "stories.body_html" in s]
