@@ -343,6 +343,20 @@ class RelatedStory(Base):
     score: Mapped[float] = mapped_column(Float)
 
 
+class StoryToRelate(Base):
+    """A story whose related posts are still to be worked out.
+
+    A `caulbart fetch` pass stores its sources' stories first and relates them at its end, on
+    every core (pipeline.relate_pending); kept here, in the stories' transactions, so that a
+    pass stopped in between leaves the work to the next pass or tick. No foreign key: a story
+    deleted meanwhile is simply dropped from here when it is met.
+    """
+
+    __tablename__ = "stories_to_relate"
+
+    story_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
 class Comment(Base):
     """A reader's reply to a story, held (pending) until an editor approves it.
 

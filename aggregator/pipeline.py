@@ -9,6 +9,7 @@ is recorded as its own error and the others go on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ from aggregator.types import (
     FetchStatus,
     Item,
     ParsedFeed,
+    RelatedLists,
     SourceOutcome,
     Validators,
 )
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 # `caulbart run`'s worker) wait a few seconds at worst.
 GROUP_SOURCES = 32
 GROUP_SECONDS = 2.0
+# Stories per job when a pass's stories are related on the pool (relate_pending).
+RELATE_CHUNK = 100
 
 Clock = Callable[[], datetime]
 
@@ -159,7 +163,45 @@ def run_pass(
             pending.append((result, preparer.submit(config, result, now), now))
             store_ready(fetcher, wait=False)
         store_ready(fetcher, wait=True)  # article pages of full_text sources use the fetcher
+    relate_pending(engine, preparer)
     return outcomes
+
+
+def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
+    """Work out the related posts of the stories a pass stored (and of any a stopped pass left
+    queued), RELATE_CHUNK stories a job on the pool's processes, and keep them; returns how many
+    stories were related (queued stories deleted meanwhile are only taken off the queue).
+
+    Related posts were a quarter of the storing process's work: reading candidates and scoring them
+    per source, while it alone writes. Done once at the pass's end, every story's candidates
+    include the whole pass, and the reading and scoring run on every core; this process only
+    writes the lists. Best effort, like `_offer_related`: on a database error the stories stay
+    queued for the next pass or tick.
+    """
+    queued: list[int] = []
+    done = related = 0
+    started = time.monotonic()
+    try:
+        with session_factory(engine)() as session:
+            queued = tag_index.stories_to_relate(session)
+        chunks = [queued[i : i + RELATE_CHUNK] for i in range(0, len(queued), RELATE_CHUNK)]
+        jobs = [(chunk, preparer.relate(chunk)) for chunk in chunks]
+        for chunk, job in jobs:
+            try:
+                lists = job.result()
+            except BrokenProcessPool:  # a worker died (killed, out of memory): read here
+                lists = prepare.related_lists(engine, chunk)
+            with write_group(engine):
+                keep = functools.partial(tag_index.keep_related, story_ids=chunk, lists=lists)
+                kept = in_transaction(engine, keep)
+                _offer_related(engine, "pass", kept)
+            done += len(chunk)
+            related += len(kept)
+    except SQLAlchemyError:
+        log.warning("related posts of %d stories left for later", len(queued) - done, exc_info=True)
+    if related:
+        log.info("related=%d seconds=%.1f", related, time.monotonic() - started)
+    return related
 
 
 def _store_safely(
@@ -176,7 +218,9 @@ def _store_safely(
         log.warning("source=%s prepare pool broken; preparing in process", result.source_id)
         prepared = None
     try:
-        return ingest_result(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
+        return ingest_result(
+            engine, config, result, prepared=prepared, now=now, fetcher=fetcher, relate_later=True
+        )
     except SQLAlchemyError as exc:
         # Even recording the failure failed: the database is down, locked or read-only.
         # The source keeps its claim until the lease ends, then it is fetched again.
@@ -216,10 +260,12 @@ def ingest_result(
     prepared: prepare.Prepared | None = None,
     now: datetime | None = None,
     fetcher: Fetcher | None = None,
+    relate_later: bool = False,
 ) -> SourceOutcome:
     """Store one fetched source in one transaction (a SAVEPOINT inside a write group; parsed here
     unless `prepared`); record any failure as the source's error. `fetcher` fetches article
-    pages for full_text sources."""
+    pages for full_text sources. With `relate_later`, its stories' related posts are left to
+    `relate_pending` (a pass's end) instead of being worked out in the transaction."""
     now = now or clock()
     source_id = result.source_id
     notes: list[str] = []
@@ -257,7 +303,7 @@ def ingest_result(
 
     def store_source(
         session: Session,
-    ) -> tuple[store.SaveCounts, tag_index.RelatedLists, int]:
+    ) -> tuple[store.SaveCounts, RelatedLists, int]:
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
         counts = store.save_items(
@@ -279,7 +325,12 @@ def ingest_result(
             if guid in prepared.drafts
         }
         related = tag_index.update_stories(
-            session, counts.retag_ids, config.tags, drafts, relate_only=counts.relate_ids
+            session,
+            counts.retag_ids,
+            config.tags,
+            drafts,
+            relate_only=counts.relate_ids,
+            relate_later=relate_later,
         )
         error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)
@@ -301,7 +352,7 @@ def ingest_result(
     except SQLAlchemyError as exc:
         log.exception("source=%s store failed", source_id)
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
-    _offer_related(engine, source_id, related)
+    _offer_related(engine, f"source={source_id}", related)
     changed = [*counts.story_ids, *withdrawn]
     after_commit(lambda: publish.announce(engine, config.site, changed))
     if counts.new:
@@ -349,16 +400,14 @@ def _complete(
     return fulltext.complete_items(engine, fetcher, config.defaults, source, items, new_guids)
 
 
-def _offer_related(engine: Engine, source_id: str, related: tag_index.RelatedLists) -> None:
+def _offer_related(engine: Engine, what: str, related: RelatedLists) -> None:
     """Best effort: a failure leaves older stories' related lists as they were, nothing else."""
     if not any(related.values()):
         return
     try:
         in_transaction(engine, lambda session: tag_index.offer_related(session, related))
     except SQLAlchemyError:
-        log.warning(
-            "source=%s related lists of older stories not updated", source_id, exc_info=True
-        )
+        log.warning("%s: related lists of older stories not updated", what, exc_info=True)
 
 
 def _refresh_statistics(engine: Engine, source_id: str) -> None:

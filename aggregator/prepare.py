@@ -1,4 +1,5 @@
-"""The CPU-heavy half of an ingest, on every core: parse, normalise, fingerprint, draft tags.
+"""The CPU-heavy half of an ingest, on every core: parse, normalise, fingerprint, draft tags;
+and, at the end of a pass, reading and scoring the candidates of its stories' related posts.
 
 A first ingest is mostly pure Python work (feedparser, nh3, MinHash, tagging) that one process
 would do on one core while the database waits. Here it runs in a pool of worker processes while
@@ -23,6 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from aggregator import dedupe, filters, tagging
 from aggregator.db import among, make_engine
@@ -37,6 +39,7 @@ from aggregator.types import (
     FilteredItem,
     Item,
     ParsedFeed,
+    RelatedLists,
     TextPattern,
 )
 
@@ -200,6 +203,19 @@ def _prepare_in_worker(config: Config, result: FetchResult, now: datetime) -> Pr
     return prepare(config, result, now, _worker_engine)
 
 
+def related_lists(engine: Engine, story_ids: list[int]) -> RelatedLists:
+    """The related lists of stored stories (tag_index.relate_stored), read on `engine`."""
+    from aggregator import tag_index  # only when a pass relates: workers start without it
+
+    with Session(engine) as session:
+        return tag_index.relate_stored(session, story_ids)
+
+
+def _relate_in_worker(story_ids: list[int]) -> RelatedLists:
+    assert _worker_engine is not None
+    return related_lists(_worker_engine, story_ids)
+
+
 class Preparer:
     """A process pool for `prepare`, started on first use and shared by the process's ingests."""
 
@@ -223,6 +239,19 @@ class Preparer:
             log.warning("prepare pool broken; starting a new one")
             self._reset()
             return self._executor().submit(_prepare_in_worker, config, result, now)
+
+    def relate(self, story_ids: list[int]) -> Future[RelatedLists]:
+        """Work out stored stories' related lists in a worker (reads only; the caller writes)."""
+        if self.processes < 1:
+            done: Future[RelatedLists] = Future()
+            done.set_result(related_lists(self.engine, story_ids))
+            return done
+        try:
+            return self._executor().submit(_relate_in_worker, story_ids)
+        except BrokenProcessPool:
+            log.warning("prepare pool broken; starting a new one")
+            self._reset()
+            return self._executor().submit(_relate_in_worker, story_ids)
 
     def warm(self) -> None:
         """Start every worker process now (each imports the parsers once, about a second)."""

@@ -89,9 +89,12 @@ class IngestService:
             self._fetchers.append(self._fetcher(new))
 
     def between_ticks(self) -> None:
-        """What each tick does before claiming: follow feeds.yaml, prune when a day has passed."""
+        """What each tick does before claiming: follow feeds.yaml, prune when a day has passed,
+        relate the stories a stopped `caulbart fetch` pass left queued (this worker's own
+        ingests relate theirs at once)."""
         self.reload()
         self.prune_when_due()
+        pipeline.relate_pending(self.engine, prepare.preparer_for(self.engine))
 
     def prune_when_due(self) -> None:
         """Retention once a day (feeds.yaml `defaults.keep`), by whichever worker comes first;

@@ -13,15 +13,15 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import TextClause, delete, func, select, text, type_coerce
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, defer, load_only
 from sqlalchemy.types import NullType
 
 from aggregator import tagging
 from aggregator.db import among, insert_missing, insert_rows
-from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, Tag
+from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, StoryToRelate, Tag
 from aggregator.normalise import plain_text
 from aggregator.store import lock_stories
-from aggregator.types import TagRules
+from aggregator.types import RelatedLists, TagRules
 
 # Latest stories looked at per tag, and of the same section, when looking for related posts
 # (related_eval p@5: 0.892 with 150 a tag and 100 of the section; 0.891 with 60 and 30, with
@@ -45,9 +45,6 @@ UNION_PARTS = 50
 # need not fetch the deleted rows back (RETURNING) to take them out of the session.
 NO_SYNC = {"synchronize_session": False}
 
-# story id -> its related posts as (score, other story id), best first.
-RelatedLists = dict[int, list[tuple[float, int]]]
-
 
 def update_stories(
     session: Session,
@@ -56,6 +53,7 @@ def update_stories(
     drafts: Mapping[int, tagging.TagDraft] | None = None,
     *,
     relate_only: Iterable[int] = (),
+    relate_later: bool = False,
 ) -> RelatedLists:
     """Tag each story and keep its related posts; returns them for `offer_related`.
 
@@ -63,7 +61,8 @@ def update_stories(
     statements per batch, not per story, is what keeps a first ingest of thousands fast.
     `drafts` are tags worked out ahead from a story's first entry (aggregator.prepare); they
     are used while that entry is the story's only one. `relate_only` stories keep the tags they
-    have and are only related again (their date moved, not their text).
+    have and are only related again (their date moved, not their text). With `relate_later`
+    the stories are only queued to be related (`stories_to_relate`, see `relate_stored`).
     """
     retag = set(story_ids)
     relate = set(relate_only) - retag
@@ -89,9 +88,59 @@ def update_stories(
         for story in tagged
     }
     _replace_story_tags(session, story_tags)
+    if relate_later:
+        insert_missing(session, StoryToRelate, [{"story_id": i} for i in ordered], "story_id")
+        return {}
     story_tags.update(_stored_tags(session, sorted(relate)))
     # All tagged first, so stories stored together can relate to each other.
-    return _relate(session, stories, story_tags)
+    lists = related_lists(session, stories, story_tags)
+    _save_related(session, lists)
+    return lists
+
+
+def stories_to_relate(session: Session) -> list[int]:
+    """The stories queued by `update_stories(..., relate_later=True)`, oldest first."""
+    return list(session.scalars(select(StoryToRelate.story_id).order_by(StoryToRelate.story_id)))
+
+
+def relate_stored(session: Session, story_ids: list[int]) -> RelatedLists:
+    """Related lists of stored stories from their stored tags; reads only, so a parsing worker
+    process can work them out while the storing process writes (see `keep_related`)."""
+    stories = [
+        story
+        for is_wanted in among(session, Story.id, story_ids)
+        for story in session.scalars(
+            select(Story)
+            .where(is_wanted)
+            .order_by(Story.id)
+            .options(load_only(Story.id, Story.section, Story.terms, Story.published))
+        )
+    ]
+    return related_lists(session, stories, _stored_tags(session, [s.id for s in stories]))
+
+
+def keep_related(session: Session, story_ids: list[int], lists: RelatedLists) -> RelatedLists:
+    """Store `relate_stored`'s lists and take `story_ids` off the queue; returns the lists kept.
+
+    A story deleted since (retention) is only taken off the queue, and so is any related story
+    deleted since from a list.
+    """
+    lock_stories(session, sorted(lists))
+    ids = sorted({story_id for best in lists.values() for _, story_id in best} | set(lists))
+    existing = {
+        story_id
+        for is_wanted in among(session, Story.id, ids)
+        for story_id in session.scalars(select(Story.id).where(is_wanted))
+    }
+    kept = {
+        story_id: [(score, other) for score, other in best if other in existing]
+        for story_id, best in lists.items()
+        if story_id in existing
+    }
+    _save_related(session, kept)
+    for is_done in among(session, StoryToRelate.story_id, story_ids):
+        session.execute(delete(StoryToRelate).where(is_done), execution_options=NO_SYNC)
+    return kept
 
 
 def offer_related(session: Session, lists: RelatedLists) -> None:
@@ -228,10 +277,10 @@ def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> N
     insert_rows(session, StoryTag, ("story_id", "tag_id", "rank"), rows)
 
 
-def _relate(
-    session: Session, stories: list[Story], story_tags: dict[int, list[int]]
+def related_lists(
+    session: Session, stories: list[Story], story_tags: Mapping[int, list[int]]
 ) -> RelatedLists:
-    """Keep each story's 5 most related others, as (score, story id), best first."""
+    """Each story's 5 most related others, as (score, story id), best first."""
     all_tags = sorted({tag_id for tag_ids in story_tags.values() for tag_id in tag_ids})
     latest_by_tag = _latest_by_tag(session, all_tags)
     latest_by_section = {
@@ -260,7 +309,6 @@ def _relate(
         candidates = [facts[c] for c in wanted[story.id] if c in facts]
         terms = frozenset(story.terms or ())
         lists[story.id] = tagging.most_related(terms, story.published, tag_idf, candidates)
-    _save_related(session, lists)
     return lists
 
 

@@ -145,6 +145,10 @@ class TagRules:
     ignore: frozenset[str] = frozenset()
 
 
+# Related posts: story id -> its best others as (score, other story id), best first.
+RelatedLists = dict[int, list[tuple[float, int]]]
+
+
 @dataclass(frozen=True)
 class CommentsConfig:
     """Readers' replies (feeds.yaml `comments`): how long an IP is kept, who skips moderation."""

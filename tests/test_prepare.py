@@ -207,3 +207,31 @@ def test_tags_drafted_in_worker_processes_equal_a_retag(
     assert sum(bool(labels) for labels in drafted.values()) >= 0.8 * len(drafted)
     assert caulbart("retag").returncode == 0
     assert tags() == drafted
+
+
+def test_related_lists_worked_out_in_a_worker_process_equal_the_calling_process(
+    engine: sqlalchemy.Engine,
+) -> None:
+    """A pass's related posts are read and scored on the pool (pipeline.relate_pending): a
+    worker, with its own caches, must find what the storing process would."""
+    config = parse_config(
+        "site: {base_url: 'http://caulbart.test'}\nsources:\n"
+        + "".join(f"  - {{id: s{n}, url: 'https://wire.example/{n}'}}\n" for n in range(2))
+    )
+    sync_config(engine, config)
+    files = [("wire", WIRE), ("wire", "huffpost-worldnews-2019.rss")]
+    for n, path in enumerate(files):
+        body = corpus_path("feeds", "real", *path).read_bytes()
+        result = FetchResult(f"s{n}", f"https://wire.example/{n}", FetchStatus.OK, 200, body)
+        ingest_result(engine, config, result, now=NOW, relate_later=True)
+    with engine.connect() as connection:
+        queued = list(connection.scalars(sqlalchemy.text("SELECT story_id FROM stories_to_relate")))
+    assert len(queued) >= 30
+    here = prepare.Preparer(engine, processes=0).relate(queued).result()
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        there = preparer.relate(queued).result()
+    finally:
+        preparer.close()
+    assert there == here
+    assert sum(bool(best) for best in here.values()) >= 0.8 * len(queued)
