@@ -30,6 +30,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     literal_column,
     select,
     text,
@@ -97,8 +98,30 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+def head_revision() -> str:
+    """The newest migration's revision, read off the file names ("0018_....py" is "0018"):
+    tests/test_migrations.py checks that Alembic's own head agrees."""
+    names = (Path(MIGRATIONS) / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+    return max(path.name[:4] for path in names)
+
+
+def schema_revisions(engine: Engine) -> set[str]:
+    """The revisions the database is at (one per head of the migrations when it was migrated);
+    none before its first migration."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return set()
+        return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the schema to the newest migration; on PostgreSQL one process at a time."""
+    """Bring the schema to the newest migration; on PostgreSQL one process at a time.
+
+    A database already at the newest one is left alone without starting Alembic or checking
+    SQLite's foreign keys (a scan of every table): every command and web process opens one.
+    """
+    if schema_revisions(engine) == {head_revision()}:
+        return
     # Imported here: Alembic (and Mako, Pygments) cost ~0.2 s at start, and the processes that
     # never migrate (the parsing workers) import this module too.
     from alembic import command

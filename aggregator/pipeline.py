@@ -190,7 +190,7 @@ def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
             try:
                 lists = job.result()
             except BrokenProcessPool:  # a worker died (killed, out of memory): read here
-                lists = prepare.related_lists(engine, chunk)
+                lists = prepare.relate_stored(engine, chunk)
             with write_group(engine):
                 keep = functools.partial(tag_index.keep_related, story_ids=chunk, lists=lists)
                 kept = in_transaction(engine, keep)

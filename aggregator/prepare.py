@@ -203,7 +203,7 @@ def _prepare_in_worker(config: Config, result: FetchResult, now: datetime) -> Pr
     return prepare(config, result, now, _worker_engine)
 
 
-def related_lists(engine: Engine, story_ids: list[int]) -> RelatedLists:
+def relate_stored(engine: Engine, story_ids: list[int]) -> RelatedLists:
     """The related lists of stored stories (tag_index.relate_stored), read on `engine`."""
     from aggregator import tag_index  # only when a pass relates: workers start without it
 
@@ -213,7 +213,7 @@ def related_lists(engine: Engine, story_ids: list[int]) -> RelatedLists:
 
 def _relate_in_worker(story_ids: list[int]) -> RelatedLists:
     assert _worker_engine is not None
-    return related_lists(_worker_engine, story_ids)
+    return relate_stored(_worker_engine, story_ids)
 
 
 class Preparer:
@@ -244,7 +244,7 @@ class Preparer:
         """Work out stored stories' related lists in a worker (reads only; the caller writes)."""
         if self.processes < 1:
             done: Future[RelatedLists] = Future()
-            done.set_result(related_lists(self.engine, story_ids))
+            done.set_result(relate_stored(self.engine, story_ids))
             return done
         try:
             return self._executor().submit(_relate_in_worker, story_ids)

@@ -8,6 +8,7 @@ import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from aggregator.db import MIGRATIONS, head_revision, schema_revisions, upgrade_schema
 from aggregator.models import Base
 
 # Full-text search objects made by migration 0007 in SQL the models cannot express (an FTS5
@@ -62,3 +63,31 @@ def test_a_model_change_without_a_migration_is_caught(engine: sqlalchemy.Engine)
     assert [(d[0], d[3].name) for d in differences if d[0] == "add_column"] == [
         ("add_column", "not_migrated")
     ]
+
+
+def test_the_head_read_off_the_file_names_is_alembics_own() -> None:
+    """db.upgrade_schema skips Alembic when a database is at `head_revision()`: it must be the
+    head Alembic would migrate to."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    assert ScriptDirectory.from_config(config).get_heads() == [head_revision()]
+
+
+def test_a_database_at_the_head_is_not_migrated_again_and_an_older_one_is(
+    engine: sqlalchemy.Engine,
+) -> None:
+    assert schema_revisions(engine) == {head_revision()}
+    with engine.begin() as connection:  # as the previous release left it: two heads
+        connection.execute(sqlalchemy.text("DROP TABLE stories_to_relate"))
+        connection.execute(sqlalchemy.text("DELETE FROM alembic_version"))
+        connection.execute(sqlalchemy.text("INSERT INTO alembic_version VALUES ('0007'), ('0017')"))
+    upgrade_schema(engine)
+    assert schema_revisions(engine) == {head_revision()}
+    assert not _differences(engine)
+    with engine.begin() as connection:  # at the head, whatever the tables: not looked at
+        connection.execute(sqlalchemy.text("DROP TABLE stories_to_relate"))
+    upgrade_schema(engine)
+    assert "stories_to_relate" not in sqlalchemy.inspect(engine).get_table_names()
