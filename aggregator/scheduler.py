@@ -21,13 +21,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from aggregator import limits
-from aggregator.fetch import FetchRequest
+
+if TYPE_CHECKING:  # the store imports this module, and the parsing workers the store: no httpx
+    from aggregator.fetch import FetchRequest
 
 log = logging.getLogger(__name__)
 

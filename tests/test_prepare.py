@@ -235,3 +235,19 @@ def test_related_lists_worked_out_in_a_worker_process_equal_the_calling_process(
         preparer.close()
     assert there == here
     assert sum(bool(best) for best in here.values()) >= 0.8 * len(queued)
+
+
+def test_a_worker_relating_stories_loads_the_tag_index_but_no_http_client(
+    engine: sqlalchemy.Engine,
+) -> None:
+    """Relating imports the tag index (and the store) in a worker when the pass's end comes:
+    not the HTTP client and the CLI tools it brings (0.4 s a worker when it did)."""
+    preparer = prepare.Preparer(engine, processes=1)
+    try:
+        assert preparer.relate([]).result() == {}
+        assert preparer._pool is not None
+        loaded = preparer._pool.submit(eval, "sorted(__import__('sys').modules)").result()
+    finally:
+        preparer.close()
+    assert "aggregator.tag_index" in loaded
+    assert [m for m in ("httpx", "click", "rich", "aggregator.fetch") if m in loaded] == []
