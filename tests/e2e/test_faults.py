@@ -23,10 +23,13 @@ from sqlalchemy import Engine, func, select, text
 
 from aggregator.db import open_database, session_factory
 from aggregator.models import Entry, Story
+from aggregator.pipeline import GROUP_SOURCES
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
-SOURCES = 24
+# More sources than two SQLite write groups commit (pipeline.GROUP_SOURCES): a pass commits at
+# least three times, so a kill soon after its first commit lands mid-ingest.
+SOURCES = 72
 PER_SOURCE = 15
 DEFAULTS = {"timeout": "2s", "concurrency": 4, "per_host": 4}
 
@@ -76,6 +79,7 @@ def check_consistent(engine: Engine) -> dict[str, int]:
 def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
+    assert SOURCES > 2 * GROUP_SOURCES
     write_feeds_yaml(caulbart.config, serve_articles(feed_server), defaults=DEFAULTS)
     env = {
         **os.environ,
@@ -113,6 +117,11 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
     assert final.returncode == 0, final.stderr
     per_source = check_consistent(engine)
     assert len(per_source) == SOURCES
+    # Kills after the stores, while the pass related its stories, left them queued: all done now.
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM stories_to_relate")) == 0
+        related = connection.scalar(text("SELECT count(DISTINCT story_id) FROM related_stories"))
+    assert related and related >= 0.9 * SOURCES * PER_SOURCE
     engine.dispose()
 
     exported = [json.loads(line) for line in caulbart("export").stdout.splitlines()]
