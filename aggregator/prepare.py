@@ -17,10 +17,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,6 +46,7 @@ from aggregator.types import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # CAULBART_PREPARE_PROCESSES: worker processes for this stage (default: one per core; 0 runs
 # it in the calling process, e.g. on a machine with a single core).
@@ -216,6 +219,13 @@ def _relate_in_worker(story_ids: list[int]) -> RelatedLists:
     return relate_stored(_worker_engine, story_ids)
 
 
+def _done(value: T) -> Future[T]:
+    """A future already holding `value`: work done in the calling process."""
+    done: Future[T] = Future()
+    done.set_result(value)
+    return done
+
+
 class Preparer:
     """A process pool for `prepare`, started on first use and shared by the process's ingests."""
 
@@ -230,28 +240,22 @@ class Preparer:
     def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
         # A 304 or an error has nothing to parse: a pass of them never starts the pool.
         if self.processes < 1 or result.status is not FetchStatus.OK:
-            done: Future[Prepared] = Future()
-            done.set_result(prepare(config, result, now, self.engine))
-            return done
-        try:
-            return self._executor().submit(_prepare_in_worker, config, result, now)
-        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
-            log.warning("prepare pool broken; starting a new one")
-            self._reset()
-            return self._executor().submit(_prepare_in_worker, config, result, now)
+            return _done(prepare(config, result, now, self.engine))
+        return self._in_worker(_prepare_in_worker, config, result, now)
 
     def relate(self, story_ids: list[int]) -> Future[RelatedLists]:
         """Work out stored stories' related lists in a worker (reads only; the caller writes)."""
         if self.processes < 1:
-            done: Future[RelatedLists] = Future()
-            done.set_result(relate_stored(self.engine, story_ids))
-            return done
+            return _done(relate_stored(self.engine, story_ids))
+        return self._in_worker(_relate_in_worker, story_ids)
+
+    def _in_worker(self, work: Callable[..., T], *args: Any) -> Future[T]:
         try:
-            return self._executor().submit(_relate_in_worker, story_ids)
-        except BrokenProcessPool:
+            return self._executor().submit(work, *args)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
             log.warning("prepare pool broken; starting a new one")
             self._reset()
-            return self._executor().submit(_relate_in_worker, story_ids)
+            return self._executor().submit(work, *args)
 
     def warm(self) -> None:
         """Start every worker process now (each imports the parsers once, about a second)."""

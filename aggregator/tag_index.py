@@ -69,13 +69,17 @@ def update_stories(
     ordered = sorted(retag | relate)
     if not ordered:
         return {}
+    if relate_later:
+        insert_missing(session, StoryToRelate, [{"story_id": i} for i in ordered], "story_id")
     # Each story's tags and related list are rewritten whole: one writer per story at a time.
-    lock_stories(session, ordered)
+    # Queued stories' lists are not written here, nor are those only to be related read.
+    rewritten = sorted(retag) if relate_later else ordered
+    lock_stories(session, rewritten)
     # Without their text, read only for stories tagged anew from it (_choose_labels): most are
     # tagged from drafts, and a story's text is most of its row.
     stories = [
         story
-        for is_wanted in among(session, Story.id, ordered)
+        for is_wanted in among(session, Story.id, rewritten)
         for story in session.scalars(
             select(Story).where(is_wanted).order_by(Story.id).options(defer(Story.body_html))
         )
@@ -89,7 +93,6 @@ def update_stories(
     }
     _replace_story_tags(session, story_tags)
     if relate_later:
-        insert_missing(session, StoryToRelate, [{"story_id": i} for i in ordered], "story_id")
         return {}
     story_tags.update(_stored_tags(session, sorted(relate)))
     # All tagged first, so stories stored together can relate to each other.
