@@ -134,8 +134,13 @@ def shingles_from_bytes(data: bytes | None) -> frozenset[int]:
 
 def fingerprint(item: Item) -> Fingerprint | None:
     """Shingles of headline + text, and band keys of the whole and its openings; None if short."""
-    title = words(wire_headline(item.title))
-    body = words(item.body_text)
+    return fingerprint_text(item.title, item.body_text)
+
+
+def fingerprint_text(title_text: str, body_text: str) -> Fingerprint | None:
+    """`fingerprint` of a headline and a plain text (a stored entry's, say)."""
+    title = words(wire_headline(title_text))
+    body = words(body_text)
     hashes = _shingle_hashes(title + body)
     whole = frozenset(hashes)
     if len(whole) < MIN_SHINGLES:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator import (
+    dedupe,
     fulltext,
     prepare,
     publish,
@@ -289,12 +290,14 @@ def ingest_result(
         )
     items = list(prepared.items)
     prints = prepared.prints
-    # New and edited entries (those prepare fingerprinted) of a full_text source get their text.
-    full_text = _complete(engine, config, source_id, items, set(prints), fetcher)
+    # New and edited entries of a full_text source get their articles' text.
+    full_text = _complete(engine, config, source_id, items, set(prepared.unseen), fetcher)
     if full_text is not None:
         items = list(full_text.items)
-        # Fingerprints of the summaries no longer fit: the store makes them from the full text.
+        # Fingerprints of the summaries no longer fit: made again from the full text.
         prints = {guid: p for guid, p in prints.items() if guid not in full_text.completed}
+        completed = [item for item in items if item.guid in full_text.completed]
+        prints.update((item.guid, dedupe.fingerprint(item)) for item in completed)
         if full_text.failures:
             notes.append(f"full text: {full_text.source_error}")
 
@@ -321,7 +324,7 @@ def ingest_result(
             terms={guid: draft.terms for guid, draft in prepared.drafts.items()},
         )
         filtered = store.record_filtered(
-            session, source, prepared.filtered, now, stored_guids=prepared.prints
+            session, source, prepared.filtered, now, stored_guids=prepared.unseen
         )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
         drafts = {

@@ -68,7 +68,9 @@ class Prepared:
 
     feed: ParsedFeed | None = None
     items: tuple[Item, ...] = ()
-    # For entries new to the database, or edited since: what storing them needs.
+    # Entries new to the database, or edited since, and what storing them needs: fingerprints
+    # of all but the new ones whose text is stored already, tags of the stories they start.
+    unseen: tuple[str, ...] = ()
     prints: dict[str, dedupe.Fingerprint | None] = field(default_factory=dict)
     drafts: dict[str, tagging.TagDraft] = field(default_factory=dict)
     error: str | None = None
@@ -105,7 +107,13 @@ def prepare(
     sectioned = {item.guid: item for item in kept}
     items = [sectioned.get(i.guid, i) for i in items if i.guid not in turned_away]
     unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
-    prints = {item.guid: dedupe.fingerprint(item) for item in unseen}
+    # A new entry repeating a stored text word for word will join that text's story and stay
+    # out of the near-duplicate index (store.save_items): it needs no band keys, nor tags.
+    prints = {
+        item.guid: dedupe.fingerprint(item)
+        for item in unseen
+        if item.guid in stored or item.text_hash not in told
+    }
     drafts = {
         item.guid: tagging.draft_tags(
             tagging.StoryText(
@@ -124,7 +132,12 @@ def prepare(
         and item.text_hash not in told
     }
     return Prepared(
-        replace(feed, entries=()), tuple(items), prints, drafts, filtered=tuple(filtered)
+        replace(feed, entries=()),
+        tuple(items),
+        tuple(item.guid for item in unseen),
+        prints,
+        drafts,
+        filtered=tuple(filtered),
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from aggregator import dedupe, limits, review
 from aggregator.db import among, insert_missing, insert_rows, serialise, write_rows
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
+from aggregator.normalise import plain_text
 from aggregator.scheduler import claimer_is_dead
 from aggregator.types import (
     Config,
@@ -303,6 +304,9 @@ class Match:
 
     entry: _StoredEntry | _NewEntry
     verdict: dedupe.Verdict
+    # Whether the story joined holds the item's very text (its words, as the text hash reads
+    # them) already: then that text's band keys are in the index.
+    repeats_text: bool = False
 
 
 def save_items(
@@ -317,11 +321,13 @@ def save_items(
 ) -> SaveCounts:
     """Store a source's items: new ones as entries (joining or making stories), edits in place.
 
-    `prints` are fingerprints made ahead (aggregator.prepare); missing ones are made here.
+    `prints` are fingerprints made ahead (aggregator.prepare). A new item without one repeats
+    a stored text word for word (prepare looked): it joins that text's story without one, and
+    is fingerprinted here only if the text is gone by now. Without `prints`, all are made here.
     `terms` are drafted terms by guid: a story an item starts is inserted with the item's.
     """
     window = timedelta(seconds=dedup_window)
-    ready = prints or {}
+    ready = prints if prints is not None else {}
 
     def fingerprint(item: Item) -> dedupe.Fingerprint | None:
         return ready[item.guid] if item.guid in ready else dedupe.fingerprint(item)
@@ -331,11 +337,17 @@ def save_items(
     for item in items:
         if item.guid not in existing:
             fresh.setdefault(item.guid, item)  # a guid twice in a batch: its first telling
-    prints = {guid: fingerprint(item) for guid, item in fresh.items()}
+    told = set() if prints is None else fresh.keys() - ready.keys()
+    prints = {guid: None if guid in told else fingerprint(i) for guid, i in fresh.items()}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
     stored = _stored_matches(session, list(fresh.values()), prints, window)
+    if lost := [fresh[g] for g in told if not (m := stored[g]) or not m.repeats_text]:
+        # Their stored text was edited or pruned since prepare looked: matched as any new item.
+        prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
+        serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
+        stored.update(_stored_matches(session, lost, prints, window))
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -347,6 +359,7 @@ def save_items(
     added: dict[str, _NewEntry] = {}
     reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
+    retold: set[str] = set()  # edited entries' former texts
     touched: dict[int, Story | _NewStory] = {}
     # Stories a new or edited entry may bring labels to (its categories, its source's tags).
     labelled: set[int] = set()
@@ -366,6 +379,10 @@ def save_items(
                 else:
                     story = _story_of(match.entry, held)
                     story.review = review.state_after_join(story.review, source.publish)
+                    if match.repeats_text:
+                        # Its text, word for word, is in the index already: the same band
+                        # keys again would only find the same story (wire copy: half a pass).
+                        print_ = None
                 new = _NewEntry(item, print_, source.id, story, *_explain(source.id, item, match))
                 if id(story) in born:
                     born[id(story)][1].append(new)
@@ -376,6 +393,8 @@ def save_items(
             elif entry is not None and entry.content_hash != item.content_hash:
                 print_ = fingerprint(item)
                 edited_ids.append(entry.id)
+                if entry.text_hash and entry.text_hash != item.text_hash:
+                    retold.add(entry.text_hash)
                 if entry.categories:
                     labelled.add(id(entry.story))
                 _copy_item(entry, item, print_, now)
@@ -400,6 +419,7 @@ def save_items(
     insert_rows(session, Story, STORY_COLUMNS, [_story_row(story) for story in new_stories])
     insert_rows(session, Entry, ENTRY_COLUMNS, [_entry_row(entry, now) for entry in new_entries])
     session.flush()  # stored stories' new dates and review states, edited entries
+    reindexed += _texts_left_unindexed(session, retold)
     _index_bands(session, reindexed, edited_ids)
     joined = [story for story in touched.values() if isinstance(story, Story)]
     before = {story.id: (_tag_inputs(story), story.published) for story in joined}
@@ -517,9 +537,10 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
         link = by_link.get(item.link) if item.link else None
         text = by_text.get(item.text_hash) if item.text_hash else None
         if link is not None and (text is None or link.id <= text.id):
-            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0))
+            told = text is not None and text.story_id == link.story_id
+            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0), told)
         elif text is not None:
-            matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0))
+            matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
     return matches
 
 
@@ -651,7 +672,9 @@ class _BatchIndex:
         for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
             positions = self.by_key.get((rule.value, key)) if key else None
             if positions:
-                return Match(self.placed[positions[0]], dedupe.Verdict(rule, 1.0))
+                placed = self.placed[positions[0]]
+                told = item.text_hash is not None and placed.item.text_hash == item.text_hash
+                return Match(placed, dedupe.Verdict(rule, 1.0), told)
         if print_ is None:
             return None
         near = {p for band in print_.bands for p in self.by_key.get(band, ())}
@@ -682,6 +705,34 @@ def _explain(
     if match.entry.source_id == source_id and item.published >= match.entry.published:
         rule = dedupe.Rule.UPDATE
     return rule.value, match.verdict.score, match.entry
+
+
+def _texts_left_unindexed(
+    session: Session, text_hashes: set[str]
+) -> list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]]:
+    """Edited entries' former texts that no entry now holds in the index, each fingerprinted
+    on its oldest entry, which then stands for it.
+
+    An entry that joined a story by repeating another's text word for word is left out of the
+    index (save_items); once that other entry is edited, the repeat must speak for the text.
+    """
+    oldest: dict[str, Entry] = {}
+    indexed: set[str] = set()
+    for is_wanted in among(session, Entry.text_hash, sorted(text_hashes)):
+        for entry in session.scalars(select(Entry).where(is_wanted).order_by(Entry.id)):
+            assert entry.text_hash is not None
+            oldest.setdefault(entry.text_hash, entry)
+            if entry.shingles is not None:
+                indexed.add(entry.text_hash)
+    reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
+    for text_hash, entry in oldest.items():
+        if text_hash in indexed:
+            continue
+        print_ = dedupe.fingerprint_text(entry.title, plain_text(entry.body_html))
+        if print_ is not None:
+            entry.shingles = print_.packed
+            reindexed.append((entry, print_))
+    return reindexed
 
 
 def _index_bands(

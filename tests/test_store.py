@@ -149,6 +149,66 @@ def test_same_text_under_different_links_is_one_story(
         assert session.scalar(select(func.count()).select_from(Story)) == 1
 
 
+def bands_of(engine: Engine) -> dict[str, int]:
+    """Band keys stored per entry guid (0 for an entry out of the near-duplicate index)."""
+    with session_factory(engine)() as session:
+        counts = dict(
+            session.execute(
+                select(Entry.guid, func.count(EntryBand.band))
+                .outerjoin(EntryBand, EntryBand.entry_id == Entry.id)
+                .group_by(Entry.guid)
+            ).all()
+        )
+        unindexed = set(session.scalars(select(Entry.guid).where(Entry.shingles.is_(None))))
+    assert unindexed == {guid for guid, count in counts.items() if count == 0}
+    return counts
+
+
+def test_a_word_for_word_copy_is_not_indexed_again_and_near_copies_still_join(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
+    fetch_all(engine, config_for({"a": a}))
+    b = feed_server.add("/b", rss(item("b-1", "Rates rise", "https://two.example/1")))
+    fetch_all(engine, config_for({"a": a, "b": b}))
+    bands = bands_of(engine)
+    assert bands["a-1"] > 0 and bands["b-1"] == 0, bands
+    retold = BODY.replace("on Thursday", "on Thursday morning")
+    c = feed_server.add("/c", rss(item("c-1", "Rates rise", "https://three.example/1", retold)))
+    fetch_all(engine, config_for({"a": a, "b": b, "c": c}))
+    with session_factory(engine)() as session:
+        assert session.scalar(select(func.count(Story.id))) == 1
+        rules = dict(session.execute(select(Entry.guid, Entry.match_rule)).all())
+    assert rules == {"a-1": "new", "b-1": "text", "c-1": "near"}, rules
+    assert bands_of(engine)["c-1"] > 0
+
+
+def test_editing_the_indexed_telling_hands_its_text_to_the_oldest_copy(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """The text an edit takes out of the index is put back on a word-for-word copy, so a near
+    copy of it still finds the story."""
+    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
+    b = feed_server.add("/b", rss(item("b-1", "Rates rise", "https://two.example/1")))
+    fetch_all(engine, config_for({"a": a}))
+    fetch_all(engine, config_for({"a": a, "b": b}))
+    c = feed_server.add("/c", rss(item("c-1", "Rates rise", "https://three.example/1")))
+    fetch_all(engine, config_for({"a": a, "b": b, "c": c}))
+    assert [bands_of(engine)[guid] > 0 for guid in ("a-1", "b-1", "c-1")] == [True, False, False]
+    other = "Storms closed the port for a second day, and ferries to the islands stayed in harbour."
+    feed_server.add("/a", rss(item("a-1", "Port closed", "https://one.example/1", other)))
+    assert by_source(fetch_all(engine, config_for({"a": a})))["a"].updated == 1
+    bands = bands_of(engine)
+    assert bands["a-1"] > 0 and bands["b-1"] > 0 and bands["c-1"] == 0, bands
+    retold = BODY.replace("on Thursday", "on Thursday morning")
+    d = feed_server.add("/d", rss(item("d-1", "Rates rise", "https://four.example/1", retold)))
+    fetch_all(engine, config_for({"a": a, "b": b, "c": c, "d": d}))
+    with session_factory(engine)() as session:
+        stories = dict(session.execute(select(Entry.guid, Entry.story_id)).all())
+        rule = session.scalar(select(Entry.match_rule).where(Entry.guid == "d-1"))
+    assert stories["d-1"] == stories["b-1"] == stories["c-1"] and rule == "near", (stories, rule)
+
+
 def test_bare_headlines_that_repeat_do_not_merge_different_days(
     engine: Engine, feed_server: FeedServer
 ) -> None:
@@ -263,7 +323,8 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
     engine: Engine, feed_server: FeedServer
 ) -> None:
     """40 copies that join stored stories take as many statements as 5: the stories are loaded
-    together, never one by one (each such load also flushed the batch so far)."""
+    together, never one by one (each such load also flushed the batch so far). Locks aside: 40
+    copies' names are too many to lock one by one (db.serialise)."""
     texts = distinct_texts(7, 45)
     originals = [
         item(f"o{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in enumerate(texts)
@@ -284,7 +345,7 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
         with recorded_statements(engine) as statements:
             (outcome,) = run_pass(engine, config, requests)
         assert outcome.status == "ok", outcome.error
-        return len(statements)
+        return len([s for s in statements if "pg_advisory" not in s])
 
     store("agency")
     five, forty = store("five"), store("forty")
