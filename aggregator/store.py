@@ -337,13 +337,13 @@ def save_items(
     for item in items:
         if item.guid not in existing:
             fresh.setdefault(item.guid, item)  # a guid twice in a batch: its first telling
-    told = set() if prints is None else fresh.keys() - ready.keys()
-    prints = {guid: None if guid in told else fingerprint(i) for guid, i in fresh.items()}
+    copies = set() if prints is None else fresh.keys() - ready.keys()
+    prints = {guid: None if guid in copies else fingerprint(i) for guid, i in fresh.items()}
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
     stored = _stored_matches(session, list(fresh.values()), prints, window)
-    if lost := [fresh[g] for g in told if not (m := stored[g]) or not m.repeats_text]:
+    if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
@@ -537,8 +537,8 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
         link = by_link.get(item.link) if item.link else None
         text = by_text.get(item.text_hash) if item.text_hash else None
         if link is not None and (text is None or link.id <= text.id):
-            told = text is not None and text.story_id == link.story_id
-            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0), told)
+            same_text = text is not None and text.story_id == link.story_id
+            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0), same_text)
         elif text is not None:
             matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
     return matches
@@ -673,8 +673,8 @@ class _BatchIndex:
             positions = self.by_key.get((rule.value, key)) if key else None
             if positions:
                 placed = self.placed[positions[0]]
-                told = item.text_hash is not None and placed.item.text_hash == item.text_hash
-                return Match(placed, dedupe.Verdict(rule, 1.0), told)
+                same_text = item.text_hash is not None and placed.item.text_hash == item.text_hash
+                return Match(placed, dedupe.Verdict(rule, 1.0), same_text)
         if print_ is None:
             return None
         near = {p for band in print_.bands for p in self.by_key.get(band, ())}
