@@ -73,7 +73,7 @@ WHITESPACE = re.compile(r"\s+")
 # Characters RFC 3986 never allows unescaped in a URL and that HTML gives meaning to.
 UNSAFE_URL_CHARS = re.compile(r"[<>\"`]")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-NON_WORD = re.compile(r"[^\w]+")
+WORD = re.compile(r"\w+")
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -232,7 +232,7 @@ def _without_accent(match: re.Match[str]) -> str:
 
 def text_fingerprint(*parts: str) -> str:
     """Hash of case-, accent- and punctuation-insensitive text: equal for the same wording."""
-    words = NON_WORD.sub(" ", fold(" ".join(parts))).split()
+    words = WORD.findall(fold(" ".join(parts)))  # what splitting at every non-word run leaves
     return hashlib.sha256(" ".join(words).encode()).hexdigest()
 
 

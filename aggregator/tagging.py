@@ -81,8 +81,11 @@ def stop_words() -> frozenset[str]:
     return frozenset(words | {word.replace("'", "’") for word in words})
 
 
+@lru_cache(maxsize=16384)
 def tag_slug(label: str) -> str:
-    """One slug per thing: case, accents, punctuation and spacing do not matter."""
+    """One slug per thing: case, accents, punctuation and spacing do not matter.
+
+    Cached: drafting a story's tags slugs each label offered three times, and names recur."""
     ascii_text = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
     return "-".join(re.sub(r"[^a-z0-9]+", " ", ascii_text.lower()).split())
 
@@ -218,13 +221,13 @@ def extract_key_phrases(title: str, text: str, min_repeats: int = 2) -> list[tup
     check that the body repeats a phrase was already what made a phrase a topic.
     """
     runs = list(_content_runs(f"{title}. {text[:LEDE_CHARS]}"))
-    words = _bare_words(text.lower())
+    words = _lower_words(text)
     said: Counter[tuple[str, ...]] = Counter(zip(words))  # each word as a 1-gram
     # Pairs are counted only where they may be a candidate's: counting every pair of the text
     # was a tenth of tagging a story.
     firsts = {word for run in runs for word in run[:-1]}
     said.update(pair for pair in pairwise(words) if pair[0] in firsts)
-    in_title = set(_bare_words(title.lower()))
+    in_title = set(_lower_words(title))
     scores: dict[str, float] = {}
     for position, run in enumerate(runs):
         early = EARLY_RUNS / (EARLY_RUNS + position)
@@ -249,6 +252,13 @@ def _bare(word: str) -> str:
     if word.isalnum():  # most words: nothing to take off (a WORD starts with a letter)
         return word
     return word.strip("'’-").removesuffix("'s").removesuffix("’s")
+
+
+@lru_cache(maxsize=8)
+def _lower_words(text: str) -> tuple[str, ...]:
+    """The text's words, bare and in lower case. Cached for the few texts of the story being
+    tagged: its key phrases (once or twice) and its terms read the same words."""
+    return tuple(_bare_words(text.lower()))
 
 
 def _bare_words(text: str) -> list[str]:
@@ -339,11 +349,10 @@ def _not_terms() -> frozenset[str]:
 def story_terms(title: str, text: str, limit: int = TERMS_PER_STORY) -> list[str]:
     """The story's most frequent content words (headline words count thrice), for similarity."""
     unwanted = _not_terms()
-    counts = Counter(word for word in _bare_words(strip_dateline(text).lower()) if len(word) > 2)
-    for word in _bare_words(title.lower()):
-        if len(word) > 2:
-            counts[word] += 3
-    for word in unwanted.intersection(counts):
+    counts = Counter(_lower_words(strip_dateline(text)))
+    for word in _lower_words(title):
+        counts[word] += 3
+    for word in [word for word in counts if len(word) < 3 or word in unwanted]:
         del counts[word]
     return [word for word, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))[:limit]]
 
