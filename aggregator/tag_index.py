@@ -317,24 +317,40 @@ def related_lists(
 
 def _latest_by_tag(session: Session, tag_ids: list[int]) -> dict[int, list[int]]:
     """The latest CANDIDATES_PER_TAG stories of each tag: one bounded index range per tag, many
-    tags per statement (UNION ALL), so the cost follows the tags, not the archive."""
+    tags per statement, so the cost follows the tags, not the archive."""
     latest: dict[int, list[int]] = {tag_id: [] for tag_id in tag_ids}
     part = (
         "SELECT * FROM (SELECT tag_id, story_id FROM story_tags WHERE tag_id = :t{n} "
         "ORDER BY story_id DESC LIMIT :limit) AS q{n}"
     )
-    for tag_id, story_id in _per_tag(session, part, tag_ids, limit=CANDIDATES_PER_TAG):
+    lateral = (
+        "SELECT story_id FROM story_tags WHERE story_tags.tag_id = tag.id "
+        "ORDER BY story_id DESC LIMIT :limit"
+    )
+    for tag_id, story_id in _per_tag(session, part, lateral, tag_ids, limit=CANDIDATES_PER_TAG):
         latest[tag_id].append(story_id)
     return latest
 
 
 def _per_tag(
-    session: Session, part: str, tag_ids: list[int], **values: int
+    session: Session, part: str, lateral: str, tag_ids: list[int], **values: int
 ) -> Iterable[tuple[int, int]]:
-    """Rows of `part` (a query on tag :t{n}) for each tag, UNION ALL-ed many tags a statement.
+    """(tag, value) rows of a query for each tag: `part` (on tag :t{n}) UNION ALL-ed many tags
+    a statement on SQLite; on PostgreSQL `lateral` (on `tag.id`) joined to an array of all the
+    tags, one statement that it plans once (its union of 50 parts took twice as long).
 
     Plain SQL: building such a union with the ORM cost more than running it.
     """
+    if not tag_ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        statement = text(
+            "SELECT tag.id, q.* FROM unnest(CAST(:tags AS integer[])) AS tag(id) "
+            f"CROSS JOIN LATERAL ({lateral}) AS q"
+        )
+        for first, second in session.execute(statement, {"tags": tag_ids, **values}):
+            yield int(first), int(second)
+        return
     for chunk in _chunks(tag_ids, UNION_PARTS):
         tags = {f"t{n}": tag_id for n, tag_id in enumerate(chunk)}
         for first, second in session.execute(_union(part, len(chunk)), {**tags, **values}):
@@ -418,7 +434,11 @@ def _idf(session: Session, tag_ids: list[int]) -> dict[int, float]:
         "SELECT :t{n} AS tag_id, count(*) FROM (SELECT story_id FROM story_tags "
         "WHERE tag_id = :t{n} LIMIT :cap) AS q{n}"
     )
-    for tag_id, count in _per_tag(session, part, stale, cap=DF_CAP):
+    lateral = (
+        "SELECT count(*) FROM (SELECT 1 FROM story_tags WHERE story_tags.tag_id = tag.id "
+        "LIMIT :cap) AS capped"
+    )
+    for tag_id, count in _per_tag(session, part, lateral, stale, cap=DF_CAP):
         _DF_CACHE[(database, tag_id)] = (count or 1, now)
     return {
         tag_id: tagging.inverse_document_frequency(document_count, _DF_CACHE[(database, tag_id)][0])
