@@ -295,9 +295,8 @@ def ingest_result(
     if full_text is not None:
         items = list(full_text.items)
         # Fingerprints of the summaries no longer fit: made again from the full text.
-        prints = {guid: p for guid, p in prints.items() if guid not in full_text.completed}
         completed = [item for item in items if item.guid in full_text.completed]
-        prints.update((item.guid, dedupe.fingerprint(item)) for item in completed)
+        prints = prints | {item.guid: dedupe.fingerprint(item) for item in completed}
         if full_text.failures:
             notes.append(f"full text: {full_text.source_error}")
 
