@@ -332,6 +332,23 @@ def test_plain_text_of_html() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "Fed holds rates",
+        "\ufeffByte order mark first, \ufeff inside",
+        "NUL\x00 and CR\r\nline\rends",
+        "  non\xa0breaking\u2028separators\u3000 and \x1f unit \x85 next line  ",
+        "quotes \"'\u201c and > alone",
+        "",
+    ],
+)
+def test_plain_text_without_markup_is_what_the_parser_gives(text: str) -> None:
+    """Text with no "<" and no "&" skips the HTML parser; the result must not change."""
+    parsed = plain_text(f"{text}<b></b>")  # with a tag, it takes the parser's path
+    assert plain_text(text) == parsed
+
+
+@pytest.mark.parametrize(
     ("name", "clean"),
     [
         ("John Doe (john@example.com)", "John Doe"),
