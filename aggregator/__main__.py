@@ -1,6 +1,6 @@
 """The `caulbart` command (also `python -m aggregator`).
 
-Each parsing worker is a spawned process, and a spawned process first imports its parent's main
+Each parsing worker (forked from multiprocessing's fork server) first imports its parent's main
 module: the `caulbart` script, which imports this one. So the CLI (click, rich and every command's
 modules, ~0.3 s of CPU a process) is imported only when the command runs, never in a worker.
 """

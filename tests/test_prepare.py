@@ -93,7 +93,7 @@ NOT_FOR_WORKERS = ("aggregator.cli", "alembic", "datasketch", "scipy", "flask", 
 
 
 def test_a_worker_imports_the_caulbart_script_without_the_cli() -> None:
-    """A spawned worker first runs its parent's main module as `__mp_main__` (multiprocessing's
+    """A started worker first runs its parent's main module as `__mp_main__` (multiprocessing's
     `runpy.run_path`): for the installed `caulbart` script, that must not load the CLI."""
     script = Path(sys.executable).with_name("caulbart")
     probe = (
@@ -119,6 +119,50 @@ def test_a_started_worker_holds_only_what_preparing_needs(engine: sqlalchemy.Eng
     assert "aggregator.prepare" in loaded and "feedparser" in loaded
     assert [m for m in NOT_FOR_WORKERS if m in loaded] == []
     assert len(prepared.prints) == 10  # and it fingerprints without them
+
+
+def test_workers_are_forked_from_one_server_that_imported_the_parsers(
+    engine: sqlalchemy.Engine,
+) -> None:
+    preparer = prepare.Preparer(engine, processes=2)
+    try:
+        preparer.warm()
+        assert preparer._pool is not None
+        pool = preparer._pool
+        workers = {pid: pool.submit(os.getppid) for pid in pool._processes}
+        parents = {future.result() for future in workers.values()}
+    finally:
+        preparer.close()
+    assert len(workers) == 2
+    assert len(parents) == 1 and os.getpid() not in parents  # the fork server, for both
+    server = parents.pop()
+    cmdline = Path(f"/proc/{server}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert "multiprocessing.forkserver" in cmdline and "aggregator.prepare" in cmdline
+
+
+def test_a_command_stops_and_waits_for_its_fork_server_at_exit(tmp_path: Path) -> None:
+    """Else the server and its workers' CPU time and memory never count as the command's."""
+    probe = (
+        "import atexit, os\n"
+        # Registered first, so run last: after the exit hook of aggregator.prepare.
+        "atexit.register(lambda: print(reaped(server)))\n"
+        "def reaped(pid):\n"
+        "    try:\n"
+        "        return os.waitpid(pid, os.WNOHANG) != (0, 0)\n"
+        "    except ChildProcessError:\n"
+        "        return True\n"
+        "import multiprocessing.forkserver\n"
+        "from aggregator import prepare\n"
+        "from aggregator.db import make_engine\n"
+        f"prepare.preparer_for(make_engine('sqlite:///{tmp_path}/c.sqlite3')).warm()\n"
+        "server = multiprocessing.forkserver._forkserver._forkserver_pid\n"
+        "print(server is not None)\n"
+    )
+    env = {**os.environ, prepare.PROCESSES_ENV: "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.split() == ["True", "True"]
 
 
 def test_a_pass_with_nothing_new_never_starts_the_pool(engine: sqlalchemy.Engine) -> None:

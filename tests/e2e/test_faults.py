@@ -106,7 +106,7 @@ def test_killed_fetches_leave_a_consistent_database_and_a_rerun_completes(
         while stored(engine) == before and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.1))
-        helpers = children(process.pid)  # its parsing processes, if it started them
+        helpers = descendants(process.pid)  # its parsing processes, if it started them
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         orphans.update(helpers)
@@ -148,14 +148,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def children(pid: int) -> set[int]:
-    """A process's child process ids (Linux /proc)."""
+def descendants(pid: int) -> set[int]:
+    """A process's children, theirs and so on (Linux /proc): the parsing workers are children
+    of the fork server the command started."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
             found.update(int(child) for child in task.read_text().split())
         except OSError:
             continue
+    for child in list(found):
+        found |= descendants(child)
     return found
 
 
