@@ -208,8 +208,9 @@ def _exit_with_parent() -> None:
     """A worker whose parent was killed (SIGKILL, out of memory) must not live on as an orphan.
 
     Its parent process is the fork server, which outlives the pool's owner while any worker
-    lives; the owner is the end of a pipe multiprocessing gives the worker (its "sentinel"),
-    which reads as closed once the owner is gone, however it ended."""
+    lives. So the worker watches the owner itself, through the pipe multiprocessing gives every
+    child (`parent_process().sentinel`), which reads as closed once the owner is gone, however
+    it ended."""
     owner = multiprocessing.parent_process()
     if owner is not None:
         owner.join()
