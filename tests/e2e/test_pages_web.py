@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from aggregator.models import Story
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.newsroom import ESCAPED_TITLE, SHARED_TITLE, serve_newsroom
-from web import create_app
+from web import create_app, queries
 
 BASE = "http://caulbart.test"
 TAGLINE = "News that matter to you."
@@ -126,6 +126,19 @@ def test_section_tag_source_and_archive_pages_list_their_stories(site: Site) -> 
         "/archive/9999/12/31",
     ):
         site.page(missing, status=404)
+
+
+@pytest.mark.parametrize(("path", "count"), [("/source/southwire", 7), ("/tag/climate", 3)])
+def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
+    site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
+) -> None:
+    """Few stories are listed from the source's (tag's) own list of them, many by walking the
+    newest stories (web/queries.py `_stories_in`): the same page either way."""
+    listed = texts(site.page(path), "//main//h2[@class='card-title']")
+    monkeypatch.setattr(queries, "LIST_LIMIT", 0)  # as if every source and tag had many
+    walked = texts(site.page(path), "//main//h2[@class='card-title']")
+    assert len(listed) >= count and SHARED_TITLE in listed
+    assert walked == listed
 
 
 # --- the story page -------------------------------------------------------------------------
