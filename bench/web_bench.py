@@ -6,7 +6,8 @@ Each size gets a temporary SQLite database (migrated as in production, search tr
 filled directly through the ORM with stories, their entries from several sources, tags and
 related posts. Pages are requested through the Flask test client (no network): random story
 pages, home, section (first and 8th page), tag, source and date listings, the site's Atom
-feed and a section's JSON Feed; prints the median per page and the ratio largest / smallest.
+feed, a section's JSON Feed, and a source's and a tag's Atom feeds; prints the median per page
+and the ratio largest / smallest.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ LISTINGS = {
     "month archive": "/archive/2022/06",
     "feed.atom": "/feed.atom",
     "section feed": "/section/world/feed.json",
+    "source feed": "/source/src-3/feed.atom",
+    "tag feed": "/tag/tag-7/feed.atom",
 }
 
 

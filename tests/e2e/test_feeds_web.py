@@ -23,6 +23,7 @@ from lxml import etree
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from aggregator import publish
 from aggregator.db import open_database
 from aggregator.models import Entry, Source, Story
 from aggregator.tagging import tag_slug
@@ -438,6 +439,26 @@ def test_scoped_feeds_hold_only_their_stories(shared_site: Site) -> None:
         assert site.get(f"{BASE}{missing}/feed.atom").status_code == 404
     assert site.get(f"{BASE}/feed.atom?page=99").status_code == 404
     assert site.get(f"{BASE}/feed.xml").status_code == 404
+
+
+@pytest.mark.parametrize(("kind", "value"), [("source", "guardian"), ("tag", "donald-trump")])
+def test_a_source_or_tag_feed_is_the_same_however_its_stories_are_found(
+    shared_site: Site, monkeypatch: pytest.MonkeyPatch, kind: str, value: str
+) -> None:
+    """A feed of few stories reads its version from its own list of them; one of many walks
+    down the stories' indexes (publish.has_many_stories): the same version and bytes either way."""
+    site = shared_site
+    url = f"/{kind}/{value}/feed.atom"
+    with site.engine.connect() as connection:
+        listed = publish.feed_version(connection, publish.FeedQuery(kind, value))
+        listed_response = site.fresh_client().get(url)
+        monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
+        walked = publish.feed_version(connection, publish.FeedQuery(kind, value))
+        walked_response = site.fresh_client().get(url)
+    assert listed.newest_id is not None and listed.count > 0
+    assert walked == listed
+    assert walked_response.status_code == listed_response.status_code == 200
+    assert walked_response.data == listed_response.data
 
 
 # --- paging and archives --------------------------------------------------------------------

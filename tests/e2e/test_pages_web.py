@@ -18,10 +18,11 @@ from lxml import etree
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from aggregator import publish
 from aggregator.models import Story
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.newsroom import ESCAPED_TITLE, SHARED_TITLE, serve_newsroom
-from web import create_app, queries
+from web import create_app
 
 BASE = "http://caulbart.test"
 TAGLINE = "News that matter to you."
@@ -133,9 +134,9 @@ def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
     site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
 ) -> None:
     """Few stories are listed from the source's (tag's) own list of them, many by walking the
-    newest stories (web/queries.py `_stories_in`): the same page either way."""
+    newest stories (aggregator/publish.py `has_many_stories`): the same page either way."""
     listed = texts(site.page(path), "//main//h2[@class='card-title']")
-    monkeypatch.setattr(queries, "LIST_LIMIT", 0)  # as if every source and tag had many
+    monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
     walked = texts(site.page(path), "//main//h2[@class='card-title']")
     assert len(listed) >= count and SHARED_TITLE in listed
     assert walked == listed
