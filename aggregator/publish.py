@@ -239,7 +239,7 @@ def _scope(kind: str, value: ColumnElement[str]) -> ColumnElement[bool]:
     if kind == "section":
         return Story.section == value
     rows = _story_rows(kind, value)
-    return true() if rows is None else stories_listed(*rows)
+    return true() if rows is None else _stories_listed(*rows)
 
 
 def _story_rows(
@@ -256,18 +256,18 @@ def _story_rows(
 
 
 # A source or a tag with more stories than this is read by walking the newest stories and
-# checking each (EXISTS), not from its own list of them (IN): see `has_many_stories`.
+# checking each (EXISTS), not from its own list of them (IN): see `stories_among`.
 LIST_LIMIT = 2000
 
 
-def stories_listed(
+def _stories_listed(
     story_id: InstrumentedAttribute[int], *where: ColumnElement[bool]
 ) -> ColumnElement[bool]:
     """Stories among those of the rows matching `where`: SQLite makes the list of them first."""
     return Story.id.in_(select(story_id).where(*where))
 
 
-def stories_walked(
+def _stories_walked(
     story_id: InstrumentedAttribute[int], *where: ColumnElement[bool]
 ) -> ColumnElement[bool]:
     """The same stories, checked one by one with an index probe as a walk meets them."""
@@ -284,7 +284,7 @@ def _stories_counted(
     return select(func.count()).select_from(listed)
 
 
-def has_many_stories(
+def _has_many_stories(
     bind: Session | Connection, story_id: InstrumentedAttribute[int], *where: ColumnElement[bool]
 ) -> bool:
     """Whether the rows matching `where` name more than LIST_LIMIT stories (counted that far).
@@ -296,6 +296,16 @@ def has_many_stories(
     """
     counted = bind.scalar(_stories_counted(story_id, *where), {"list_limit": LIST_LIMIT})
     return (counted or 0) > LIST_LIMIT
+
+
+def stories_among(
+    bind: Session | Connection, story_id: InstrumentedAttribute[int], *where: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """The stories the rows matching `where` name (a source's entries, a tag's), in the form
+    that stays cheap for this source or tag as the archive grows (see `_has_many_stories`)."""
+    if _has_many_stories(bind, story_id, *where):
+        return _stories_walked(story_id, *where)
+    return _stories_listed(story_id, *where)
 
 
 @lru_cache(maxsize=len(KINDS))
@@ -323,7 +333,7 @@ def _version_statement(kind: str) -> Select[Any]:
     rows = _story_rows(kind, value)
     if rows is not None:
         many = _stories_counted(*rows).scalar_subquery() > bindparam("list_limit", type_=Integer)
-        walked = review.visible() & stories_walked(*rows)
+        walked = review.visible() & _stories_walked(*rows)
         newest = case((many, newest_of(walked)), else_=newest)
         latest = case((many, latest_of(walked)), else_=latest)
     counted = (

@@ -6,19 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Engine, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from aggregator import tag_index
 from aggregator.db import session_factory
 from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import story_path, story_url
-from aggregator.publish import (
-    PublishedStory,
-    has_many_stories,
-    load_stories,
-    stories_listed,
-    stories_walked,
-)
+from aggregator.publish import PublishedStory, load_stories, stories_among
 from aggregator.review import visible
 from aggregator.types import SiteConfig
 
@@ -141,7 +135,7 @@ def tag_stories(engine: Engine, slug: str, page: int, per_page: int) -> tuple[st
         tag = session.scalars(select(Tag).where(Tag.slug == slug)).first()
         if tag is None:
             return None
-        tagged = _stories_in(session, StoryTag.story_id, StoryTag.tag_id == tag.id)
+        tagged = stories_among(session, StoryTag.story_id, StoryTag.tag_id == tag.id)
         return tag.label, _listing(session, [tagged], page, per_page)
 
 
@@ -156,19 +150,8 @@ def source_stories(
         link = SourceLink(
             source.id, source.name, source.agency, source.section, source.url, source.feed_title
         )
-        told = _stories_in(session, Entry.story_id, Entry.source_id == source_id)
+        told = stories_among(session, Entry.story_id, Entry.source_id == source_id)
         return link, _listing(session, [told], page, per_page)
-
-
-def _stories_in(
-    session: Session, story_id: InstrumentedAttribute[int], *where: ColumnElement[bool]
-) -> ColumnElement[bool]:
-    """The stories whose `story_id` rows match `where`, in the form that stays cheap as the
-    archive grows: a walk down the newest stories for a source or tag with many (publish.
-    has_many_stories), its own list for one with few."""
-    if has_many_stories(session, story_id, *where):
-        return stories_walked(story_id, *where)
-    return stories_listed(story_id, *where)
 
 
 def archive_stories(

@@ -445,8 +445,8 @@ def test_scoped_feeds_hold_only_their_stories(shared_site: Site) -> None:
 def test_a_source_or_tag_feed_is_the_same_however_its_stories_are_found(
     shared_site: Site, monkeypatch: pytest.MonkeyPatch, kind: str, value: str
 ) -> None:
-    """A feed of few stories reads its version from its own list of them; one of many walks
-    down the stories' indexes (publish.has_many_stories): the same version and bytes either way."""
+    """A feed of few stories reads its version from its own list of them, one of many walks
+    down the stories' indexes (publish._version_statement): the same version and bytes."""
     site = shared_site
     url = f"/{kind}/{value}/feed.atom"
     with site.engine.connect() as connection:

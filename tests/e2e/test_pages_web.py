@@ -134,7 +134,7 @@ def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
     site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
 ) -> None:
     """Few stories are listed from the source's (tag's) own list of them, many by walking the
-    newest stories (aggregator/publish.py `has_many_stories`): the same page either way."""
+    newest stories (aggregator/publish.py `stories_among`): the same page either way."""
     listed = texts(site.page(path), "//main//h2[@class='card-title']")
     monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
     walked = texts(site.page(path), "//main//h2[@class='card-title']")
