@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from aggregator.normalise import fold
+from aggregator.normalise import WORD, fold
 from aggregator.types import Item
 
 # Word 3-grams: long enough that two different articles share almost none by chance, short enough
@@ -53,7 +53,6 @@ RESEND_MARKER = re.compile(
 )
 # "LONDON (Reuters) - ", "PARIS, Nov 24 (AFP) -- ": an agency's dateline, not the story's words.
 DATELINE = re.compile(r"^[A-Z][A-Za-z0-9 .,'/-]{1,60}?\([^)]{1,40}\)\s*[-–—:]+\s*")
-WORD = re.compile(r"\w+")
 
 
 class Rule(enum.StrEnum):

@@ -201,10 +201,10 @@ def _start_worker(database_url: str) -> None:
     # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.
     os.nice(WORKER_NICENESS)
     _worker_engine = make_engine(database_url)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    threading.Thread(target=_exit_with_owner, daemon=True).start()
 
 
-def _exit_with_parent() -> None:
+def _exit_with_owner() -> None:
     """A worker whose parent was killed (SIGKILL, out of memory) must not live on as an orphan.
 
     Its parent process is the fork server, which outlives the pool's owner while any worker
