@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -449,8 +450,11 @@ def retag(ctx: click.Context) -> None:
         for start in range(0, len(story_ids), batch):
             chunk = story_ids[start : start + batch]
             with Session.begin() as session:
-                lists = tag_index.update_stories(session, chunk, config.tags)
+                now = datetime.now(UTC)
+                lists = tag_index.update_stories(session, chunk, config.tags, now=now)
                 tag_index.offer_related(session, lists)
+                # Stories' tags changed without a new date: every feed is rendered again.
+                tag_index.note_departures(session, "all", [""], now)
             progress.update(task, advance=len(chunk))
     click.echo(f"retagged {len(story_ids)} stories")
 

@@ -60,5 +60,8 @@ FEED_LENGTH = 50
 FEED_TOMBSTONES = 50
 # Rendered feed documents kept per process (feeds x formats x pages in use).
 FEED_CACHE_ENTRIES = 512
+# Seconds a rendered feed document is served on an unchanged version before it is rendered again
+# (publish.FeedCache: a story committed out of order by another worker shows within this).
+FEED_RECHECK_SECONDS = 60.0
 # Seconds a WebSub hub gets to accept a publish ping; a slow hub must not stall the ingest.
 WEBSUB_TIMEOUT = 5.0

@@ -400,3 +400,23 @@ class Prune(Base):
     cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
     stories: Mapped[int] = mapped_column(Integer)
     entries: Mapped[int] = mapped_column(Integer)
+
+
+class FeedChange(Base):
+    """A change to which stories a feed holds that no story's `updated` tells: a story lost a
+    tag (kind "tag", the tag's slug), or every story was tagged again (kind "all", value "").
+
+    A story that joins a feed was stored or edited, so its `updated` moved; one that leaves is
+    no longer there to be seen. A story keeps its section and its sources for life (retention,
+    which dates its own runs, is what takes them away), so tags are all that is recorded. The
+    latest row for a feed is part of its version: one probe of the index, however many stories
+    the feed holds. Rows are only added (no row for workers to contend for); retention deletes
+    old ones."""
+
+    __tablename__ = "feed_changes"
+    __table_args__ = (Index("ix_feed_changes_scope_at", "kind", "value", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -338,6 +338,7 @@ def ingest_result(
             drafts,
             relate_only=counts.relate_ids,
             relate_later=relate_later,
+            now=now,
         )
         error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)

@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import limits, normalise, review, tag_index, tagging
 from aggregator.db import make_engine, session_factory
-from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
+from aggregator.models import Entry, FeedChange, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.types import Config, SiteConfig
 
@@ -106,17 +107,24 @@ class FeedVersion:
     newest_id: int | None
     latest_update: datetime | None
     newest_created: datetime | None
-    count: int  # 0 for the whole site (deletions are told by `pruned`: newest_id says enough)
     terms_changed: datetime | None
     # The last retention run (aggregator.retention): stories were deleted then.
     pruned: datetime | None = None
+    # When a story last left the feed or every story was tagged again (models.FeedChange).
+    left: datetime | None = None
 
     @property
     def last_modified(self) -> datetime:
         """When the feed last changed, to the second (HTTP dates have no fractions)."""
         moments = [
             m
-            for m in (self.latest_update, self.newest_created, self.terms_changed, self.pruned)
+            for m in (
+                self.latest_update,
+                self.newest_created,
+                self.terms_changed,
+                self.pruned,
+                self.left,
+            )
             if m
         ]
         return max(moments, default=EPOCH).replace(microsecond=0)
@@ -129,6 +137,7 @@ class FeedDocument:
     etag: str  # strong: a digest of the body, the same in every process
     last_modified: datetime
     version: FeedVersion
+    rendered_at: float = 0.0  # time.monotonic(), for FeedCache.recheck_after
 
 
 @dataclass(frozen=True)
@@ -306,10 +315,13 @@ def stories_among(
 def _version_statement(kind: str) -> Select[Any]:
     """Built once per kind (the value is a bound parameter): the hot path builds nothing.
 
+    Every part is a probe of an index, so a feed's version costs the same at any archive size:
+    no count of the feed's stories. A story that joins a feed was stored or edited, which moves
+    the feed's newest or latest story; one that leaves is recorded in `feed_changes`.
+
     A source's or a tag's newest and latest story are found walking down the stories' indexes
     when it has many stories, in its own list of them when it has few: the statement counts
-    which (no further than LIST_LIMIT) and runs only that branch, in the same round trip. The
-    count reads the feed's own list either way (a walk would visit every story)."""
+    which (no further than LIST_LIMIT) and runs only that branch, in the same round trip."""
     value = bindparam("value", type_=String)
     members = _membership(kind, value)
 
@@ -330,32 +342,39 @@ def _version_statement(kind: str) -> Select[Any]:
         walked = review.visible() & _stories_walked(*rows)
         newest = case((many, newest_of(walked)), else_=newest)
         latest = case((many, latest_of(walked)), else_=latest)
-    counted = (
-        select(func.count(Story.id)).where(members).scalar_subquery()
-        if kind != "all"
-        else literal(0)
-    )
+
+    def last_change(kind: str, value: ColumnElement[str]) -> ColumnElement[Any]:
+        return (
+            select(FeedChange.at)
+            .where(FeedChange.kind == kind, FeedChange.value == value)
+            .order_by(FeedChange.at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
     return select(
         newest,
         latest,
         select(Story.created_at).where(Story.id == newest).scalar_subquery(),
-        counted,
         select(func.max(Source.terms_changed_at)).scalar_subquery(),
         select(func.max(Prune.at)).scalar_subquery(),
+        last_change("all", literal("")),
+        last_change(kind, value) if kind != "all" else literal(None),
     )
 
 
 def feed_version(connection: Connection, query: FeedQuery) -> FeedVersion:
-    """One round trip: newest story, latest change, count (filtered feeds), sources' terms."""
+    """One round trip: newest story, latest change, sources' terms, prunes, departures."""
     values = {"value": query.value, "list_limit": LIST_LIMIT}
     row = connection.execute(_version_statement(query.kind), values).one()
+    left = [moment for moment in map(_utc, row[5:]) if moment is not None]
     return FeedVersion(
         newest_id=row[0],
         latest_update=_utc(row[1]),
         newest_created=_utc(row[2]),
-        count=int(row[3] or 0),
-        terms_changed=_utc(row[4]),
-        pruned=_utc(row[5]),
+        terms_changed=_utc(row[3]),
+        pruned=_utc(row[4]),
+        left=max(left, default=None),
     )
 
 
@@ -827,11 +846,17 @@ def render(
 @dataclass
 class FeedCache:
     """Rendered documents per (query, format, page, archive), checked against the feed's version
-    on every use: a request for an unchanged feed costs one query and no rendering."""
+    on every use: a request for an unchanged feed costs one query and no rendering.
+
+    A document is also rendered again once it is `recheck_after` seconds old. Two workers'
+    transactions may commit in the other order than they took their story ids and dates; a
+    version read between the two commits already shows the later ones, so the earlier one's
+    story would not move it. Rendering again bounds how long such a story can be missing."""
 
     engine: Engine
     config: Config
     max_entries: int = limits.FEED_CACHE_ENTRIES
+    recheck_after: float = limits.FEED_RECHECK_SECONDS
     _documents: OrderedDict[tuple[FeedQuery, str, int, int | None], FeedDocument] = field(
         default_factory=OrderedDict
     )
@@ -880,11 +905,13 @@ class FeedCache:
         version = self.version(query)
         with self._lock:
             cached = self._documents.get(key)
-            if cached is not None and cached.version == version:
+            if cached is None or cached.version != version:
+                cached = None  # a new version: nothing to compare the new rendering with
+            elif time.monotonic() - cached.rendered_at < self.recheck_after:
                 self._documents.move_to_end(key)
                 return cached
         with self._sessions() as session:
-            if query.kind != "all" and version.count == 0 and scope_title(session, query) is None:
+            if version.newest_id is None and scope_title(session, query) is None:
                 raise FeedNotFound(f"no {query.kind} {query.value!r}")
             page_values = load_page(session, self.config.site, query, page, archive)
         body = render(
@@ -895,12 +922,19 @@ class FeedCache:
             version.last_modified,
             self.config.defaults.min_interval,
         )
+        last_modified = version.last_modified
+        if cached is not None:  # the same version, rendered again for its age
+            if cached.body == body:
+                last_modified = cached.last_modified
+            else:  # a late commit the version could not show: now is when the feed changed
+                last_modified = max(last_modified, datetime.now(UTC).replace(microsecond=0))
         document = FeedDocument(
             body=body,
             media_type=FORMATS[fmt],
             etag=hashlib.blake2b(body, digest_size=16).hexdigest(),
-            last_modified=version.last_modified,
+            last_modified=last_modified,
             version=version,
+            rendered_at=time.monotonic(),
         )
         with self._lock:
             self._documents[key] = document

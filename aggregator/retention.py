@@ -22,6 +22,7 @@ from aggregator.models import (
     Comment,
     Entry,
     EntryBand,
+    FeedChange,
     Prune,
     RelatedStory,
     Story,
@@ -125,6 +126,8 @@ def prune(session: Session, keep: int, now: datetime, *, dry_run: bool = False) 
     for chunk in _chunks(ids):
         delete_stories(session, chunk)
     session.add(Prune(at=now, cutoff=cutoff, stories=len(report.stories), entries=report.entries))
+    # Departures older than the stories kept: the new prune moves every feed's version anyway.
+    session.execute(delete(FeedChange).where(FeedChange.at < cutoff))
     log.info(
         "pruned stories=%d entries=%d cutoff=%s kept_pinned=%d kept_commented=%d",
         len(report.stories),

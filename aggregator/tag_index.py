@@ -11,14 +11,24 @@ import functools
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
-from sqlalchemy import TextClause, delete, func, select, text, type_coerce
+from sqlalchemy import TextClause, delete, func, insert, select, text, type_coerce
 from sqlalchemy.orm import Session, defer, load_only
 from sqlalchemy.types import NullType
 
 from aggregator import tagging
 from aggregator.db import among, insert_missing, insert_rows
-from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, StoryToRelate, Tag
+from aggregator.models import (
+    Entry,
+    FeedChange,
+    RelatedStory,
+    Source,
+    Story,
+    StoryTag,
+    StoryToRelate,
+    Tag,
+)
 from aggregator.normalise import plain_text
 from aggregator.store import lock_stories
 from aggregator.types import RelatedLists, TagRules
@@ -54,6 +64,7 @@ def update_stories(
     *,
     relate_only: Iterable[int] = (),
     relate_later: bool = False,
+    now: datetime | None = None,
 ) -> RelatedLists:
     """Tag each story and keep its related posts; returns them for `offer_related`.
 
@@ -91,7 +102,7 @@ def update_stories(
         story.id: list(dict.fromkeys(ids[tagging.tag_slug(label)] for label in labels[story.id]))
         for story in tagged
     }
-    _replace_story_tags(session, story_tags)
+    _replace_story_tags(session, story_tags, now or datetime.now(UTC))
     if relate_later:
         return {}
     story_tags.update(_stored_tags(session, sorted(relate)))
@@ -269,15 +280,32 @@ def _stored_tags(session: Session, story_ids: list[int]) -> dict[int, list[int]]
     return tags
 
 
-def _replace_story_tags(session: Session, story_tags: dict[int, list[int]]) -> None:
+def _replace_story_tags(session: Session, story_tags: dict[int, list[int]], now: datetime) -> None:
+    """Write these stories' tags, noting the tags a story lost: it left their feeds."""
+    lost: set[int] = set()
     for is_wanted in among(session, StoryTag.story_id, sorted(story_tags)):
-        session.execute(delete(StoryTag).where(is_wanted), execution_options=NO_SYNC)
+        old = session.execute(
+            delete(StoryTag).where(is_wanted).returning(StoryTag.story_id, StoryTag.tag_id),
+            execution_options=NO_SYNC,
+        )
+        lost.update(tag_id for story_id, tag_id in old if tag_id not in story_tags[story_id])
+    if lost:
+        slugs = session.scalars(select(Tag.slug).where(Tag.id.in_(sorted(lost))))
+        note_departures(session, "tag", slugs, now)
     rows = [
         (story_id, tag_id, rank)
         for story_id, tag_ids in story_tags.items()
         for rank, tag_id in enumerate(tag_ids)
     ]
     insert_rows(session, StoryTag, ("story_id", "tag_id", "rank"), rows)
+
+
+def note_departures(session: Session, kind: str, values: Iterable[str], now: datetime) -> None:
+    """Stories lost these tags (kind "tag", slugs), or every story's tags may have changed
+    (kind "all", value ""): the feeds' versions must move though no story in them did."""
+    rows = [{"kind": kind, "value": value, "at": now} for value in sorted(set(values))]
+    if rows:
+        session.execute(insert(FeedChange), rows)
 
 
 def related_lists(

@@ -455,7 +455,7 @@ def test_a_source_or_tag_feed_is_the_same_however_its_stories_are_found(
         monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
         walked = publish.feed_version(connection, publish.FeedQuery(kind, value))
         walked_response = site.fresh_client().get(url)
-    assert listed.newest_id is not None and listed.count > 0
+    assert listed.newest_id is not None
     assert walked == listed
     assert walked_response.status_code == listed_response.status_code == 200
     assert walked_response.data == listed_response.data

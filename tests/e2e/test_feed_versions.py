@@ -1,0 +1,112 @@
+"""A cached feed must change when a story leaves it, though no story still in it changed.
+
+Feeds are rendered once per version (aggregator.publish.FeedCache); the version reads only the
+feed's newest and latest story, never a count of its stories. These tests keep one web process
+(its cache warm) while `caulbart fetch` and `caulbart retag` change the database from another,
+and check that each way a story leaves a feed reaches that process's next answer."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import feedparser
+import pytest
+from flask.testing import FlaskClient
+
+from aggregator.db import open_database
+from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from web import create_app
+
+
+@dataclass(frozen=True)
+class Story:
+    guid: str
+    title: str
+    categories: tuple[str, ...] = ()
+    day: int = 1
+    note: str = ""  # a sentence more: an edit of the same entry
+
+
+def rss(stories: list[Story]) -> str:
+    items = "".join(
+        f"<item><guid>{s.guid}</guid><title>{html.escape(s.title)}</title>"
+        f"<link>https://news.example/{s.guid}</link>"
+        f"<pubDate>Tue, {s.day:02d} Sep 2026 10:00:00 GMT</pubDate>"
+        + "".join(f"<category>{html.escape(c)}</category>" for c in s.categories)
+        + f"<description>&lt;p&gt;{html.escape(s.title)}, told in full. {s.note}&lt;/p&gt;"
+        "</description></item>"
+        for s in stories
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}</channel></rss>'
+    )
+
+
+@pytest.fixture
+def web(caulbart: Caulbart) -> Iterator[FlaskClient]:
+    """One web process for the whole test: its rendered feeds stay cached between requests."""
+    engine = open_database(caulbart.database_url)
+    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    yield app.test_client()
+    app.extensions["caulbart.feeds"].close()
+    engine.dispose()
+
+
+def titles(web: FlaskClient, path: str) -> list[str]:
+    response = web.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return [entry.title for entry in feedparser.parse(response.data).entries]
+
+
+def fetch(caulbart: Caulbart) -> None:
+    result = caulbart("fetch", "--all")
+    assert result.returncode == 0, result.stderr
+
+
+HARBOUR = Story("harbour", "Harbour ferry timetable changes", ("Harbour Board", "Ferries"), 1)
+QUAY = Story("quay", "Quay lights are repaired", ("Harbour Board",), 2)
+
+
+def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
+    caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
+) -> None:
+    url = feed_server.add("/wire.rss", rss([HARBOUR]))
+    write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url}])
+    fetch(caulbart)
+    feed_server.add("/wire.rss", rss([QUAY, HARBOUR]))  # a newer story stays in the tag
+    fetch(caulbart)
+    path = "/tag/harbour-board/feed.atom"
+    assert sorted(titles(web, path)) == sorted([HARBOUR.title, QUAY.title])
+
+    # The agency re-sends the first story without that category.
+    edited = Story(HARBOUR.guid, HARBOUR.title, ("Ferries",), 1, "Times from Monday.")
+    feed_server.add("/wire.rss", rss([QUAY, edited]))
+    fetch(caulbart)
+    assert titles(web, path) == [QUAY.title]
+    assert titles(web, "/tag/ferries/feed.atom") == [HARBOUR.title]
+
+
+def test_retag_after_an_editors_rule_reaches_every_cached_feed(
+    caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
+) -> None:
+    url = feed_server.add("/wire.rss", rss([HARBOUR, QUAY]))
+    write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url, "section": "world"}])
+    fetch(caulbart)
+    paths = ["/feed.atom", "/section/world/feed.atom", "/source/wire/feed.atom"]
+    for path in paths:
+        assert "Ferries" in web.get(path).get_data(as_text=True)
+    tag_feed = "/tag/ferries/feed.atom"
+    assert titles(web, tag_feed) == [HARBOUR.title]
+
+    write_feeds_yaml(
+        caulbart.config,
+        [{"id": "wire", "url": url, "section": "world"}],
+        tags={"ignore": ["Ferries"]},
+    )
+    result = caulbart("retag")
+    assert result.returncode == 0, result.stderr
+    for path in paths:
+        assert "Ferries" not in web.get(path).get_data(as_text=True), path
+    assert titles(web, tag_feed) == []  # no story has the tag any more
