@@ -218,6 +218,23 @@ def test_prune_deletes_old_stories_keeping_pinned_and_commented(archive: Archive
     assert all(value == 0 for value in dangling_rows(archive.engine).values())
 
 
+def test_prune_forgets_departures_older_than_the_stories_it_keeps(archive: Archive) -> None:
+    """Rows of `feed_changes` (a story lost a tag) only serve feeds' versions: the prune's own
+    row moves every version anyway, so those older than its cutoff go with the stories."""
+    now = datetime.now(UTC)
+    with archive.engine.begin() as connection:
+        for value, days in (("masonry", 30), ("festivals", 1)):
+            connection.execute(
+                text("INSERT INTO feed_changes (kind, value, at) VALUES ('tag', :value, :at)"),
+                {"value": value, "at": (now - timedelta(days=days)).replace(tzinfo=None)},
+            )
+    archive.keep(KEEP)
+    archive.prune()
+    with archive.engine.connect() as connection:
+        left = list(connection.scalars(text("SELECT value FROM feed_changes")))
+    assert left == ["festivals"]
+
+
 def test_pinning_an_unknown_story_pins_none(archive: Archive) -> None:
     ids = {guid: story["id"] for guid, story in archive.stories().items()}
     refused = archive.caulbart("pin", str(ids["old-pinned"]), "99999")
