@@ -166,6 +166,14 @@ class Story(Base):
             sqlite_where=text("review = 'held'"),
             postgresql_where=text("review = 'held'"),
         ),
+        # Withdrawn stories only, newest withdrawal first: a feed's tombstones (migration 0020).
+        Index(
+            "ix_stories_withdrawn",
+            "withdrawn_at",
+            "id",
+            sqlite_where=text("withdrawn_at IS NOT NULL"),
+            postgresql_where=text("withdrawn_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,8 +6,9 @@ Each size gets a temporary SQLite database (migrated as in production, search tr
 filled directly through the ORM with stories, their entries from several sources, tags and
 related posts. Pages are requested through the Flask test client (no network): random story
 pages, home, section (first and 8th page), tag, source and date listings, the site's Atom
-feed, a section's JSON Feed, and a source's and a tag's Atom feeds; prints the median per page
-and the ratio largest / smallest.
+feed, a section's JSON Feed, and a source's and a tag's Atom feeds (cached, as most requests
+find them), then the site's, a section's and a source's Atom feed rendered anew (the cache
+emptied before each request); prints the median per page and the ratio largest / smallest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from web import create_app  # noqa: E402
 SECTIONS = ("world", "business", "tech", "science", "sport")
 AGENCIES = ("Northwire", "Southwire", "Eastpost", "Westwire", "Bytepost", "Midland")
 TAGS = 2000
+WITHDRAWN_EVERY = 500
 BATCH = 5000
 _TEXT = (
     "harbour council tunnel orchard festival museum bridge ferry library stadium airport "
@@ -48,7 +51,8 @@ START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def fill(engine: Engine, size: int, rng: random.Random) -> None:
-    """`size` stories, one to three entries each, three tags and four related posts each."""
+    """`size` stories, one to three entries each, three tags and four related posts each; one
+    in WITHDRAWN_EVERY withdrawn."""
     now = datetime.now(UTC)
     sources = [
         {"id": f"src-{i}", "name": f"{agency} {section}", "config_url": f"https://{i}.example/rss",
@@ -79,8 +83,12 @@ def fill(engine: Engine, size: int, rng: random.Random) -> None:
                  "section": SECTIONS[story_id % len(SECTIONS)], "language": "en",
                  "image_url": f"https://img.example/{story_id}.jpg", "image_credit": "Photo desk",
                  "terms": words[:5], "published": published, "updated": published,
-                 "created_at": published}
+                 "created_at": published, "withdrawn_at": None, "withdrawn_reason": None}
             )  # fmt: skip
+            if story_id % WITHDRAWN_EVERY == 0:  # a few taken back: tombstones in the feeds
+                withdrawn = published + timedelta(hours=2)
+                stories[-1] |= {"updated": withdrawn, "withdrawn_at": withdrawn,
+                                "withdrawn_reason": "Wrong figures"}  # fmt: skip
             for n in range(rng.randint(1, 3)):
                 entry_id += 1
                 source = sources[rng.randrange(len(sources))]
@@ -109,9 +117,12 @@ def fill(engine: Engine, size: int, rng: random.Random) -> None:
                 connection.execute(insert(RelatedStory), related)
 
 
-def median_ms(client: FlaskClient, paths: list[str]) -> float:
+def median_ms(
+    client: FlaskClient, paths: list[str], before: Callable[[], None] = lambda: None
+) -> float:
     timings = []
     for path in paths:
+        before()
         began = time.perf_counter()
         response = client.get(path)
         timings.append((time.perf_counter() - began) * 1000)
@@ -132,6 +143,12 @@ LISTINGS = {
     "source feed": "/source/src-3/feed.atom",
     "tag feed": "/tag/tag-7/feed.atom",
 }
+# Feeds rendered anew (the cache emptied first): what the first request after a change costs.
+RENDERS = {
+    "feed.atom new": "/feed.atom",
+    "section new": "/section/world/feed.atom",
+    "source new": "/source/src-3/feed.atom",
+}
 
 
 def measure(size: int, requests: int) -> dict[str, float]:
@@ -145,6 +162,7 @@ def measure(size: int, requests: int) -> dict[str, float]:
         app = create_app(engine, {"CAULBART_CONFIG": str(Path(folder) / "none.yaml")})
         client = app.test_client()
         ids = [rng.randint(1, size) for _ in range(requests)]
+        ids = [i + 1 if i % WITHDRAWN_EVERY == 0 else i for i in ids]  # pages, not 410s
         with Session(engine) as session:  # the current permalinks: no 301 is timed
             stories = [session.get_one(Story, story_id) for story_id in ids]
             paths = [story_path(s.id, s.slug, s.published) for s in stories]
@@ -152,6 +170,9 @@ def measure(size: int, requests: int) -> dict[str, float]:
         results = {"story page": median_ms(client, paths)}
         for name, path in LISTINGS.items():
             results[name] = median_ms(client, [path] * max(20, requests // 4))
+        feeds = app.extensions["caulbart.feeds"]
+        for name, path in RENDERS.items():
+            results[name] = median_ms(client, [path] * 20, before=feeds.clear)
         app.extensions["caulbart.feeds"].close()
         engine.dispose()
     return results

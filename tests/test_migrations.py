@@ -83,6 +83,7 @@ def test_a_database_at_the_head_is_not_migrated_again_and_an_older_one_is(
     with engine.begin() as connection:  # as an earlier release left it: two heads
         connection.execute(sqlalchemy.text("DROP TABLE stories_to_relate"))
         connection.execute(sqlalchemy.text("DROP TABLE feed_changes"))
+        connection.execute(sqlalchemy.text("DROP INDEX ix_stories_withdrawn"))
         connection.execute(sqlalchemy.text("DELETE FROM alembic_version"))
         connection.execute(sqlalchemy.text("INSERT INTO alembic_version VALUES ('0007'), ('0017')"))
     upgrade_schema(engine)
