@@ -286,6 +286,17 @@ def engine(database_url: str) -> Iterator[sqlalchemy.Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
+    """PostgreSQL alone, for what only happens there (concurrent writers, advisory locks)."""
+    from aggregator.db import open_database
+
+    with database_for("postgresql", tmp_path) as url:
+        engine = open_database(url)
+        yield engine
+        engine.dispose()
+
+
 # --- the command line -----------------------------------------------------------------------
 
 

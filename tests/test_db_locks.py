@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from aggregator.db import FINE_LOCKS, open_database, serialise, session_factory
-from tests.conftest import database_for
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
-    with database_for("postgresql", tmp_path) as url:
-        engine = open_database(url)
-        yield engine
-        engine.dispose()
+from aggregator.db import FINE_LOCKS, serialise, session_factory
 
 
 def advisory_locks_held(session: sqlalchemy.orm.Session) -> int:

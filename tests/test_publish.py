@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import feedparser
@@ -16,10 +14,9 @@ from sqlalchemy.orm import Session
 
 from aggregator import publish, store, withdrawals
 from aggregator.config import ConfigError, parse_config
-from aggregator.db import open_database
 from aggregator.publish import FeedCache, FeedPage, FeedQuery, Original, PublishedStory
 from aggregator.types import Config, Defaults, Item, SiteConfig, SourceConfig
-from tests.conftest import FeedServer, database_for
+from tests.conftest import FeedServer
 
 SITE = SiteConfig(base_url="https://news.example", feed_length=2)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -203,14 +200,6 @@ def test_unknown_scope_and_page_beyond_the_end_are_not_found(engine: sqlalchemy.
             cache.document(query, "atom", page=page)
     with pytest.raises(publish.FeedNotFound):
         cache.document(FeedQuery(), "atom", archive=2)  # 3 stories: one full archive of 2
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
-    with database_for("postgresql", tmp_path) as url:
-        engine = open_database(url)
-        yield engine
-        engine.dispose()
 
 
 def test_a_story_committed_out_of_order_shows_once_its_document_is_rendered_again(
