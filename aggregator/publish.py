@@ -1,8 +1,9 @@
 """Caulbart's own feeds: Atom 1.0 and RSS 2.0 (feedgen) and JSON Feed 1.1, for a query.
 
 A query is the whole site, a section, a tag or a source. Each document is rendered once per
-change and kept per process; a request first asks the database for the feed's version (one cheap
-query) and only renders when it moved, so several web processes are never stale.
+change and kept per process; a request first asks the database for the feed's version (one
+statement of index probes) and only renders when it moved or the document is a minute old, so
+several web processes are never stale (FeedCache).
 
 Paging follows RFC 5005: `?page=N` pages newest first (section 3, `rel="next"`), and `?archive=K`
 archives of `feed_length` stories each in id order, which never change once full (section 4,
@@ -111,7 +112,7 @@ class FeedVersion:
     # The last retention run (aggregator.retention): stories were deleted then.
     pruned: datetime | None = None
     # When a story last left the feed or every story was tagged again (models.FeedChange).
-    left: datetime | None = None
+    departed: datetime | None = None
 
     @property
     def last_modified(self) -> datetime:
@@ -123,7 +124,7 @@ class FeedVersion:
                 self.newest_created,
                 self.terms_changed,
                 self.pruned,
-                self.left,
+                self.departed,
             )
             if m
         ]
@@ -367,14 +368,14 @@ def feed_version(connection: Connection, query: FeedQuery) -> FeedVersion:
     """One round trip: newest story, latest change, sources' terms, prunes, departures."""
     values = {"value": query.value, "list_limit": LIST_LIMIT}
     row = connection.execute(_version_statement(query.kind), values).one()
-    left = [moment for moment in map(_utc, row[5:]) if moment is not None]
+    departures = [moment for moment in map(_utc, row[5:]) if moment is not None]
     return FeedVersion(
         newest_id=row[0],
         latest_update=_utc(row[1]),
         newest_created=_utc(row[2]),
         terms_changed=_utc(row[3]),
         pruned=_utc(row[4]),
-        left=max(left, default=None),
+        departed=max(departures, default=None),
     )
 
 
