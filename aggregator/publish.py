@@ -138,7 +138,7 @@ class FeedDocument:
     etag: str  # strong: a digest of the body, the same in every process
     last_modified: datetime
     version: FeedVersion
-    rendered_at: float = 0.0  # time.monotonic(), for FeedCache.recheck_after
+    rendered_at: float  # time.monotonic(), for FeedCache.recheck_after
 
 
 @dataclass(frozen=True)
@@ -344,10 +344,10 @@ def _version_statement(kind: str) -> Select[Any]:
         newest = case((many, newest_of(walked)), else_=newest)
         latest = case((many, latest_of(walked)), else_=latest)
 
-    def last_change(kind: str, value: ColumnElement[str]) -> ColumnElement[Any]:
+    def departed(scope: str, name: ColumnElement[str]) -> ColumnElement[Any]:
         return (
             select(FeedChange.at)
-            .where(FeedChange.kind == kind, FeedChange.value == value)
+            .where(FeedChange.kind == scope, FeedChange.value == name)
             .order_by(FeedChange.at.desc())
             .limit(1)
             .scalar_subquery()
@@ -359,8 +359,8 @@ def _version_statement(kind: str) -> Select[Any]:
         select(Story.created_at).where(Story.id == newest).scalar_subquery(),
         select(func.max(Source.terms_changed_at)).scalar_subquery(),
         select(func.max(Prune.at)).scalar_subquery(),
-        last_change("all", literal("")),
-        last_change(kind, value) if kind != "all" else literal(None),
+        departed("all", literal("")),
+        departed(kind, value) if kind != "all" else literal(None),
     )
 
 
@@ -915,9 +915,7 @@ class FeedCache:
             elif time.monotonic() - cached.rendered_at < self.recheck_after:
                 self._documents.move_to_end(key)
                 return cached
-        with self._sessions() as session:
-            if version.newest_id is None and scope_title(session, query) is None:
-                raise FeedNotFound(f"no {query.kind} {query.value!r}")
+        with self._sessions() as session:  # an unknown scope: load_page raises FeedNotFound
             page_values = load_page(session, self.config.site, query, page, archive)
         body = render(
             self.config.site,

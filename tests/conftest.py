@@ -277,24 +277,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[sqlalchemy.Engine]:
+@contextmanager
+def opened(url: str) -> Iterator[sqlalchemy.Engine]:
+    """The database at `url`, migrated as in production, its pool closed afterwards."""
     from aggregator.db import open_database
 
-    engine = open_database(database_url)
-    yield engine
-    engine.dispose()
+    engine = open_database(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sqlalchemy.Engine]:
+    with opened(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture
 def postgres(tmp_path: Path) -> Iterator[sqlalchemy.Engine]:
     """PostgreSQL alone, for what only happens there (concurrent writers, advisory locks)."""
-    from aggregator.db import open_database
-
-    with database_for("postgresql", tmp_path) as url:
-        engine = open_database(url)
+    with database_for("postgresql", tmp_path) as url, opened(url) as engine:
         yield engine
-        engine.dispose()
 
 
 # --- the command line -----------------------------------------------------------------------

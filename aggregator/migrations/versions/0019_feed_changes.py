@@ -1,4 +1,4 @@
-"""feed_changes: when a story left a section or a tag, so feeds' versions need not count
+"""feed_changes: when a story lost a tag (or all were tagged again), so feed versions need no count
 
 Revision ID: 0019
 Revises: 0018
