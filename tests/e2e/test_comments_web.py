@@ -23,7 +23,7 @@ import feedparser
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.db import open_database
@@ -36,17 +36,20 @@ AWAITING = "Your comment is awaiting moderation"
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def rss() -> str:
+STORIES = [
+    (1, "Harbour council approves the new ferry terminal", "The vote was close."),
+    (2, "Museum reopens its observatory after repairs", "Visitors queued early."),
+]
+
+
+def rss(stories: list[tuple[int, str, str]] = STORIES) -> str:
     now = datetime.now(UTC)
     items = "".join(
         f"<item><guid>story-{n}</guid><title>{title}</title>"
         f"<link>https://agency.example/{n}</link>"
         f"<pubDate>{format_datetime(now - timedelta(hours=n))}</pubDate>"
         f"<description>{text}</description></item>"
-        for n, title, text in [
-            (1, "Harbour council approves the new ferry terminal", "The vote was close."),
-            (2, "Museum reopens its observatory after repairs", "Visitors queued early."),
-        ]
+        for n, title, text in stories
     )
     channel = f"<channel><title>Agency</title>{items}</channel>"
     return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
@@ -489,3 +492,49 @@ def test_the_client_address_is_kept_then_forgotten(site: Site) -> None:
     assert site.caulbart("comments", "pending").returncode == 0  # default keep_ip_days: 30
     with Session(site.engine) as session:
         assert session.scalar(select(Comment.ip)) is None
+
+
+CITY = [(3, "Tram line to the stadium opens a year late", "Fares stay the same.")]
+
+
+def test_the_home_page_counts_every_sections_replies_in_one_query(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    """The home page groups its cards by section; each group's counts are shown, and the
+    comments table is asked once for all of them (it was asked once a group)."""
+    world, city = feed_server.add("/w.rss", rss(STORIES[:1])), feed_server.add("/c.rss", rss(CITY))
+    write_feeds_yaml(
+        caulbart.config,
+        [
+            {"id": "world-desk", "url": world, "section": "world"},
+            {"id": "city-desk", "url": city, "section": "city"},
+        ],
+    )
+    assert caulbart("fetch", "--all").returncode == 0
+    stories = [json.loads(line) for line in caulbart("export").stdout.splitlines()]
+    by_section = {story["section"]: urlsplit(story["url"]).path for story in stories}
+    assert set(by_section) == {"world", "city"}
+    engine = open_database(caulbart.database_url)
+    app = make_app(caulbart, engine, COMMENTS_RATE_LIMIT="1000 per minute")
+    client = app.test_client()
+    for path in by_section.values():
+        assert reply(client, path).status_code == 303
+    for line in pending_lines(caulbart):
+        assert caulbart("comments", "approve", str(line["id"])).returncode == 0
+
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        home = app.test_client().get("/").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    for path in by_section.values():
+        assert f'<a class="comment-count" href="{path}#comments">1 Comment</a>' in home
+    assert home.count('class="group-title"') == 2
+    assert len([s for s in statements if re.search(r"\bFROM comments\b", s)]) == 1
+    app.extensions["caulbart.feeds"].close()
+    engine.dispose()
