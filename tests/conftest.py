@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy
+from lxml import etree
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -345,3 +348,26 @@ def write_feeds_yaml(path: Path, sources: list[dict[str, object]], **top: object
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
+
+
+SITEMAP_NS = {
+    "s": "http://www.sitemaps.org/schemas/sitemap/0.9",
+    "n": "http://www.google.com/schemas/sitemap-news/0.9",
+}
+
+
+def sitemaps(client: Any) -> dict[str, Any]:
+    """Every sitemap /sitemap.xml (a sitemap index) names, parsed, by its path; each answered
+    200 as XML."""
+
+    def fetch(path: str) -> Any:
+        response = client.get(path)
+        assert response.status_code == 200 and response.mimetype == "application/xml", path
+        return etree.fromstring(response.data)
+
+    index = fetch("/sitemap.xml")
+    assert index.tag == f"{{{SITEMAP_NS['s']}}}sitemapindex"
+    paths = [
+        urlsplit(loc).path for loc in index.xpath("s:sitemap/s:loc/text()", namespaces=SITEMAP_NS)
+    ]
+    return {path: fetch(path) for path in paths}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session, load_only
@@ -281,18 +282,48 @@ class SitemapStory:
     updated: datetime
 
 
-def sitemap_stories(engine: Engine, limit: int) -> list[SitemapStory]:
-    """The newest published stories for /sitemap.xml (a sitemap holds at most 50,000 URLs).
+def sitemap_blocks(engine: Engine, size: int) -> list[int]:
+    """Numbers of the blocks of `size` story ids (block n: ids (n-1)*size+1 .. n*size) that
+    hold a published story, newest first: one walk down the primary key per block, so the
+    cost follows the number of blocks, not of stories."""
+    blocks: list[int] = []
+    shown = select(Story.id).where(Story.withdrawn_at.is_(None), visible())
+    with session_factory(engine)() as session:
+        below: int | None = None
+        while below is None or below > 0:
+            probe = shown if below is None else shown.where(Story.id <= below)
+            newest = session.scalar(probe.order_by(Story.id.desc()).limit(1))
+            if newest is None:
+                break
+            blocks.append((newest - 1) // size + 1)
+            below = (blocks[-1] - 1) * size
+    return blocks
 
-    Plain rows of the six columns, not ORM objects: at 50,000 stories the objects took 1.6 s,
-    the rows 0.3 s."""
+
+def block_stories(engine: Engine, block: int, size: int) -> list[SitemapStory]:
+    """The published stories of one block of ids (see sitemap_blocks), oldest first."""
+    in_block = Story.id.between((block - 1) * size + 1, block * size)
+    return _sitemap_stories(engine, in_block, size, Story.id.asc())
+
+
+def recent_stories(engine: Engine, since: datetime, limit: int) -> list[SitemapStory]:
+    """The newest published stories published since `since`, newest first."""
+    recent = Story.published >= since
+    return _sitemap_stories(engine, recent, limit, Story.published.desc(), Story.id.desc())
+
+
+def _sitemap_stories(
+    engine: Engine, where: ColumnElement[bool], limit: int, *order: ColumnElement[Any]
+) -> list[SitemapStory]:
+    """Plain rows of the six columns a sitemap shows, not ORM objects: for 50,000 stories the
+    objects took 1.6 s, the rows 0.3 s."""
     with session_factory(engine)() as session:
         rows = session.execute(
             select(
                 Story.id, Story.slug, Story.title, Story.language, Story.published, Story.updated
             )
-            .where(Story.withdrawn_at.is_(None), visible())
-            .order_by(Story.published.desc(), Story.id.desc())
+            .where(Story.withdrawn_at.is_(None), visible(), where)
+            .order_by(*order)
             .limit(limit)
         )
         return [

@@ -317,6 +317,8 @@ def test_the_email_is_never_published_nor_logged(
         "/feed.rss",
         "/feed.json",
         "/sitemap.xml",
+        "/sitemap-news.xml",
+        "/sitemap-stories-1.xml",
     ]
     for client in (author, reader):
         for path in paths:

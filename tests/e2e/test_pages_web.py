@@ -14,13 +14,13 @@ import lxml.html
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from lxml import etree
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
+import web.sitemap
 from aggregator import publish
 from aggregator.models import Story
-from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.conftest import SITEMAP_NS, Caulbart, FeedServer, sitemaps, write_feeds_yaml
 from tests.newsroom import ESCAPED_TITLE, SHARED_TITLE, serve_newsroom
 from web import create_app
 
@@ -380,6 +380,33 @@ def test_pages_answer_conditional_gets_with_304(site: Site) -> None:
     assert site.client.get(other, headers={"If-Modified-Since": since}).status_code == 200
 
 
+def test_every_story_is_in_the_sitemap_of_its_block_of_ids(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stories sitemaps are fixed blocks of ids, so an archive of any size is listed whole:
+    with blocks of 10 ids, the newsroom's 24 stories fill three, newest block first."""
+    monkeypatch.setattr(web.sitemap, "STORIES_PER_SITEMAP", 10)
+    with Session(site.engine) as session:
+        ids = set(session.scalars(select(Story.id)))
+    withdrawn = max(ids)
+    assert site.caulbart("unpublish", str(withdrawn), "--reason", "test").returncode == 0
+    blocks = sorted({(i - 1) // 10 + 1 for i in ids - {withdrawn}}, reverse=True)
+    found = sitemaps(site.client)
+    assert list(found)[2:] == [f"/sitemap-stories-{block}.xml" for block in blocks]
+    listed: list[int] = []
+    for block in blocks:
+        locs = found[f"/sitemap-stories-{block}.xml"].xpath(
+            "s:url/s:loc/text()", namespaces=SITEMAP_NS
+        )
+        in_block = [int(loc.rpartition("-")[2]) for loc in locs]
+        assert in_block == sorted(in_block)
+        assert all((block - 1) * 10 < i <= block * 10 for i in in_block), block
+        listed += in_block
+    assert sorted(listed) == sorted(ids - {withdrawn})
+    for beyond in (0, blocks[0] + 1):
+        assert site.client.get(f"/sitemap-stories-{beyond}.xml").status_code == 404
+
+
 def test_sitemap_lists_stories_with_news_tags_for_the_last_two_days(site: Site) -> None:
     old = site.story_path(SHARED_TITLE)
     with Session(site.engine) as session, session.begin():
@@ -392,20 +419,22 @@ def test_sitemap_lists_stories_with_news_tags_for_the_last_two_days(site: Site) 
             f"{BASE}/{s.published:%Y/%m/%d}/{s.slug}-{s.id}"
             for s in session.scalars(select(Story).where(Story.section == "tech"))
         }
-    response = site.client.get("/sitemap.xml")
-    assert response.status_code == 200 and response.mimetype == "application/xml"
-    ns = {
-        "s": "http://www.sitemaps.org/schemas/sitemap/0.9",
-        "n": "http://www.google.com/schemas/sitemap-news/0.9",
+    found = sitemaps(site.client)
+    assert list(found) == ["/sitemap-pages.xml", "/sitemap-news.xml", "/sitemap-stories-1.xml"]
+    pages = found["/sitemap-pages.xml"].xpath("s:url/s:loc/text()", namespaces=SITEMAP_NS)
+    assert pages == [f"{BASE}/", f"{BASE}/section/world", f"{BASE}/section/tech"]
+    stories = found["/sitemap-stories-1.xml"].findall("s:url", SITEMAP_NS)
+    assert len(stories) == 24
+    by_loc = {u.findtext("s:loc", namespaces=SITEMAP_NS): u for u in stories}
+    assert tech <= set(by_loc) and BASE + old in by_loc
+    assert all(u.findtext("s:lastmod", namespaces=SITEMAP_NS) for u in stories)
+    news = {
+        u.findtext("s:loc", namespaces=SITEMAP_NS): u
+        for u in found["/sitemap-news.xml"].findall("s:url", SITEMAP_NS)
     }
-    tree = etree.fromstring(response.data)
-    urls = tree.findall("s:url", ns)
-    assert len(urls) == 25  # home + 24 stories
-    by_loc = {u.findtext("s:loc", namespaces=ns): u for u in urls}
-    shared = by_loc[BASE + old]
-    assert shared.findtext("n:news/n:title", namespaces=ns) == SHARED_TITLE
-    assert shared.findtext("n:news/n:publication/n:language", namespaces=ns) == "en"
-    assert len(tech) == 9 and tech <= set(by_loc)
-    assert all(by_loc[loc].find("n:news", ns) is None for loc in tech)
+    assert set(news) == set(by_loc) - tech  # the world desk's 15, not the 5-day-old tech
+    shared = news[BASE + old]
+    assert shared.findtext("n:news/n:title", namespaces=SITEMAP_NS) == SHARED_TITLE
+    assert shared.findtext("n:news/n:publication/n:language", namespaces=SITEMAP_NS) == "en"
     robots = site.client.get("/robots.txt").get_data(as_text=True)
     assert f"Sitemap: {BASE}/sitemap.xml" in robots and "Disallow: /search" in robots
