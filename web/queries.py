@@ -307,7 +307,7 @@ def block_stories(engine: Engine, block: int, size: int) -> list[SitemapStory]:
 
 
 def recent_stories(engine: Engine, since: datetime, limit: int) -> list[SitemapStory]:
-    """The newest published stories published since `since`, newest first."""
+    """The published stories of the window since `since` (at most `limit`), newest first."""
     recent = Story.published >= since
     return _sitemap_stories(engine, recent, limit, Story.published.desc(), Story.id.desc())
 
