@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
-from aggregator.db import database_url, open_database, session_factory
+from aggregator.db import database_url, open_database, read_sessions, session_factory
 from aggregator.export import export_stories
 from aggregator.feeds_file import Plan
 from aggregator.models import Story
@@ -434,8 +434,7 @@ def retag(ctx: click.Context) -> None:
     """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
     config = _load(ctx)
     engine = open_database()
-    Session = session_factory(engine)
-    with Session() as session:
+    with read_sessions(engine)() as session:
         story_ids = list(session.scalars(select(Story.id).order_by(Story.published, Story.id)))
     batch = 200
     with Progress(
@@ -449,7 +448,7 @@ def retag(ctx: click.Context) -> None:
         task = progress.add_task("", total=len(story_ids))
         for start in range(0, len(story_ids), batch):
             chunk = story_ids[start : start + batch]
-            with Session.begin() as session:
+            with session_factory(engine).begin() as session:
                 now = datetime.now(UTC)
                 lists = tag_index.update_stories(session, chunk, config.tags, now=now)
                 tag_index.offer_related(session, lists)

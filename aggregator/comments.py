@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from aggregator.db import session_factory
+from aggregator.db import read_sessions, session_factory
 from aggregator.models import Comment, Story
 from aggregator.permalinks import story_path
 from aggregator.review import is_visible
@@ -152,7 +152,7 @@ class CommentedStory:
 
 
 def find_story(engine: Engine, story_id: int) -> CommentedStory | None:
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         story = session.get(Story, story_id)
         if story is None:
             return None
@@ -295,7 +295,7 @@ def approved_comments(
     query = select(Comment).where(
         Comment.story_id == story_id, Comment.status == Status.APPROVED.value
     )
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         if limit is None:
             rows = list(session.scalars(query.order_by(Comment.created_at, Comment.id)))
         else:
@@ -308,7 +308,7 @@ def own_pending(engine: Engine, story_id: int, author_token: str | None) -> list
     """The pending comments on a story whose author holds this session token."""
     if not author_token:
         return []
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         rows = session.scalars(
             select(Comment)
             .where(
@@ -342,7 +342,7 @@ def pending_comments(engine: Engine, limit: int | None = None) -> list[PendingCo
         .order_by(Comment.created_at, Comment.id)
         .limit(limit)
     )
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         return [
             PendingComment(
                 c.id, c.story_id, c.name, excerpt(c.body), c.created_at, c.website, c.body
@@ -357,7 +357,7 @@ def comment_counts(engine: Engine, story_ids: Iterable[int]) -> dict[int, int]:
     counts = dict.fromkeys(wanted, 0)
     if not wanted:
         return counts
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         rows = session.execute(
             select(Comment.story_id, func.count())
             .where(Comment.story_id.in_(wanted), Comment.status == Status.APPROVED.value)

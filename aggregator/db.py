@@ -448,3 +448,12 @@ def open_database(url: str | None = None) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions for units of work that write (on SQLite they take the write lock up front)."""
     return sessionmaker(engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False)
+
+
+def read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read (pages, feeds, exports, reports). Their BEGIN is deferred: on
+    SQLite (WAL) a reader then neither waits for a writer nor makes one wait, where a session of
+    `session_factory` queued behind every ingest commit for the write lock it never used (and a
+    page failed after the 30 s busy timeout). They must never write: on SQLite a deferred
+    transaction that reads and then writes fails at once if another process is writing."""
+    return sessionmaker(engine, expire_on_commit=False)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from aggregator import dedupe
-from aggregator.db import session_factory
+from aggregator.db import read_sessions
 from aggregator.models import Entry, FilteredEntry, Source, Story
 from aggregator.normalise import canonical_url
 from aggregator.permalinks import iso_utc, story_url
@@ -62,7 +62,7 @@ class StoryReasons:
 
 def explain_story(engine: Engine, base_url: str, story_id: int) -> StoryReasons | None:
     """The story's entries in the order they were seen, each with why it joined; None if absent."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         story = session.get(Story, story_id)
         if story is None:
             return None
@@ -153,7 +153,7 @@ def filtered_items(
     )
     if source_ids:
         statement = statement.where(FilteredEntry.source_id.in_(source_ids))
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         return [_filtered_reason(row) for row in session.scalars(statement.limit(limit))]
 
 
@@ -161,7 +161,7 @@ def find_link(engine: Engine, link: str) -> tuple[list[int], list[FilteredReason
     """The stories holding an entry with this link, and the filtered items with it (the link is
     canonicalised as entries' links are, so a copied address with utm_ parameters is found)."""
     wanted = canonical_url(link) or link
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         stories = session.scalars(
             select(Entry.story_id).where(Entry.link == wanted).distinct().order_by(Entry.story_id)
         ).all()

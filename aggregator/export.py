@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload
 
 from aggregator import tag_index
-from aggregator.db import session_factory
+from aggregator.db import read_sessions
 from aggregator.models import Story
 from aggregator.permalinks import iso_utc, story_url
 
@@ -22,7 +22,7 @@ BATCH = 500
 
 def export_stories(engine: Engine, base_url: str) -> Iterator[str]:
     """JSON Lines, oldest story first, entries in the order Caulbart first saw them."""
-    Session = session_factory(engine)
+    Session = read_sessions(engine)
     with Session() as session:
         last_id = 0
         while True:

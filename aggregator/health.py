@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, select
 
-from aggregator.db import session_factory
+from aggregator.db import read_sessions
 from aggregator.models import Entry, Source
 from aggregator.permalinks import iso_utc
 
@@ -81,7 +81,7 @@ def source_health(engine: Engine, now: datetime, days: int = HEALTH_DAYS) -> lis
     first_day = now.date() - timedelta(days=days - 1)
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=now.tzinfo)
     day = _utc_day(engine, Entry.published)
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         counts = dict(
             session.execute(select(Entry.source_id, func.count()).group_by(Entry.source_id)).all()
         )

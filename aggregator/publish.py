@@ -51,7 +51,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import limits, normalise, review, tag_index, tagging
-from aggregator.db import make_engine, session_factory
+from aggregator.db import make_engine, read_sessions
 from aggregator.models import Entry, FeedChange, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.types import Config, SiteConfig
@@ -868,7 +868,7 @@ class FeedCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._sessions = session_factory(self.engine)
+        self._sessions = read_sessions(self.engine)
         # Version checks run on a connection kept per thread, its transaction ended after each
         # check (so the next sees the latest commit): a pool checkout, ping and reset cost more
         # than the query. Their own engine, so held connections never starve the render path.
@@ -1005,6 +1005,6 @@ def announce(engine: Engine, site: SiteConfig, story_ids: Iterable[int]) -> None
     ids = list(story_ids)
     if not site.websub_hubs or not ids:
         return
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         queries = changed_feeds(session, ids)
     notify_hubs(site, topics(site, queries))

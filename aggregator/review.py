@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, literal, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator.db import session_factory
+from aggregator.db import read_sessions
 from aggregator.models import Entry, Source, Story
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class HeldStory:
 
 def held_stories(engine: Engine, limit: int | None = None) -> list[HeldStory]:
     """Stories held for review, oldest stored first (the order they arrived in)."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         stories = list(
             session.scalars(
                 select(Story)

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session, load_only
 
 from aggregator import tag_index
-from aggregator.db import session_factory
+from aggregator.db import read_sessions
 from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import story_path, story_url
 from aggregator.publish import PublishedStory, load_stories, stories_among
@@ -30,7 +30,7 @@ class SourceLink:
 
 def enabled_sources(engine: Engine) -> list[SourceLink]:
     """Sources being fetched, by id: what /sources.opml lists."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         rows = session.scalars(
             select(Source).where(Source.disabled_reason.is_(None)).order_by(Source.id)
         )
@@ -39,7 +39,7 @@ def enabled_sources(engine: Engine) -> list[SourceLink]:
 
 def story_page(engine: Engine, site: SiteConfig, story_id: int) -> PublishedStory | None:
     """A story as its page shows it (the same terms and credits as the feeds), or None."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         shown = session.scalar(select(Story.id).where(Story.id == story_id, visible()))
         if shown is None:  # unknown, or held / rejected in review: no page at all
             return None
@@ -54,7 +54,7 @@ class RelatedLink:
 
 def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[RelatedLink]:
     """The story's kept related posts, most related first; withdrawn stories left out."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         ids = tag_index.related_ids(session, [story_id])[story_id]
         stories = {
             story.id: story
@@ -145,13 +145,13 @@ def _listing(
 def latest_stories(engine: Engine, page: int, per_page: int, section: str | None = None) -> Listing:
     """The newest published stories, of one section or all."""
     where = [] if section is None else [Story.section == section]
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         return _listing(session, where, page, per_page)
 
 
 def tag_stories(engine: Engine, slug: str, page: int, per_page: int) -> tuple[str, Listing] | None:
     """The tag's label and its newest stories, or None for an unknown tag."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         tag = session.scalars(select(Tag).where(Tag.slug == slug)).first()
         if tag is None:
             return None
@@ -163,7 +163,7 @@ def source_stories(
     engine: Engine, source_id: str, page: int, per_page: int
 ) -> tuple[SourceLink, Listing] | None:
     """A source and the newest stories it told (alone or with others), or None."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         source = session.get(Source, source_id)
         if source is None:
             return None
@@ -179,7 +179,7 @@ def archive_stories(
 ) -> Listing:
     """Stories published in [start, end)."""
     where = [Story.published >= start, Story.published < end]
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         return _listing(session, where, page, per_page)
 
 
@@ -191,7 +191,7 @@ class Neighbours:
 
 def neighbours(engine: Engine, story_id: int, published: datetime) -> Neighbours:
     """The stories either side in time (ties broken by id), each one index probe."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         same_moment = Story.published == published
         before = session.scalars(
             select(Story)
@@ -224,7 +224,7 @@ def neighbours(engine: Engine, story_id: int, published: datetime) -> Neighbours
 
 
 def section_exists(engine: Engine, section: str) -> bool:
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         configured = select(Source.id).where(Source.section == section).limit(1)
         if session.scalars(configured).first() is not None:
             return True
@@ -236,7 +236,7 @@ def section_exists(engine: Engine, section: str) -> bool:
 
 def known_sections(engine: Engine) -> list[str]:
     """Sections of the enabled sources, for the navigation when feeds.yaml names none."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         return sorted(
             session.scalars(
                 select(Source.section).where(Source.disabled_reason.is_(None)).distinct()
@@ -288,7 +288,7 @@ def sitemap_blocks(engine: Engine, size: int) -> list[int]:
     cost follows the number of blocks, not of stories."""
     blocks: list[int] = []
     shown = select(Story.id).where(Story.withdrawn_at.is_(None), visible())
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         below: int | None = None
         while below is None or below > 0:
             probe = shown if below is None else shown.where(Story.id <= below)
@@ -317,7 +317,7 @@ def _sitemap_stories(
 ) -> list[SitemapStory]:
     """Plain rows of the six columns a sitemap shows, not ORM objects: for 50,000 stories the
     objects took 1.6 s, the rows 0.3 s."""
-    with session_factory(engine)() as session:
+    with read_sessions(engine)() as session:
         rows = session.execute(
             select(
                 Story.id, Story.slug, Story.title, Story.language, Story.published, Story.updated
