@@ -62,7 +62,9 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "connect", _remember_lock_space)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -174,27 +176,50 @@ def lock_key(name: str) -> int:
 EVERY_NAME = lock_key("caulbart: every name")
 
 
+LOCK_SPACE = "caulbart_lock_space"
+
+
+def _remember_lock_space(dbapi_connection: Any, record: Any) -> None:
+    """What a PostgreSQL connection's lock names are prefixed with: advisory locks belong to the
+    whole database, so sites (or test runs) in different schemas of one database must not queue
+    on each other's names. None in `public`, whose keys stay those of earlier releases. Read
+    once, when the connection is made."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SELECT current_schema()")
+    (schema,) = cursor.fetchone()
+    cursor.close()
+    dbapi_connection.rollback()  # leave no transaction open behind the pool's back
+    record.info[LOCK_SPACE] = "" if schema in (None, "public") else f"{schema}:"
+
+
+def _lock_space(session: Session) -> str:
+    space: str = session.connection().info.get(LOCK_SPACE, "")
+    return space
+
+
 def serialise(session: Session, names: Iterable[str]) -> None:
     """Hold transaction-scoped locks named `names` on PostgreSQL (SQLite has one writer anyway).
 
     Every transaction takes EVERY_NAME first (shared, or exclusive for a large batch), then its
-    keys in ascending order: two transactions asking for overlapping names queue, never deadlock,
-    and no transaction holds more than FINE_LOCKS + 1 locks. `names` is read only as far as
-    needed: not at all on SQLite, and only until it is a large batch (a feed's entries have some
-    40 names each).
+    keys in ascending order, each named within its schema (`_lock_space`): two transactions
+    asking for overlapping names queue, never deadlock, and no transaction holds more than
+    FINE_LOCKS + 1 locks. `names` is read only as far as needed: not at all on SQLite, and only
+    until it is a large batch (a feed's entries have some 40 names each).
     """
     if session.get_bind().dialect.name != "postgresql":
         return
+    space = _lock_space(session)
+    every_name = lock_key(f"{space}caulbart: every name") if space else EVERY_NAME
     wanted: set[int] = set()
     for name in names:
-        wanted.add(lock_key(name))
+        wanted.add(lock_key(space + name))
         if len(wanted) > FINE_LOCKS:
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVERY_NAME})
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": every_name})
             return
     if not wanted:
         return
     keys = sorted(wanted)
-    session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": EVERY_NAME})
+    session.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": every_name})
     session.execute(
         text(
             "SELECT count(pg_advisory_xact_lock(key)) FROM "

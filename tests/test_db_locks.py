@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy
 from sqlalchemy import text
 
 from aggregator.db import FINE_LOCKS, serialise, session_factory
+from tests.conftest import database_for, opened
 
 
 def advisory_locks_held(session: sqlalchemy.orm.Session) -> int:
@@ -80,3 +82,32 @@ def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None
     finally:
         done.set()
         holder.join()
+
+
+def test_sites_in_different_schemas_never_queue_on_each_others_names(
+    postgres: sqlalchemy.Engine, tmp_path: Path
+) -> None:
+    """Advisory locks belong to the whole database, not to a schema: a large batch in one
+    schema (every name, exclusive) made a store in another schema of the same database wait,
+    and parallel tests, each in its own schema, wait on each other (one test holding a store
+    open while another stored timed out in CI)."""
+    holding = threading.Event()
+    done = threading.Event()
+
+    def hold() -> None:
+        with session_factory(postgres).begin() as session:
+            serialise(session, [f"band:{n}" for n in range(500)])
+            holding.set()
+            done.wait(10)
+
+    with database_for("postgresql", tmp_path) as url, opened(url) as other:
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        try:
+            with session_factory(other).begin() as session:
+                session.execute(text("SET LOCAL lock_timeout = '2s'"))
+                serialise(session, ["band:1", "band:2"])  # LockNotAvailable if it waited
+        finally:
+            done.set()
+            holder.join()
