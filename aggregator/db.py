@@ -173,7 +173,8 @@ def lock_key(name: str) -> int:
     )
 
 
-EVERY_NAME = lock_key("caulbart: every name")
+# Taken by every transaction that serialises (see serialise), within its schema.
+EVERY_NAME = "caulbart: every name"
 
 
 LOCK_SPACE = "caulbart_lock_space"
@@ -209,7 +210,7 @@ def serialise(session: Session, names: Iterable[str]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     space = _lock_space(session)
-    every_name = lock_key(f"{space}caulbart: every name") if space else EVERY_NAME
+    every_name = lock_key(space + EVERY_NAME)
     wanted: set[int] = set()
     for name in names:
         wanted.add(lock_key(space + name))

@@ -147,12 +147,8 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def caulbart_pass(
-    folder: Path, urls: list[str], database: str
-) -> tuple[float, float, float, float]:
-    """Seconds for a first full pass, then for a pass where every feed answers 304, the first
-    pass's CPU seconds, and the seconds of `caulbart check` on the same feeds.yaml: a command's
-    start-up (interpreter, imports, reading the configuration), which a 304 pass is mostly."""
+def write_config(folder: Path, urls: list[str]) -> Path:
+    """The feeds.yaml every caulbart pass of the bench reads: one source per feed."""
     config = folder / "feeds.yaml"
     lines = [
         "site: {base_url: 'http://caulbart.test'}",
@@ -161,6 +157,16 @@ def caulbart_pass(
     ]
     lines += [f"  - {{id: f{i}, url: '{url}'}}" for i, url in enumerate(urls)]
     config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def caulbart_pass(
+    folder: Path, urls: list[str], database: str
+) -> tuple[float, float, float, float]:
+    """Seconds for a first full pass, then for a pass where every feed answers 304, the first
+    pass's CPU seconds, and the seconds of `caulbart check` on the same feeds.yaml: a command's
+    start-up (interpreter, imports, reading the configuration), which a 304 pass is mostly."""
+    config = write_config(folder, urls)
     env = {**os.environ, "CAULBART_DATABASE_URL": database, "CAULBART_CONFIG": str(config)}
     subprocess.run([CAULBART, "status"], env=env, cwd=folder, capture_output=True, check=True)
     times, cpu = [], []

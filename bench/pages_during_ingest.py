@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ingest_bench import CAULBART, build_feeds, serve
+from ingest_bench import CAULBART, build_feeds, serve, write_config
 
 from aggregator.db import open_database
 from web import create_app
@@ -32,13 +32,8 @@ PAUSE_SECONDS = 0.05
 def pages_during_ingest(documents: dict[str, bytes], port: int) -> tuple[float, list[float]]:
     """Seconds of one first ingest, and the milliseconds of each home page asked meanwhile."""
     with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "feeds.yaml"
-        lines = ["site: {base_url: 'http://caulbart.test'}", "sources:"]
-        lines += [
-            f"  - {{id: f{i}, url: 'http://127.0.0.1:{port}{path}'}}"
-            for i, path in enumerate(documents)
-        ]
-        config.write_text("\n".join(lines) + "\n")
+        urls = [f"http://127.0.0.1:{port}{path}" for path in documents]
+        config = write_config(Path(folder), urls)  # the ingest bench's very pass
         database = f"sqlite:///{folder}/caulbart.sqlite3"
         env = {**os.environ, "CAULBART_DATABASE_URL": database, "CAULBART_CONFIG": str(config)}
         subprocess.run([CAULBART, "status"], env=env, cwd=folder, capture_output=True, check=True)

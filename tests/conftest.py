@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy
 from lxml import etree
+from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -296,6 +297,21 @@ def opened(url: str) -> Iterator[sqlalchemy.Engine]:
 def engine(database_url: str) -> Iterator[sqlalchemy.Engine]:
     with opened(database_url) as engine:
         yield engine
+
+
+@contextmanager
+def recorded_statements(engine: sqlalchemy.Engine) -> Iterator[list[str]]:
+    """The SQL statements `engine` runs meanwhile, whitespace collapsed."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(" ".join(str(args[2]).split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

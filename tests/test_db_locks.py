@@ -62,13 +62,20 @@ def test_overlapping_transactions_queue(
     assert acquired_at[0] >= released_at[0]
 
 
-def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None:
+def passes_while_held(
+    holder_engine: sqlalchemy.Engine,
+    held: list[str],
+    engine: sqlalchemy.Engine,
+    names: list[str],
+) -> None:
+    """Serialise `names` on `engine` while another transaction holds `held` on `holder_engine`;
+    raises LockNotAvailable (a 2 s lock timeout) if it had to wait for it."""
     holding = threading.Event()
     done = threading.Event()
 
     def hold() -> None:
-        with session_factory(postgres).begin() as session:
-            serialise(session, ["band:1", "band:2"])
+        with session_factory(holder_engine).begin() as session:
+            serialise(session, held)
             holding.set()
             done.wait(10)
 
@@ -76,12 +83,16 @@ def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None
     holder.start()
     assert holding.wait(10)
     try:
-        with session_factory(postgres).begin() as session:
+        with session_factory(engine).begin() as session:
             session.execute(text("SET LOCAL lock_timeout = '2s'"))
-            serialise(session, ["band:3", "band:4"])  # would raise LockNotAvailable if it waited
+            serialise(session, names)
     finally:
         done.set()
         holder.join()
+
+
+def test_disjoint_small_batches_do_not_wait(postgres: sqlalchemy.Engine) -> None:
+    passes_while_held(postgres, ["band:1", "band:2"], postgres, ["band:3", "band:4"])
 
 
 def test_sites_in_different_schemas_never_queue_on_each_others_names(
@@ -91,23 +102,5 @@ def test_sites_in_different_schemas_never_queue_on_each_others_names(
     schema (every name, exclusive) made a store in another schema of the same database wait,
     and parallel tests, each in its own schema, wait on each other (one test holding a store
     open while another stored timed out in CI)."""
-    holding = threading.Event()
-    done = threading.Event()
-
-    def hold() -> None:
-        with session_factory(postgres).begin() as session:
-            serialise(session, [f"band:{n}" for n in range(500)])
-            holding.set()
-            done.wait(10)
-
     with database_for("postgresql", tmp_path) as url, opened(url) as other:
-        holder = threading.Thread(target=hold)
-        holder.start()
-        assert holding.wait(10)
-        try:
-            with session_factory(other).begin() as session:
-                session.execute(text("SET LOCAL lock_timeout = '2s'"))
-                serialise(session, ["band:1", "band:2"])  # LockNotAvailable if it waited
-        finally:
-            done.set()
-            holder.join()
+        passes_while_held(postgres, [f"band:{n}" for n in range(500)], other, ["band:1", "band:2"])

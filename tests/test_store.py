@@ -6,8 +6,6 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,7 +18,7 @@ from aggregator.db import open_database, session_factory, write_group
 from aggregator.models import Entry, EntryBand, Source, Story
 from aggregator.pipeline import claim, run_pass, sync_config
 from aggregator.types import Config, SourceOutcome
-from tests.conftest import FeedServer
+from tests.conftest import FeedServer, recorded_statements
 
 BODY = (
     "The central bank raised its main interest rate by half a percentage point on Thursday, "
@@ -302,21 +300,6 @@ def distinct_texts(seed: int, count: int) -> list[str]:
     rng = random.Random(seed)
     words = [f"{rng.choice('bcdfgklmnprst')}{rng.choice('aeiou')}{n}" for n in range(400)]
     return [" ".join(rng.choice(words) for _ in range(80)) for _ in range(count)]
-
-
-@contextmanager
-def recorded_statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements `engine` runs meanwhile, whitespace collapsed."""
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(" ".join(str(args[2]).split()))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def test_copies_joining_stored_stories_take_no_statements_per_copy(

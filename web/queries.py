@@ -60,9 +60,7 @@ def related_posts(engine: Engine, site: SiteConfig, story_id: int) -> list[Relat
             story.id: story
             for story in session.scalars(
                 select(Story)
-                .options(
-                    load_only(Story.id, Story.title, Story.slug, Story.published, raiseload=True)
-                )
+                .options(_CARD_COLUMNS)
                 .where(Story.id.in_(ids), Story.withdrawn_at.is_(None), visible())
             )
         }

@@ -71,8 +71,7 @@ def pages_sitemap() -> ResponseReturnValue:
     paths = ["/"] + [f"/section/{quote(name)}" for name in current_sections()]
     root = _urlset()
     for path in paths:
-        url = ElementTree.SubElement(root, f"{{{SITEMAP_NS}}}url")
-        ElementTree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = base + path
+        _url(root, base + path)
     return _xml(root)
 
 
@@ -111,11 +110,16 @@ def _urlset() -> ElementTree.Element:
     return ElementTree.Element(f"{{{SITEMAP_NS}}}urlset")
 
 
+def _url(root: ElementTree.Element, loc: str) -> ElementTree.Element:
+    url = ElementTree.SubElement(root, f"{{{SITEMAP_NS}}}url")
+    ElementTree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = loc
+    return url
+
+
 def _story_url(
     root: ElementTree.Element, base: str, story: queries.SitemapStory
 ) -> ElementTree.Element:
-    url = ElementTree.SubElement(root, f"{{{SITEMAP_NS}}}url")
-    ElementTree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = base + story.path
+    url = _url(root, base + story.path)
     ElementTree.SubElement(url, f"{{{SITEMAP_NS}}}lastmod").text = iso_utc(story.updated)
     return url
 

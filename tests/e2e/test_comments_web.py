@@ -23,12 +23,12 @@ import feedparser
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from aggregator.db import open_database
 from aggregator.models import Comment
-from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.conftest import Caulbart, FeedServer, recorded_statements, write_feeds_yaml
 from web import create_app
 
 EMAIL = "ada.private@example.org"
@@ -524,16 +524,8 @@ def test_the_home_page_counts_every_sections_replies_in_one_query(
     for line in pending_lines(caulbart):
         assert caulbart("comments", "approve", str(line["id"])).returncode == 0
 
-    statements: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(engine) as statements:
         home = app.test_client().get("/").get_data(as_text=True)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     for path in by_section.values():
         assert f'<a class="comment-count" href="{path}#comments">1 Comment</a>' in home
     assert home.count('class="group-title"') == 2
