@@ -65,3 +65,5 @@ FEED_CACHE_ENTRIES = 512
 FEED_RECHECK_SECONDS = 60.0
 # Seconds a WebSub hub gets to accept a publish ping; a slow hub must not stall the ingest.
 WEBSUB_TIMEOUT = 5.0
+# Topics (`hub.url`) per publish ping: a retag changes every feed, thousands of URLs.
+WEBSUB_TOPICS_PER_PING = 500

@@ -422,7 +422,11 @@ class FeedChange(Base):
     old ones."""
 
     __tablename__ = "feed_changes"
-    __table_args__ = (Index("ix_feed_changes_scope_at", "kind", "value", "at"),)
+    __table_args__ = (
+        Index("ix_feed_changes_scope_at", "kind", "value", "at"),
+        # A commit's departures, for its WebSub ping; retention deletes by time.
+        Index("ix_feed_changes_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))

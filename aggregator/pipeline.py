@@ -362,7 +362,7 @@ def ingest_result(
         return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
     _offer_related(engine, f"source={source_id}", related)
     changed = [*counts.story_ids, *withdrawn]
-    after_commit(lambda: publish.announce(engine, config.site, changed))
+    after_commit(lambda: publish.announce(engine, config.site, changed, departed_at=now))
     if counts.new:
         _refresh_statistics(engine, source_id)
 

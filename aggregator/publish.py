@@ -950,13 +950,25 @@ class FeedCache:
 # --- WebSub ---------------------------------------------------------------------------------
 
 
-def changed_feeds(session: Session, story_ids: Iterable[int]) -> list[FeedQuery]:
-    """The feeds the given stories appear in (subscription documents only)."""
+def changed_feeds(
+    session: Session, story_ids: Iterable[int], departed_at: datetime | None = None
+) -> list[FeedQuery]:
+    """The feeds the given stories appear in (subscription documents only), and, with
+    `departed_at`, the tags' feeds that stories left at that moment (models.FeedChange): a
+    story that lost a tag is no longer there to name that feed."""
+    departed: list[FeedQuery] = []
+    if departed_at is not None:
+        slugs = session.scalars(
+            select(FeedChange.value)
+            .where(FeedChange.at == departed_at, FeedChange.kind == "tag")
+            .distinct()
+        )
+        departed = [FeedQuery("tag", slug) for slug in sorted(slugs)]
     ids = sorted(set(story_ids))
     if ids:  # a held story changes no feed
         ids = list(session.scalars(select(Story.id).where(Story.id.in_(ids), review.visible())))
     if not ids:
-        return []
+        return departed
     queries = [FeedQuery()]
     sections = session.scalars(select(Story.section).where(Story.id.in_(ids)).distinct())
     queries += [FeedQuery("section", name) for name in sorted(sections)]
@@ -969,7 +981,7 @@ def changed_feeds(session: Session, story_ids: Iterable[int]) -> list[FeedQuery]
         .distinct()
     )
     queries += [FeedQuery("tag", slug) for slug in sorted(slugs)]
-    return queries
+    return list(dict.fromkeys(queries + departed))
 
 
 def topics(site: SiteConfig, queries: Iterable[FeedQuery]) -> list[str]:
@@ -978,33 +990,47 @@ def topics(site: SiteConfig, queries: Iterable[FeedQuery]) -> list[str]:
 
 
 def notify_hubs(site: SiteConfig, topic_urls: Sequence[str]) -> None:
-    """WebSub publish ping (`hub.mode=publish`, one `hub.url` per topic) to every hub.
+    """WebSub publish ping (`hub.mode=publish`, one `hub.url` per topic) to every hub, in
+    requests of at most WEBSUB_TOPICS_PER_PING topics.
 
     Best effort: a hub that fails is logged; subscribers still poll and get the change.
     """
     if not site.websub_hubs or not topic_urls:
         return
-    body = urlencode([("hub.mode", "publish")] + [("hub.url", url) for url in topic_urls])
+    step = limits.WEBSUB_TOPICS_PER_PING
+    bodies = [
+        urlencode(
+            [("hub.mode", "publish")] + [("hub.url", url) for url in topic_urls[i : i + step]]
+        )
+        for i in range(0, len(topic_urls), step)
+    ]
     for hub in site.websub_hubs:
         try:
-            response = httpx.post(
-                hub,
-                content=body.encode(),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=limits.WEBSUB_TIMEOUT,
-            )
-            response.raise_for_status()
+            for body in bodies:
+                response = httpx.post(
+                    hub,
+                    content=body.encode(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    timeout=limits.WEBSUB_TIMEOUT,
+                )
+                response.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("websub hub=%s publish failed: %s", hub, exc)
             continue
         log.info("websub hub=%s published topics=%d", hub, len(topic_urls))
 
 
-def announce(engine: Engine, site: SiteConfig, story_ids: Iterable[int]) -> None:
-    """After a commit that changed these stories: ping the hubs for every feed they are in."""
+def announce(
+    engine: Engine,
+    site: SiteConfig,
+    story_ids: Iterable[int],
+    departed_at: datetime | None = None,
+) -> None:
+    """After a commit that changed these stories: ping the hubs for every feed they are in, and
+    for the tags' feeds stories left in that commit (`departed_at`, the time it noted)."""
     ids = list(story_ids)
-    if not site.websub_hubs or not ids:
+    if not site.websub_hubs or not ids:  # a story that left a feed was itself changed
         return
     with read_sessions(engine)() as session:
-        queries = changed_feeds(session, ids)
+        queries = changed_feeds(session, ids, departed_at)
     notify_hubs(site, topics(site, queries))

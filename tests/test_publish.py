@@ -254,6 +254,18 @@ def test_publish_ping_reaches_a_live_hub_and_survives_a_dead_one(feed_server: Fe
     assert "https://news.example/section/world/feed.json" in topics
 
 
+def test_many_topics_go_to_the_hub_in_pings_of_a_bounded_size(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish.limits, "WEBSUB_TOPICS_PER_PING", 4)
+    site = replace(SITE, websub_hubs=(feed_server.url("/hub"),))
+    topics = publish.topics(site, [FeedQuery(), FeedQuery("tag", "a"), FeedQuery("tag", "b")])
+    publish.notify_hubs(site, topics)
+    sent = [parse_qs(body.decode())["hub.url"] for _, _, body in feed_server.posts]
+    assert [len(urls) for urls in sent] == [4, 4, 1]
+    assert [url for urls in sent for url in urls] == topics
+
+
 # --- feeds.yaml -----------------------------------------------------------------------------
 
 YAML = """\

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 import feedparser
 import pytest
@@ -60,6 +61,22 @@ def titles(web: FlaskClient, path: str) -> list[str]:
     return [entry.title for entry in feedparser.parse(response.data).entries]
 
 
+def with_hub(feed_server: FeedServer) -> dict[str, object]:
+    """feeds.yaml's site, with a WebSub hub on loopback that records the pings it hears."""
+    hubs = [feed_server.url("/hub")]
+    return {"title": "Caulbart", "base_url": "http://caulbart.test", "websub_hubs": hubs}
+
+
+def pinged(feed_server: FeedServer, since: int = 0) -> set[str]:
+    """The feeds the hub was told of, in the pings after the first `since`."""
+    return {
+        url
+        for path, _, body in feed_server.posts[since:]
+        if path == "/hub"
+        for url in parse_qs(body.decode())["hub.url"]
+    }
+
+
 def fetch(caulbart: Caulbart) -> None:
     result = caulbart("fetch", "--all")
     assert result.returncode == 0, result.stderr
@@ -73,7 +90,7 @@ def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
     caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
 ) -> None:
     url = feed_server.add("/wire.rss", rss([HARBOUR]))
-    write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url}])
+    write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url}], site=with_hub(feed_server))
     fetch(caulbart)
     feed_server.add("/wire.rss", rss([QUAY, HARBOUR]))  # a newer story stays in the tag
     fetch(caulbart)
@@ -81,18 +98,22 @@ def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
     assert sorted(titles(web, path)) == sorted([HARBOUR.title, QUAY.title])
 
     # The agency re-sends the first story without that category.
+    pings = len(feed_server.posts)
     edited = Story(HARBOUR.guid, HARBOUR.title, ("Ferries",), 1, "Times from Monday.")
     feed_server.add("/wire.rss", rss([QUAY, edited]))
     fetch(caulbart)
     assert titles(web, path) == [QUAY.title]
     assert titles(web, "/tag/ferries/feed.atom") == [HARBOUR.title]
+    # The hub hears of the feed the story left, though the story no longer names it.
+    assert f"http://caulbart.test{path}" in pinged(feed_server, pings)
 
 
 def test_retag_after_an_editors_rule_reaches_every_cached_feed(
     caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
 ) -> None:
     url = feed_server.add("/wire.rss", rss([HARBOUR, QUAY]))
-    write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url, "section": "world"}])
+    source = {"id": "wire", "url": url, "section": "world"}
+    write_feeds_yaml(caulbart.config, [source], site=with_hub(feed_server))
     fetch(caulbart)
     paths = ["/feed.atom", "/section/world/feed.atom", "/source/wire/feed.atom"]
     for path in paths:
@@ -101,12 +122,16 @@ def test_retag_after_an_editors_rule_reaches_every_cached_feed(
     assert titles(web, tag_feed) == [HARBOUR.title]
 
     write_feeds_yaml(
-        caulbart.config,
-        [{"id": "wire", "url": url, "section": "world"}],
-        tags={"ignore": ["Ferries"]},
+        caulbart.config, [source], site=with_hub(feed_server), tags={"ignore": ["Ferries"]}
     )
+    pings = len(feed_server.posts)
     result = caulbart("retag")
     assert result.returncode == 0, result.stderr
     for path in paths:
         assert "Ferries" not in web.get(path).get_data(as_text=True), path
     assert titles(web, tag_feed) == []  # no story has the tag any more
+    # One ping names every feed that changed: those the stories are in and the one they left.
+    assert len(feed_server.posts) == pings + 1
+    told = pinged(feed_server, pings)
+    assert {f"http://caulbart.test{path}" for path in [*paths, tag_feed]} <= told
+    assert "http://caulbart.test/tag/harbour-board/feed.json" in told
