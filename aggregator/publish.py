@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -480,6 +480,16 @@ def load_page(
     )
 
 
+class Telling(NamedTuple):
+    """What a story's credits show of an entry that told it. Read as these columns alone: an
+    entry's row is mostly its own copy of the text, its shingles and categories, and a wire
+    story has many tellings."""
+
+    id: int
+    link: str | None
+    title: str
+
+
 def load_stories(
     session: Session, site: SiteConfig, story_ids: Sequence[int]
 ) -> dict[int, PublishedStory]:
@@ -488,14 +498,17 @@ def load_stories(
     if not ids:
         return {}
     stories = list(session.scalars(select(Story).where(Story.id.in_(ids))))
-    tellings: dict[int, list[tuple[Entry, Source]]] = {i: [] for i in ids}
-    for entry, source in session.execute(
-        select(Entry, Source)
-        .join(Source, Source.id == Entry.source_id)
+    rows = session.execute(
+        select(Entry.id, Entry.story_id, Entry.link, Entry.title, Entry.source_id)
         .where(Entry.story_id.in_(ids))
         .order_by(Entry.id)
-    ):
-        tellings[entry.story_id].append((entry, source))
+    ).all()
+    # The few sources once each, not a copy of a source's row with every entry.
+    named = sorted({row.source_id for row in rows})
+    sources = {s.id: s for s in session.scalars(select(Source).where(Source.id.in_(named)))}
+    tellings: dict[int, list[tuple[Telling, Source]]] = {i: [] for i in ids}
+    for entry_id, story_id, link, title, source_id in rows:
+        tellings[story_id].append((Telling(entry_id, link, title), sources[source_id]))
     tags = story_tags(session, ids)
     return {
         story.id: published_story(site, story, tellings[story.id], tags.get(story.id, []))
@@ -504,7 +517,7 @@ def load_stories(
 
 
 def published_story(
-    site: SiteConfig, story: Story, tellings: list[tuple[Entry, Source]], tags: list[str]
+    site: SiteConfig, story: Story, tellings: list[tuple[Telling, Source]], tags: list[str]
 ) -> PublishedStory:
     """Apply the best telling's source terms: excerpt_only drops the body, images: false images."""
     ordered = sorted(tellings, key=lambda pair: (pair[0].id != story.best_entry_id, pair[0].id))

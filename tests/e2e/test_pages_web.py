@@ -155,6 +155,18 @@ def test_listings_and_the_sitemap_never_read_a_story_body(site: Site) -> None:
     assert len([s for s in statements[read_by_lists:] if "stories.body_html" in s]) == 1
 
 
+def test_story_pages_and_feeds_read_no_entrys_own_copy_of_the_text(site: Site) -> None:
+    """A story's credits name each entry that told it: its link and title. The entry's own copy
+    of the text, its shingles and categories are most of its row, and a wire story has many."""
+    with recorded_statements(site.engine) as statements:
+        site.page(site.story_path(SHARED_TITLE))
+        for path in ("/feed.atom", "/section/world/feed.rss", "/source/southwire/feed.json"):
+            assert site.client.get(path).status_code == 200, path
+    credits = [s for s in statements if "FROM entries" in s]
+    assert len(credits) >= 4  # the page and each feed read their stories' tellings
+    assert not [s for s in credits if "entries.body_html" in s or "entries.shingles" in s]
+
+
 @pytest.mark.parametrize(("path", "count"), [("/source/southwire", 7), ("/tag/climate", 3)])
 def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
     site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
