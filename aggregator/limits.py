@@ -67,3 +67,6 @@ FEED_RECHECK_SECONDS = 60.0
 WEBSUB_TIMEOUT = 5.0
 # Topics (`hub.url`) per publish ping: a retag changes every feed, thousands of URLs.
 WEBSUB_TOPICS_PER_PING = 500
+# Seconds a command waits at its end for the pings it asked for (they are sent in the background,
+# publish.HubPings): a few requests to a hub that answers, or two timeouts of one that does not.
+WEBSUB_EXIT_WAIT = 3 * WEBSUB_TIMEOUT

@@ -12,11 +12,13 @@ archives of `feed_length` stories each in id order, which never change once full
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import html
 import json
 import logging
 import mimetypes
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -1033,17 +1035,86 @@ def notify_hubs(site: SiteConfig, topic_urls: Sequence[str]) -> None:
         log.info("websub hub=%s published topics=%d", hub, len(topic_urls))
 
 
+class HubPings:
+    """Publish pings sent by one background thread per process, so that a slow or unreachable hub
+    holds up neither the ingest (which announces after every commit) nor a web request. Topics
+    asked for while a ping is under way wait together and go in the next one.
+
+    A command's process waits for them at its end, at most WEBSUB_EXIT_WAIT seconds (atexit).
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        # Per set of hubs: the site to ping them for, and its topics in the order asked.
+        self._waiting: dict[tuple[str, ...], tuple[SiteConfig, dict[str, None]]] = {}
+        self._sending = False
+        self._thread: threading.Thread | None = None
+
+    def send(self, site: SiteConfig, topic_urls: Sequence[str]) -> None:
+        """Queue a ping of these topics to the site's hubs; returns at once."""
+        if not site.websub_hubs or not topic_urls:
+            return
+        with self._changed:
+            _, waiting = self._waiting.setdefault(site.websub_hubs, (site, {}))
+            waiting.update(dict.fromkeys(topic_urls))
+            if self._thread is None or not self._thread.is_alive():
+                if self._thread is None:
+                    atexit.register(self.flush, limits.WEBSUB_EXIT_WAIT)
+                self._thread = threading.Thread(target=self._run, name="websub", daemon=True)
+                self._thread.start()
+            self._changed.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every ping asked for was sent or failed, at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._waiting or self._sending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    topics = sum(len(waiting) for _, waiting in self._waiting.values())
+                    log.warning("websub gave up waiting for hubs: %d topics not pinged", topics)
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+                batch, self._waiting = self._waiting, {}
+                self._sending = True
+            try:
+                for site, topic_urls in batch.values():
+                    notify_hubs(site, list(topic_urls))
+            except Exception:  # the thread must outlive any one ping
+                log.exception("websub ping failed")
+            finally:
+                with self._changed:
+                    self._sending = False
+                    self._changed.notify_all()
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's thread is not there, and its lock may be held."""
+        self.__init__()  # type: ignore[misc]
+
+
+PINGS = HubPings()
+os.register_at_fork(after_in_child=PINGS._forget)
+
+
 def announce(
     engine: Engine,
     site: SiteConfig,
     story_ids: Iterable[int],
     departed_at: datetime | None = None,
 ) -> None:
-    """After a commit that changed these stories: ping the hubs for every feed they are in, and
-    for the tags' feeds stories left in that commit (`departed_at`, the time it noted)."""
+    """After a commit that changed these stories: ping the hubs (in the background, HubPings)
+    for every feed they are in, and for the tags' feeds stories left in that commit
+    (`departed_at`, the time it noted)."""
     ids = list(story_ids)
     if not site.websub_hubs or not ids:  # a story that left a feed was itself changed
         return
     with read_sessions(engine)() as session:
         queries = changed_feeds(session, ids, departed_at)
-    notify_hubs(site, topics(site, queries))
+    PINGS.send(site, topics(site, queries))

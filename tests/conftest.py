@@ -76,8 +76,11 @@ class FeedServer:
         self.request_headers: dict[str, list[dict[str, str]]] = {}
         # (time.monotonic(), path) of every request, in arrival order.
         self.request_log: list[tuple[float, str]] = []
-        # (path, headers, body) of every POST (a WebSub hub's publish pings), answered 202.
+        # (path, headers, body) of every POST (a WebSub hub's publish pings), answered 202 once
+        # `posts_answered` is set (it is, unless a test clears it to play a hub that hangs).
         self.posts: list[tuple[str, dict[str, str], bytes]] = []
+        self.posts_answered = threading.Event()
+        self.posts_answered.set()
         self._lock = threading.Lock()
         server = self
 
@@ -165,6 +168,7 @@ class FeedServer:
         body = handler.rfile.read(length)
         with self._lock:
             self.posts.append((handler.path, dict(handler.headers.items()), body))
+        self.posts_answered.wait(60)
         self._send(handler, 202, b"", {"Content-Type": "text/plain"})
 
     @staticmethod

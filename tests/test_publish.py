@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
@@ -264,6 +265,31 @@ def test_many_topics_go_to_the_hub_in_pings_of_a_bounded_size(
     sent = [parse_qs(body.decode())["hub.url"] for _, _, body in feed_server.posts]
     assert [len(urls) for urls in sent] == [4, 4, 1]
     assert [url for urls in sent for url in urls] == topics
+
+
+def test_pings_asked_for_while_a_hub_is_busy_go_together_in_the_next(
+    feed_server: FeedServer,
+) -> None:
+    site = replace(SITE, websub_hubs=(feed_server.url("/hub"),))
+    pings = publish.HubPings()
+    feed_server.posts_answered.clear()  # the hub holds the first ping
+    try:
+        pings.send(site, ["https://news.example/a"])
+        for _ in range(100):
+            if feed_server.posts:
+                break
+            time.sleep(0.05)
+        pings.send(site, ["https://news.example/b", "https://news.example/c"])
+        pings.send(site, ["https://news.example/b"])
+        assert not pings.flush(0.2)  # waiting gives up at its timeout while the hub holds on
+    finally:
+        feed_server.posts_answered.set()
+    assert pings.flush(10)
+    sent = [parse_qs(body.decode())["hub.url"] for _, _, body in feed_server.posts]
+    assert sent == [
+        ["https://news.example/a"],
+        ["https://news.example/b", "https://news.example/c"],
+    ]
 
 
 # --- feeds.yaml -----------------------------------------------------------------------------
