@@ -9,7 +9,8 @@ test client (no network): random story pages, home, section (first and 8th page)
 and date listings, the site's Atom feed, a section's JSON Feed, and a source's and a tag's Atom
 feeds (cached, as most requests find them), the sitemap index and its first stories sitemap,
 then the site's, a section's and a source's Atom feed rendered anew (the cache emptied before
-each request); prints the median per page and the ratio largest / smallest.
+each of 60 requests: 20 left a few milliseconds of noise); prints the median per page and the
+ratio largest / smallest.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def measure(size: int, requests: int) -> dict[str, float]:
         results["sitemap block"] = median_ms(client, ["/sitemap-stories-1.xml"] * 5)
         feeds = app.extensions["caulbart.feeds"]
         for name, path in RENDERS.items():
-            results[name] = median_ms(client, [path] * 20, before=feeds.clear)
+            results[name] = median_ms(client, [path] * 60, before=feeds.clear)
         app.extensions["caulbart.feeds"].close()
         engine.dispose()
     return results
