@@ -436,8 +436,6 @@ def retag(ctx: click.Context) -> None:
 
     config = _load(ctx)
     engine = open_database()
-    # The feeds whose stories were tagged again or left them, pinged once at the end.
-    changed: dict[publish.FeedQuery, None] = {}
     with read_sessions(engine)() as session:
         story_ids = list(session.scalars(select(Story.id).order_by(Story.published, Story.id)))
     batch = 200
@@ -458,11 +456,9 @@ def retag(ctx: click.Context) -> None:
                 tag_index.offer_related(session, lists)
                 # Stories' tags changed without a new date: every feed is rendered again.
                 tag_index.note_departures(session, "all", [""], now)
-            if config.site.websub_hubs:
-                with read_sessions(engine)() as session:
-                    changed.update(dict.fromkeys(publish.changed_feeds(session, chunk, now)))
+            # As an ingest's commit: the feeds these stories are in and the tags' they left.
+            publish.announce(engine, config.site, chunk, departed_at=now)
             progress.update(task, advance=len(chunk))
-    publish.notify_hubs(config.site, publish.topics(config.site, changed))
     click.echo(f"retagged {len(story_ids)} stories")
 
 

@@ -1044,9 +1044,13 @@ class HubPings:
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Also in a forked child: the parent's thread is not there, and its lock may be held."""
         self._changed = threading.Condition()
-        # Per set of hubs: the site to ping them for, and its topics in the order asked.
-        self._waiting: dict[tuple[str, ...], tuple[SiteConfig, dict[str, None]]] = {}
+        # Per site (its hubs): the topics waiting, in the order asked.
+        self._waiting: dict[SiteConfig, dict[str, None]] = {}
         self._sending = False
         self._thread: threading.Thread | None = None
 
@@ -1055,11 +1059,8 @@ class HubPings:
         if not site.websub_hubs or not topic_urls:
             return
         with self._changed:
-            _, waiting = self._waiting.setdefault(site.websub_hubs, (site, {}))
-            waiting.update(dict.fromkeys(topic_urls))
+            self._waiting.setdefault(site, {}).update(dict.fromkeys(topic_urls))
             if self._thread is None or not self._thread.is_alive():
-                if self._thread is None:
-                    atexit.register(self.flush, limits.WEBSUB_EXIT_WAIT)
                 self._thread = threading.Thread(target=self._run, name="websub", daemon=True)
                 self._thread.start()
             self._changed.notify_all()
@@ -1071,7 +1072,7 @@ class HubPings:
             while self._waiting or self._sending:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    topics = sum(len(waiting) for _, waiting in self._waiting.values())
+                    topics = sum(len(waiting) for waiting in self._waiting.values())
                     log.warning("websub gave up waiting for hubs: %d topics not pinged", topics)
                     return False
                 self._changed.wait(left)
@@ -1085,7 +1086,7 @@ class HubPings:
                 batch, self._waiting = self._waiting, {}
                 self._sending = True
             try:
-                for site, topic_urls in batch.values():
+                for site, topic_urls in batch.items():
                     notify_hubs(site, list(topic_urls))
             except Exception:  # the thread must outlive any one ping
                 log.exception("websub ping failed")
@@ -1094,13 +1095,10 @@ class HubPings:
                     self._sending = False
                     self._changed.notify_all()
 
-    def _forget(self) -> None:
-        """In a forked child: the parent's thread is not there, and its lock may be held."""
-        self.__init__()  # type: ignore[misc]
-
 
 PINGS = HubPings()
-os.register_at_fork(after_in_child=PINGS._forget)
+atexit.register(PINGS.flush, limits.WEBSUB_EXIT_WAIT)
+os.register_at_fork(after_in_child=PINGS._reset)
 
 
 def announce(
