@@ -42,6 +42,7 @@ from aggregator.types import (
     Item,
     ParsedFeed,
     RelatedLists,
+    SourceConfig,
     TextPattern,
 )
 
@@ -94,7 +95,7 @@ def prepare(
         return Prepared(error=f"parse error: {exc}")
     source = config.source(result.source_id)
     rules = config.rules_for(source) if source else config.filters
-    items = _items(feed, now, rules.title_strip)
+    items = items_of(feed, now, rules.title_strip)
     stored, told = _stored(engine, result.source_id, items) if engine is not None else ({}, set())
     # Filters judge arriving entries only: a stored story is never taken back by a later rule.
     kept, filtered = filters.apply_filters(
@@ -115,16 +116,7 @@ def prepare(
         if item.guid in stored or item.text_hash not in told
     }
     drafts = {
-        item.guid: tagging.draft_tags(
-            tagging.StoryText(
-                dedupe.wire_headline(item.title),
-                item.body_text or item.lede,
-                item.categories,
-                source.tags if source else (),
-                item.section or (source.section if source else None),
-            ),
-            config.tags,
-        )
+        item.guid: draft_tags(config, source, item)
         for item in unseen
         if item.guid not in stored  # an edited entry is re-tagged with its whole story
         # Drafts are for the stories new entries start; one whose very text is stored already
@@ -141,7 +133,21 @@ def prepare(
     )
 
 
-def _items(
+def draft_tags(config: Config, source: SourceConfig | None, item: Item) -> tagging.TagDraft:
+    """The tags a story started by `item` would take from its own text and its source."""
+    return tagging.draft_tags(
+        tagging.StoryText(
+            dedupe.wire_headline(item.title),
+            item.body_text or item.lede,
+            item.categories,
+            source.tags if source else (),
+            item.section or (source.section if source else None),
+        ),
+        config.tags,
+    )
+
+
+def items_of(
     feed: ParsedFeed, now: datetime, title_strip: tuple[TextPattern, ...] = ()
 ) -> list[Item]:
     """Normalised items of a parsed feed, without empty entries or repeated guids."""

@@ -44,6 +44,11 @@ from pathlib import Path
 import feedparser
 import sqlalchemy
 
+from aggregator import dedupe, prepare
+from aggregator.config import load_config
+from aggregator.parse import parse_feed
+from aggregator.types import FetchResult, FetchStatus
+
 ROOT = Path(__file__).resolve().parents[1]
 NEWS = ROOT.parent / "shared" / "corpus" / "news"
 READER_VENV = ROOT / "bench" / ".venv-reader"
@@ -236,6 +241,40 @@ def feedparser_floor(documents: dict[str, bytes]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu_before
 
 
+def prepare_stages(urls: list[str], documents: dict[str, bytes]) -> Counter[str]:
+    """CPU seconds of caulbart's preparing stages over every document, one after another in
+    this process, without the database or the pool: what `aggregator.prepare` does in the pool's
+    processes. Each distinct text is fingerprinted and tagged once (a repeat joins the story
+    its first telling started), as the least a correct first pass must do."""
+    with tempfile.TemporaryDirectory() as name:
+        config = load_config(write_config(Path(name), urls))
+    now = datetime.now(UTC)
+    spent: Counter[str] = Counter()
+    told: set[str | None] = set()
+
+    @contextmanager
+    def charged(stage: str) -> Iterator[None]:
+        cpu_before = time.process_time()
+        yield
+        spent[stage] += time.process_time() - cpu_before
+
+    for source, body in zip(config.sources, documents.values(), strict=True):
+        fetched = FetchResult(source.id, source.url, FetchStatus.OK, 200, body)
+        with charged("parse"):
+            feed = parse_feed(fetched, config.defaults.max_entries)
+        with charged("normalise"):
+            items = prepare.items_of(feed, now)
+        unseen = [item for item in items if item.text_hash not in told]
+        told.update(item.text_hash for item in items)
+        with charged("fingerprints"):
+            for item in unseen:
+                dedupe.fingerprint(item)
+        with charged("tag drafts"):
+            for item in unseen:
+                prepare.draft_tags(config, source, item)
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=200)
@@ -252,6 +291,7 @@ def main() -> None:
                                        "caulbart pg": [], "start-up": []}  # fmt: skip
     cpu: dict[str, list[float]] = {"caulbart": [], "reader": [], "feedparser": [],
                                    "caulbart pg": []}  # fmt: skip
+    stages: dict[str, list[float]] = {}
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
@@ -269,6 +309,8 @@ def main() -> None:
             floor, floor_cpu = feedparser_floor(documents)
             results["feedparser"].append(floor)
             cpu["feedparser"].append(floor_cpu)
+            for stage, seconds in prepare_stages(urls, documents).items():
+                stages.setdefault(stage, []).append(seconds)
             if args.postgres:
                 with fresh_schema(args.postgres) as database:
                     pg_first, _, pg_cpu, _ = caulbart_pass(folder, urls, database)
@@ -302,6 +344,17 @@ def main() -> None:
         print(f"  {name:14s} {seconds:8.2f} s{note}")
     print(f"  a/b by CPU = {cpu_median['caulbart'] / cpu_median['reader']:.2f}"
           f"   a/c by CPU = {cpu_median['caulbart'] / cpu_median['feedparser']:.2f}")  # fmt: skip
+
+    stage_median = {stage: statistics.median(seconds) for stage, seconds in stages.items()}
+    prepared = sum(stage_median.values())
+    cores = os.cpu_count() or 1
+    print("caulbart's preparing stages alone, in one process (CPU seconds, medians; each distinct "
+          "text fingerprinted and tagged once):")  # fmt: skip
+    print("  " + "   ".join(f"{stage} {sec:.2f}" for stage, sec in stage_median.items())
+          + f"   sum {prepared:.2f}")  # fmt: skip
+    print(f"  spread over {cores} cores, at best {prepared / cores:.2f} s = "
+          f"{prepared / cores / median['reader']:.2f} x reader: the least a/b can be "
+          "before anything is stored")  # fmt: skip
 
 
 if __name__ == "__main__":
