@@ -39,12 +39,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
+from aggregator import normalise
+
 T = TypeVar("T")
 
 DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
 # Any constant shared by every Caulbart process: the key of the advisory lock around migrations.
 MIGRATION_LOCK_KEY = 0x6361756C  # "caul"
+# The SQL name of normalise.search_text on every SQLite connection (see _sqlite_pragmas).
+SEARCH_TEXT_FUNCTION = "caulbart_search_text"
 
 
 def database_url() -> str:
@@ -88,6 +92,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # in memory, not in a temporary file on disk.
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+    # The full-text index's triggers and content view read a body's words through it (0022).
+    dbapi_connection.create_function(
+        SEARCH_TEXT_FUNCTION, 1, normalise.search_text, deterministic=True
+    )
     # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
     # migration that fails half-way must roll back whole.
     dbapi_connection.isolation_level = None

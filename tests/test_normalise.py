@@ -19,6 +19,7 @@ from aggregator.normalise import (
     normalise_entry,
     plain_text,
     sanitise_html,
+    search_text,
     truncate,
 )
 from aggregator.parse import parse_feed
@@ -449,3 +450,27 @@ def test_feedparser_sanitiser_case_leaves_nothing_executable(name: str) -> None:
             assert text is None or "<" not in text, text
         for url in (result.link, result.image_url):
             assert url is None or url.startswith(("http://", "https://")), url
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        '<p title="a > b">Pilots <a href="https://quokka.example/?a=1&b=2">published</a></p>',
+        '<img alt="x>y" src="https://img.example/a.png">after the storm',
+        "<p>1 &lt; 2 &amp;&amp; 3 &gt; 2</p><br>next",
+        "<table><tr><td>left</td><td>right</td></tr></table>",
+        '<p onclick="x>1">kept</p><script>dropped()</script><style>p{}</style>',
+        # Escaped twice by its feed (AG News): the decoded text is markup again.
+        '<p>Colgate &amp;lt;A HREF="http://quokka.example/q?t=CL.N"&amp;gt;CL.N&amp;lt;/A&amp;gt;'
+        " will cut jobs</p>",
+    ],
+)
+def test_search_text_has_the_words_of_a_sanitised_body_and_nothing_of_its_tags(
+    fragment: str,
+) -> None:
+    """The cheap reading SQLite's search index takes of a body (tags cut at their quoted ends)
+    gives the same words as plain_text's full parse: none from an address, attribute or tag."""
+    body = sanitise_html(fragment, "https://base.example/")
+    words = re.findall(r"\w+", search_text(body))
+    assert words == re.findall(r"\w+", plain_text(body))
+    assert not {"quokka", "href", "img", "alt", "onclick", "dropped"} & set(words)

@@ -1,8 +1,8 @@
 """Full-text search over stories in the database: SQLite FTS5 or PostgreSQL tsvector.
 
-Both indexes are kept by the database (migration 0007), so a search is one ranked, paged query.
-Matches come back marked with two control characters (never stored: ingest removes them), so
-the view escapes the text first and only then turns the marks into `<mark>`.
+Both indexes are kept by the database (migrations 0007 and 0022), so a search is one ranked,
+paged query. Matches come back marked with two control characters (never stored: ingest
+removes them), so the view escapes the text first and only then turns the marks into `<mark>`.
 """
 
 from __future__ import annotations

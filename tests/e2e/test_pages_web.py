@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -348,6 +349,47 @@ def test_search_index_follows_story_updates_and_withdrawals(site: Site) -> None:
             .values(withdrawn_at=datetime.now(UTC), withdrawn_reason="test")
         )
     assert not site.page("/search?q=zeppelin").xpath("//ol[@class='results']/li")
+
+
+def test_search_finds_a_bodys_words_not_its_markup_or_link_addresses(
+    caulbart: Caulbart, feed_server: FeedServer, engine: Engine
+) -> None:
+    """A story that only links to a site is not found by the site's name, nor by `href`; its
+    own words are, whether it was stored new or its body changed later."""
+    body = (
+        '<p>Harbour pilots <a href="https://quokka-gazette.example/pilots" title="Quokka">'
+        'published</a> the tide tables &amp; charts.</p><img src="https://img.example/a.png" '
+        'alt="wombat"/>'
+    )
+    item = (
+        "<item><title>Tide tables out</title><link>https://port.example/tides</link>"
+        f"<guid>tides</guid><description>{escape(body)}</description></item>"
+    )
+    url = feed_server.add("/port.rss", f'<rss version="2.0"><channel>{item}</channel></rss>')
+    write_feeds_yaml(caulbart.config, [{"id": "port", "url": url}])
+    assert caulbart("fetch", "--all").returncode == 0
+    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    site = Site(app, app.test_client(), engine, caulbart)
+
+    def found(query: str) -> list[str]:
+        return texts(site.page(f"/search?q={query}"), "//ol[@class='results']//h2")
+
+    try:
+        for words in ("pilots", "charts", "published"):
+            assert found(words) == ["Tide tables out"], words
+        for markup in ("quokka", "gazette", "href", "https", "wombat", "img", "amp"):
+            assert found(markup) == [], markup
+        with Session(engine) as session, session.begin():
+            session.execute(
+                update(Story).values(
+                    lede="Ferries resume today.",
+                    body_html='<p>Ferries <a href="https://otter.example/">resume</a> today.</p>',
+                )
+            )
+        assert found("ferries") == ["Tide tables out"]
+        assert found("otter") == [] and found("pilots") == []
+    finally:
+        app.extensions["caulbart.feeds"].close()
 
 
 # --- headers, caching, sitemap --------------------------------------------------------------

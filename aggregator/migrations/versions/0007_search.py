@@ -6,8 +6,8 @@ Create Date: 2026-11-25
 
 Kept in sync by the database itself, so every writer (workers, CLI, editors' tools) updates it:
 - SQLite: `stories_fts`, an external-content FTS5 table over stories (title, lede, body_html),
-  with insert/update/delete triggers on `stories`. A later migration that rebuilds `stories`
-  (batch_alter_table) drops the triggers and must create them again (`create_sqlite_triggers`).
+  with insert/update/delete triggers on `stories` (replaced by 0022's, which index the body's
+  words instead of its markup).
 - PostgreSQL: `stories.search_vector`, a stored generated tsvector (headline A, lede B, body
   text C, markup stripped), with a GIN index.
 Neither is in models.py: tests/test_migrations.py leaves these objects out of its comparison.
