@@ -7,9 +7,11 @@ Caulbart upgrades the database it finds without a separate step.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -312,7 +314,7 @@ def write_rows(
 
     PostgreSQL takes them by COPY, which psycopg writes in C: the per-row executemany of tens of
     thousands of band keys, tags and related posts per first ingest was a tenth of its time.
-    SQLite takes the driver's executemany, which does its loop in C as well.
+    SQLite takes up to ROWS_PER_STATEMENT rows a statement (see there).
     """
     rows = list(rows)
     if not rows:
@@ -329,11 +331,24 @@ def write_rows(
         except dbapi.Error as exc:  # as SQLAlchemy's own: callers catch SQLAlchemyError
             raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return
-    placeholders = ", ".join("?" for _ in columns)
-    connection.exec_driver_sql(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
-    )
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(ROWS_PER_STATEMENT, variables // len(columns)))
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    row = f"({', '.join('?' for _ in columns)})"
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = tuple(itertools.chain.from_iterable(chunk))
+        connection.exec_driver_sql(head + ", ".join([row] * len(chunk)), values)
 
+
+# Rows of one INSERT on SQLite. FTS5 writes the search terms it holds to a new segment of its
+# index at the start of every statement of a transaction that has written to it; a story
+# inserted alone (executemany) thus wrote its terms to a segment of its own, which then had to
+# be merged: 0.67 s of the 0.69 s it took to insert 9,632 stories with the index's trigger, in
+# memory, against 0.25 s for 1,000 a statement. Other tables neither gain nor lose.
+ROWS_PER_STATEMENT = 500
 
 # PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be retried.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}
