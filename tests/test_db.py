@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.db import (
     MIGRATIONS,
+    ROWS_PER_STATEMENT,
     WriteGroupLost,
     after_commit,
     among,
@@ -22,8 +23,10 @@ from aggregator.db import (
     open_database,
     session_factory,
     write_group,
+    write_rows,
 )
 from aggregator.models import Entry, EntryBand, Source, Story, Tag
+from tests.conftest import recorded_statements
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -319,3 +322,31 @@ def test_a_write_group_whose_transaction_the_database_ended_reports_every_unit_l
             in_transaction(engine, _add_tags("b"))
     assert _slugs(engine) == []
     engine.dispose()
+
+
+def test_rows_written_together_reach_sqlite_in_few_statements_and_postgresql_by_copy(
+    engine: Engine,
+) -> None:
+    """Every row arrives whole (64-bit band keys, NULLs) across the statements' boundaries. On
+    SQLite a batch takes one statement per ROWS_PER_STATEMENT rows, not one per row: a table
+    with a full-text trigger (stories) flushes the index at each statement (see db.py)."""
+    rows = [
+        (band * 7_919 - 2**62, band % 2, f"tag-{band}" if band % 3 else None)
+        for band in range(2 * ROWS_PER_STATEMENT + 1)
+    ]
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t_rows (band BIGINT, flag INTEGER, name TEXT)")
+    try:
+        with recorded_statements(engine) as statements, engine.begin() as connection:
+            write_rows(connection, "t_rows", ("band", "flag", "name"), rows)
+        with engine.connect() as connection:
+            stored = connection.exec_driver_sql("SELECT band, flag, name FROM t_rows").all()
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE t_rows")
+    assert sorted(tuple(row) for row in stored) == sorted(rows)
+    inserts = [s for s in statements if "t_rows" in s]
+    if engine.dialect.name == "sqlite":
+        assert len(inserts) == 3 and inserts[0].count("(?, ?, ?)") == ROWS_PER_STATEMENT
+    else:
+        assert inserts == []  # COPY goes past SQLAlchemy's cursor events
