@@ -143,7 +143,8 @@ def delete_stories(session: Session, story_ids: list[int]) -> None:
     """Remove these stories and everything pointing at them, leaving no dangling row: band keys,
     entries (and other entries' `matched_entry_id` to them), tags no story uses any more,
     related posts both ways, the stories' unpublished comments. SQLite's full-text rows go with
-    the stories (0022's delete trigger); PostgreSQL's tsvector is a column of the row."""
+    the stories (0022's delete trigger), PostgreSQL's vectors by their foreign key's cascade
+    (0023)."""
     entry_ids = select(Entry.id).where(Entry.story_id.in_(story_ids)).scalar_subquery()
     tag_ids = list(
         session.scalars(select(StoryTag.tag_id).where(StoryTag.story_id.in_(story_ids)).distinct())

@@ -1,7 +1,7 @@
 """Full-text search over stories in the database: SQLite FTS5 or PostgreSQL tsvector.
 
-Both indexes are kept by the database (migrations 0007 and 0022), so a search is one ranked,
-paged query. Matches come back marked with two control characters (never stored: ingest
+Both indexes are kept by the database (migrations 0007, 0022, 0023), so a search is one
+ranked, paged query. Matches come back marked with two control characters (never stored: ingest
 removes them), so the view escapes the text first and only then turns the marks into `<mark>`.
 """
 
@@ -92,14 +92,15 @@ def _sqlite(connection: Connection, query: str, page: int, per_page: int) -> Sea
 
 
 _POSTGRES_COUNT = text(
-    "SELECT count(*) FROM stories s WHERE s.search_vector @@ websearch_to_tsquery('english', :q) "
-    f"AND {SHOWN}"
+    "SELECT count(*) FROM story_search v JOIN stories s ON s.id = v.story_id "
+    f"WHERE v.vector @@ websearch_to_tsquery('english', :q) AND {SHOWN}"
 )
 _POSTGRES_PAGE = text(
     "WITH q AS (SELECT websearch_to_tsquery('english', :q) AS tsq), "
     "found AS (SELECT s.id, s.slug, s.published, s.section, s.title, s.lede, "
-    "  ts_rank_cd(s.search_vector, q.tsq) AS rank FROM stories s, q "
-    f"  WHERE s.search_vector @@ q.tsq AND {SHOWN} "
+    "  ts_rank_cd(v.vector, q.tsq) AS rank "
+    "  FROM story_search v JOIN stories s ON s.id = v.story_id, q "
+    f"  WHERE v.vector @@ q.tsq AND {SHOWN} "
     "  ORDER BY rank DESC, s.published DESC LIMIT :limit OFFSET :offset) "
     "SELECT found.id, found.slug, found.published, found.section, "
     f"ts_headline('english', found.title, q.tsq, 'StartSel={START}, StopSel={STOP}, "
