@@ -268,10 +268,37 @@ def among(
 def insert_missing(
     session: Session, model: type[Any], rows: list[dict[str, Any]], key: str
 ) -> None:
-    """INSERT rows, skipping those whose `key` exists: safe when concurrent workers race."""
+    """INSERT rows, skipping those whose `key` exists: safe when concurrent workers race.
+
+    PostgreSQL takes rows of integers and strings as one array a column, in one statement: a
+    statement a row (21,000 new tags and 16,000 stories to relate in a 20,000-entry first
+    ingest) cost the server a round of planning and executing each.
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
+    columns = list(rows[0])
+    table = model.__table__
+    if dialect == "postgresql" and all(
+        isinstance(table.c[name].type, Integer | String) for name in columns
+    ):
+        arrays = [
+            func.unnest(
+                bindparam(
+                    None,
+                    [row[name] for row in rows],
+                    # No length on the array's element type: a cast to VARCHAR(n)[] would cut
+                    # values the column refuses.
+                    type_=postgresql.ARRAY(
+                        BigInteger() if isinstance(table.c[name].type, Integer) else String()
+                    ),
+                )
+            )
+            for name in columns
+        ]
+        bulk = postgresql.insert(model).from_select(columns, select(*arrays))
+        session.connection().execute(bulk.on_conflict_do_nothing(index_elements=[key]))
+        return
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # One statement run for each row (executemany): compiling a VALUES list of hundreds of
     # rows cost more than inserting them.

@@ -19,6 +19,7 @@ from aggregator.db import (
     after_commit,
     among,
     in_transaction,
+    insert_missing,
     make_engine,
     open_database,
     session_factory,
@@ -350,3 +351,24 @@ def test_rows_written_together_reach_sqlite_in_few_statements_and_postgresql_by_
         assert len(inserts) == 3 and inserts[0].count("(?, ?, ?)") == ROWS_PER_STATEMENT
     else:
         assert inserts == []  # COPY goes past SQLAlchemy's cursor events
+
+
+def test_insert_missing_adds_new_keys_once_and_leaves_existing_rows_alone(engine: Engine) -> None:
+    """Thousands of rows, some already stored, one key twice in the batch, odd strings: each
+    key ends up once, a stored row keeps its values. PostgreSQL gets them in one statement
+    (an array a column) rather than one a row."""
+    with Session(engine) as session, session.begin():
+        session.add(Tag(slug="kept", label="Kept as it was"))
+    odd = ['quote"d', "o'neil", "back\\slash", "zürich", "日本", "{1,2}", "NULL"]
+    slugs = ["kept", *[f"tag-{n}" for n in range(3000)], *odd, "tag-7"]
+    rows = [{"slug": slug, "label": slug.upper()} for slug in slugs]
+    with recorded_statements(engine) as statements, Session(engine) as session, session.begin():
+        insert_missing(session, Tag, rows, "slug")
+    with Session(engine) as session:
+        stored = {slug: label for slug, label in session.execute(select(Tag.slug, Tag.label))}
+    assert len(stored) == 1 + 3000 + len(odd)
+    assert stored["kept"] == "Kept as it was" and stored["zürich"] == "ZÜRICH"
+    assert stored["{1,2}"] == "{1,2}" and stored["NULL"] == "NULL"
+    inserts = [s for s in statements if s.startswith("INSERT INTO tags")]
+    if engine.dialect.name == "postgresql":
+        assert len(inserts) == 1 and "unnest" in inserts[0]
