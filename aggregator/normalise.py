@@ -102,6 +102,9 @@ def search_text(body_html: str | None) -> str:
     cheaper than `plain_text`'s parse; exact for `sanitise_html`'s output. A body whose decoded
     text still holds a "<" or "&" (a feed that escaped its markup twice, "Banks & lenders") is
     read by `plain_text`, which decodes to a fixed point.
+
+    The index takes a story out by the words this gives for its old body: a change to what it
+    (or `plain_text`) returns for a stored body needs a migration that rebuilds the index.
     """
     if not body_html:
         return ""

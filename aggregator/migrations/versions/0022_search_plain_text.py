@@ -7,6 +7,10 @@ markup and the addresses in it left out, entities decoded (`aggregator.normalise
 registered on every connection by `aggregator.db`). The triggers index the same words, and the
 index is rebuilt from the view. PostgreSQL's tsvector already strips tags: unchanged.
 
+The index is external-content: a story leaves it by the words the function gives for its old
+body, so a change to what the function returns for a stored body needs a migration that
+rebuilds the index ('rebuild', as below).
+
 A tool that writes `stories` on another connection must register the same function: SQLite
 refuses the write ("no such function: caulbart_search_text") rather than let the index drift.
 A later migration that rebuilds `stories` (batch_alter_table) drops the triggers and must create
