@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from aggregator import normalise
 
@@ -257,12 +258,17 @@ def among(
         return
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
     if dialect.name == "postgresql":
-        # No length on the array's element type: a cast to VARCHAR(n)[] would cut values.
-        element = BigInteger() if isinstance(column.type, Integer) else String()
-        yield column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(element)))
+        yield column == any_(bindparam(None, list(values), type_=_array_of(column.type)))
         return
     listed = func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
     yield column.in_(select(literal_column("value")).select_from(listed))
+
+
+def _array_of(column_type: TypeEngine[Any]) -> postgresql.ARRAY[Any]:
+    """A PostgreSQL array parameter for values of an integer or string column. No length on the
+    element type: a cast to VARCHAR(n)[] would cut values rather than let the column refuse
+    them."""
+    return postgresql.ARRAY(BigInteger() if isinstance(column_type, Integer) else String())
 
 
 def insert_missing(
@@ -284,15 +290,7 @@ def insert_missing(
     ):
         arrays = [
             func.unnest(
-                bindparam(
-                    None,
-                    [row[name] for row in rows],
-                    # No length on the array's element type: a cast to VARCHAR(n)[] would cut
-                    # values the column refuses.
-                    type_=postgresql.ARRAY(
-                        BigInteger() if isinstance(table.c[name].type, Integer) else String()
-                    ),
-                )
+                bindparam(None, [row[name] for row in rows], type_=_array_of(table.c[name].type))
             )
             for name in columns
         ]

@@ -116,7 +116,7 @@ def prepare(
         if item.guid in stored or item.text_hash not in told
     }
     drafts = {
-        item.guid: draft_tags(config, source, item)
+        item.guid: tag_draft_for(config, source, item)
         for item in unseen
         if item.guid not in stored  # an edited entry is re-tagged with its whole story
         # Drafts are for the stories new entries start; one whose very text is stored already
@@ -133,7 +133,7 @@ def prepare(
     )
 
 
-def draft_tags(config: Config, source: SourceConfig | None, item: Item) -> tagging.TagDraft:
+def tag_draft_for(config: Config, source: SourceConfig | None, item: Item) -> tagging.TagDraft:
     """The tags a story started by `item` would take from its own text and its source."""
     return tagging.draft_tags(
         tagging.StoryText(

@@ -271,7 +271,7 @@ def prepare_stages(urls: list[str], documents: dict[str, bytes]) -> Counter[str]
                 dedupe.fingerprint(item)
         with charged("tag drafts"):
             for item in unseen:
-                prepare.draft_tags(config, source, item)
+                prepare.tag_draft_for(config, source, item)
     return spent
 
 

@@ -83,10 +83,7 @@ def test_a_database_at_the_head_is_not_migrated_again_and_an_older_one_is(
     engine: sqlalchemy.Engine,
 ) -> None:
     assert schema_revisions(engine) == {head_revision()}
-    with engine.begin() as connection:  # 0023 undone by its own downgrade
-        config = _alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0022")
+    _downgrade(engine, "0022")  # 0023 undone by its own downgrade
     with engine.begin() as connection:  # as an earlier release left it: two heads
         connection.execute(sqlalchemy.text("DROP TABLE stories_to_relate"))
         connection.execute(sqlalchemy.text("DROP TABLE feed_changes"))
@@ -110,25 +107,15 @@ def test_sqlites_search_index_is_rebuilt_from_the_stories_words_by_0022(tmp_path
     brings the markup index back."""
     engine = make_engine(f"sqlite:///{tmp_path}/archive.sqlite3")
     upgrade_schema(engine)
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        story = Story(slug="tides", title="Tide tables out", lede="Out today.", section="world",
-                      body_html='<p>Harbour pilots <a href="https://quokka.example/">published'
-                                "</a> them.</p>",
-                      terms=[], published=now, updated=now, created_at=now)  # fmt: skip
-        session.add(story)
-        session.flush()
-        story_id = story.id
-    config = _alembic_config()
+    body = '<p>Harbour pilots <a href="https://quokka.example/">published</a> them.</p>'
+    story_id = _add_story(engine, "Out today.", body)
 
     def matches(word: str) -> list[int]:
         query = sqlalchemy.text("SELECT rowid FROM stories_fts WHERE stories_fts MATCH :word")
         with engine.connect() as connection:
             return list(connection.scalars(query, {"word": word}))
 
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0021")
+    _downgrade(engine, "0021")
     assert matches("quokka") == [story_id] and matches("pilots") == [story_id]
     upgrade_schema(engine)
     assert schema_revisions(engine) == {head_revision()}
@@ -147,14 +134,7 @@ def test_postgresqls_search_vectors_are_written_only_when_a_storys_text_changes(
     leave its vector and the GIN index alone (0023: they live in `story_search`); an insert
     computes it, an update of the headline, lede or body computes it again, and deleting the
     story deletes it."""
-    now = datetime.now(UTC)
-    with Session(postgres) as session, session.begin():
-        story = Story(slug="tides", title="Tide tables out", lede="Pilots publish them.",
-                      section="world", body_html="<p>Harbour <b>charts</b> too.</p>", terms=[],
-                      published=now, updated=now, created_at=now)  # fmt: skip
-        session.add(story)
-        session.flush()
-        story_id = story.id
+    story_id = _add_story(postgres, "Pilots publish them.", "<p>Harbour <b>charts</b> too.</p>")
 
     def vector() -> tuple[str | None, str]:
         """The stored vector, and 0007's expression over the story as it is now."""
@@ -190,14 +170,11 @@ def test_postgresqls_search_vectors_are_written_only_when_a_storys_text_changes(
 
 
 def test_0023_goes_down_to_the_generated_column_and_up_again(postgres: sqlalchemy.Engine) -> None:
-    config = _alembic_config()
     generated = sqlalchemy.text(
         "SELECT attgenerated FROM pg_attribute "
         "WHERE attrelid = CAST('stories' AS regclass) AND attname = 'search_vector'"
     )
-    with postgres.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0022")
+    _downgrade(postgres, "0022")
     with postgres.connect() as connection:
         assert connection.scalar(generated) == "s"
     upgrade_schema(postgres)
@@ -210,3 +187,22 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     return config
+
+
+def _downgrade(engine: sqlalchemy.Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        config = _alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def _add_story(engine: sqlalchemy.Engine, lede: str, body_html: str) -> int:
+    """A story headed "Tide tables out" with this lede and body; returns its id."""
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        story = Story(slug="tides", title="Tide tables out", lede=lede, section="world",
+                      body_html=body_html, terms=[], published=now, updated=now,
+                      created_at=now)  # fmt: skip
+        session.add(story)
+        session.flush()
+        return story.id

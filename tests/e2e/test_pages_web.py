@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
@@ -68,9 +69,18 @@ def site(caulbart: Caulbart, feed_server: FeedServer, engine: Engine) -> Iterato
     )
     fetched = caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
+    with opened_site(caulbart, engine) as site:
+        yield site
+
+
+@contextmanager
+def opened_site(caulbart: Caulbart, engine: Engine) -> Iterator[Site]:
+    """The web app over what `caulbart` stored, its feed cache closed afterwards."""
     app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
-    yield Site(app, app.test_client(), engine, caulbart)
-    app.extensions["caulbart.feeds"].close()
+    try:
+        yield Site(app, app.test_client(), engine, caulbart)
+    finally:
+        app.extensions["caulbart.feeds"].close()
 
 
 def texts(tree: Any, xpath: str) -> list[str]:
@@ -372,13 +382,11 @@ def test_search_finds_a_bodys_words_not_its_markup_or_link_addresses(
     url = feed_server.add("/port.rss", f'<rss version="2.0"><channel>{item}</channel></rss>')
     write_feeds_yaml(caulbart.config, [{"id": "port", "url": url}])
     assert caulbart("fetch", "--all").returncode == 0
-    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
-    site = Site(app, app.test_client(), engine, caulbart)
+    with opened_site(caulbart, engine) as site:
 
-    def found(query: str) -> list[str]:
-        return texts(site.page(f"/search?q={query}"), "//ol[@class='results']//h2")
+        def found(query: str) -> list[str]:
+            return texts(site.page(f"/search?q={query}"), "//ol[@class='results']//h2")
 
-    try:
         for words in ("pilots", "charts", "published"):
             assert found(words) == ["Tide tables out"], words
         for markup in ("quokka", "gazette", "href", "https", "wombat", "img", "amp"):
@@ -392,8 +400,6 @@ def test_search_finds_a_bodys_words_not_its_markup_or_link_addresses(
             )
         assert found("ferries") == ["Tide tables out"]
         assert found("otter") == [] and found("pilots") == []
-    finally:
-        app.extensions["caulbart.feeds"].close()
 
 
 # --- headers, caching, sitemap --------------------------------------------------------------
