@@ -3,17 +3,20 @@
 into a fresh venv WITHOUT the test extras, then its main job over a small corpus served on
 loopback; and `make run` itself in this checkout.
 
-Steps, each printing one line (and exit 1 with the reason at the first failure):
-1. `pip wheel --no-deps .`, a fresh venv, `pip install` of that wheel (a plain install);
-2. a loopback HTTP server with three real feeds from ../shared/corpus and one feed of summaries
-   whose article pages (real layouts around BBC texts) a `full_text: true` source reads;
-3. that venv's `caulbart check`, `fetch --all`, `serve` (home page, a story page, /feed.atom,
-   /feed.rss, /feed.json), `export`;
-4. `make run` with CAULBART_CONFIG and PORT on the same corpus: /healthz, stories in
-   /feed.json, then SIGTERM and a prompt exit of make and every process it started.
+Each step prints one line; the first failure prints `smoke: FAIL` with the reason, exit 1.
+- a loopback HTTP server: three real feeds from ../shared/corpus, and a feed of summaries whose
+  article pages (real layouts around BBC texts, and one odd page only trafilatura's jusText
+  fallback reads) a `full_text: true` source fetches;
+- `pip wheel --no-deps .`, then a fresh venv and `pip install` of that wheel (a plain install);
+- that venv's `caulbart check`, `fetch --all`, `serve` (home page, a story page, /feed.atom,
+  /feed.rss, /feed.json, the full texts), `export`;
+- `make run` with CAULBART_CONFIG and PORT on the same corpus, started before the wheel's
+  install (both installs wait on the package index): /healthz, stories in /feed.json, then
+  SIGTERM and a prompt exit of make and every process it started.
 
-The database is a SQLite file in a temporary directory (CAULBART_DATABASE_URL), never instance/.
-Only the standard library: run it with any Python 3.11+, `python3 .ci/smoke.py`.
+Databases are SQLite files in a temporary directory (CAULBART_DATABASE_URL), the web front's
+key comes from CAULBART_SECRET_KEY: nothing is written to instance/. Only the standard library:
+run it with any Python 3.11+, `python3 .ci/smoke.py`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import html
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +37,7 @@ import urllib.request
 import venv
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +56,7 @@ FEEDS = {
     "art-of-the-problem": REAL / "fastfeedparser-2026" / "021a787a782817fc.atom",
 }
 STEP_TIMEOUT = 180  # seconds for one command; the whole smoke takes far less
+INSTALL_TIMEOUT = 900  # seconds for an install from the package index, on a slow network
 
 
 class SmokeFailure(Exception):
@@ -61,7 +67,12 @@ def step(name: str, started: float, detail: str = "") -> None:
     print(f"smoke: ok   {name:<28} {time.monotonic() - started:6.1f} s  {detail}", flush=True)
 
 
-def run(*args: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
+def run(
+    *args: str | Path,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: float = STEP_TIMEOUT,
+) -> str:
     """A command's stdout; its stderr in the failure if it exits non-zero."""
     done = subprocess.run(
         [str(a) for a in args],
@@ -69,7 +80,7 @@ def run(*args: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) 
         env=env,
         capture_output=True,
         text=True,
-        timeout=STEP_TIMEOUT,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
@@ -205,20 +216,24 @@ def write_feeds_yaml(path: Path, sources: list[dict[str, object]], base_url: str
 # --- the steps ------------------------------------------------------------------------------
 
 
-def install_wheel(work: Path) -> Path:
-    """The wheel of this checkout in a fresh venv, runtime dependencies only; its bin/."""
-    started = time.monotonic()
+def build_wheel(work: Path) -> Path:
+    """The wheel of this checkout, built as pip builds it for an index."""
+    begun = time.monotonic()
     wheels = work / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", wheels, ROOT)
     (wheel,) = wheels.glob("caulbart-*.whl")
-    step("pip wheel --no-deps .", started, wheel.name)
+    step("pip wheel --no-deps .", begun, wheel.name)
+    return wheel
 
-    started = time.monotonic()
+
+def install_wheel(work: Path, wheel: Path) -> Path:
+    """The wheel in a fresh venv (its own pip), runtime dependencies only; the venv's bin/."""
+    begun = time.monotonic()
     venv.EnvBuilder(with_pip=True).create(work / "venv")
     bin_dir = work / "venv" / "bin"
-    run(bin_dir / "python", "-m", "pip", "install", "--quiet", wheel)
+    run(bin_dir / "python", "-m", "pip", "install", "--quiet", wheel, timeout=INSTALL_TIMEOUT)
     run(bin_dir / "python", "-m", "pip", "check")
-    step("fresh venv: pip install wheel", started, "no test extras; pip check clean")
+    step("fresh venv: pip install wheel", begun, "no test extras; pip check clean")
     return bin_dir
 
 
@@ -274,9 +289,11 @@ def started(
             process.wait()
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, ready: str) -> None:
+def wait_for(
+    url: str, process: subprocess.Popen[bytes], log: Path, ready: str, within: float = STEP_TIMEOUT
+) -> None:
     """Until `url` answers as `ready` says ("up": any 200; "stories": a JSON Feed with items)."""
-    deadline = time.monotonic() + STEP_TIMEOUT
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SmokeFailure(
@@ -289,7 +306,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, ready: str) 
                 return
         time.sleep(0.25)
     raise SmokeFailure(
-        f"{url} not {ready} after {STEP_TIMEOUT} s:\n" + log.read_text(errors="replace")[-3000:]
+        f"{url} not {ready} after {within} s:\n" + log.read_text(errors="replace")[-3000:]
     )
 
 
@@ -332,6 +349,8 @@ def smoke_wheel(bin_dir: Path, env: dict[str, str], article_ends: list[str], wor
         wait_for(f"http://127.0.0.1:{port}/healthz", serve, log, "up")
         pages = check_site(f"http://127.0.0.1:{port}", article_ends)
         took = stop(serve, log)
+        if serve.returncode != 0:
+            raise SmokeFailure(f"caulbart serve exited {serve.returncode} on SIGTERM")
     step("caulbart serve", begun, f"{pages}; stopped in {took:.1f} s")
 
     begun = time.monotonic()
@@ -345,49 +364,75 @@ def smoke_wheel(bin_dir: Path, env: dict[str, str], article_ends: list[str], wor
     step("caulbart export", begun, f"{len(stories)} stories as JSON lines")
 
 
-def smoke_make_run(env: dict[str, str], feeds: Path, work: Path) -> None:
-    """`make run` as the README says, on a database of its own; stopped with SIGTERM."""
+@dataclass(frozen=True)
+class MakeRun:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    begun: float
+    fresh: bool
+
+
+@contextlib.contextmanager
+def make_run(env: dict[str, str], work: Path) -> Iterator[MakeRun]:
+    """`make run` as the README says (CAULBART_CONFIG, PORT), on a database of its own."""
     fresh = not (ROOT / ".venv").exists()
     port = free_port()
     run_env = {
         **env,
-        "CAULBART_CONFIG": str(feeds),
         "CAULBART_DATABASE_URL": f"sqlite:///{work / 'make-run.sqlite3'}",
         "PORT": str(port),
     }
-    begun = time.monotonic()
     log = work / "make-run.log"
-    with started(["make", "run"], run_env, log, ROOT) as make:
-        wait_for(f"http://127.0.0.1:{port}/healthz", make, log, "up")
-        up = time.monotonic() - begun
-        wait_for(f"http://127.0.0.1:{port}/feed.json", make, log, "stories")
-        took = stop(make, log)
-    venv_note = "fresh .venv, plain install" if fresh else "existing .venv reused"
+    begun = time.monotonic()
+    with started(["make", "run"], run_env, log, ROOT) as process:
+        yield MakeRun(process, port, log, begun, fresh)
+
+
+def check_make_run(make: MakeRun) -> None:
+    """It answers /healthz, serves stories at /feed.json, and stops on SIGTERM."""
+    base = f"http://127.0.0.1:{make.port}"
+    wait_for(base + "/healthz", make.process, make.log, "up", INSTALL_TIMEOUT)
+    wait_for(base + "/feed.json", make.process, make.log, "stories")
+    took = stop(make.process, make.log)
+    venv_note = "fresh .venv, plain install" if make.fresh else "existing .venv reused"
     step(
         "make run",
-        begun,
-        f"up in {up:.1f} s ({venv_note}); stories served; SIGTERM -> all exited in {took:.1f} s",
+        make.begun,
+        f"{venv_note}; /healthz, stories at /feed.json; SIGTERM: all exited in {took:.1f} s"
+        f" (make {make.process.returncode})",
     )
 
 
 def main() -> int:
     begun = time.monotonic()
+    instance = (ROOT / "instance").exists()
     try:
-        with tempfile.TemporaryDirectory(prefix="caulbart-smoke-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="caulbart-smoke-") as tmp,
+            loopback_corpus() as server,
+        ):
             work = Path(tmp)
-            bin_dir = install_wheel(work)
-            with loopback_corpus() as server:
-                sources, article_ends = publish_corpus(server)
-                feeds = work / "feeds.yaml"
-                write_feeds_yaml(feeds, sources, "http://127.0.0.1:8000")
-                env = {
-                    **os.environ,
-                    "CAULBART_CONFIG": str(feeds),
-                    "CAULBART_DATABASE_URL": f"sqlite:///{work / 'caulbart.sqlite3'}",
-                }
-                env.pop("PYTHONPATH", None)  # the installed wheel, never this checkout
+            sources, article_ends = publish_corpus(server)
+            feeds = work / "feeds.yaml"
+            write_feeds_yaml(feeds, sources, "http://127.0.0.1:8000")
+            env = {
+                **os.environ,
+                "CAULBART_CONFIG": str(feeds),
+                "CAULBART_DATABASE_URL": f"sqlite:///{work / 'caulbart.sqlite3'}",
+                # Else the web front keeps a key in ./instance.
+                "CAULBART_SECRET_KEY": secrets.token_hex(32),
+            }
+            env.pop("PYTHONPATH", None)  # the installed wheel, never this checkout
+            wheel = build_wheel(work)
+            # `make run` installs its .venv while the wheel goes into its venv: both wait on
+            # the package index, so they overlap; it is checked once the wheel's steps are done.
+            with make_run(env, work) as make:
+                bin_dir = install_wheel(work, wheel)
                 smoke_wheel(bin_dir, env, article_ends, work)
-                smoke_make_run(env, feeds, work)
+                check_make_run(make)
+        if not instance and (ROOT / "instance").exists():
+            raise SmokeFailure("the smoke wrote into instance/")
     except Exception as exc:  # any failure is the smoke's verdict, printed with its reason
         print(f"smoke: FAIL {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 1
