@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
-LINTED := $(wildcard aggregator web tests bench)
+LINTED := $(wildcard aggregator web tests bench .ci)
 # axe-core for the browser tests' accessibility check (npm registry, pinned by the lock file).
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 

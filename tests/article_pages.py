@@ -171,6 +171,19 @@ def render(layout: Layout, article: Article, image_url: str = "/img/lead.jpg") -
     )
 
 
+def render_odd(article: Article) -> str:
+    """A page that trafilatura's own extractor reads as nearly empty (a one-line teaser in the
+    <article>, the text as bare <div>s in a side column), so only its fallback, jusText, finds
+    the article: the path that needs lxml's html_clean extra."""
+    body = "\n".join(f"<div>{html.escape(p)}</div>" for p in article.paragraphs)
+    title = html.escape(article.title)
+    return (
+        f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
+        f"<article><h1>{title}</h1><p>Read the full story.</p></article>"
+        f'<div class="sidebar">{body}</div></body></html>'
+    )
+
+
 def recovered(paragraphs: tuple[str, ...], text: str) -> int:
     """How many of the article's paragraphs are in the extracted text, whitespace aside."""
     flat = " ".join(text.split())

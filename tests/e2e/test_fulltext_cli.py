@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 
 from aggregator.models import Entry, Source, Story
 from aggregator.normalise import plain_text
-from tests.article_pages import LAYOUT_LIST, Article, Layout, leaked, load_articles, recovered
+from tests.article_pages import (
+    LAYOUT_LIST,
+    Article,
+    Layout,
+    leaked,
+    load_articles,
+    recovered,
+    render_odd,
+)
 from tests.article_pages import render as render_page
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from web import create_app
@@ -164,6 +172,23 @@ def test_summary_only_entries_get_the_article_text_and_keep_the_summary_as_lede(
         assert caption.startswith("Image source:")
     finally:
         app.extensions["caulbart.feeds"].close()
+
+
+def test_an_odd_article_page_gets_its_text_from_the_fallback_extractor(
+    caulbart: Caulbart, feed_server: FeedServer, engine: Engine, articles: list[Article]
+) -> None:
+    """A page only jusText reads (tests/test_fulltext.py checks that it takes that path): the
+    pass stores its text, on the dependencies a plain install brings."""
+    article = articles[0]
+    feed_server.add("/news/odd.html", render_odd(article), content_type="text/html")
+    link = Link("/news/odd.html", article.title, summary_of(article))
+    configure(caulbart, feed(feed_server, [link]), ALLOW_OWN_HOST)
+    assert "1 sources: 1 new" in fetch(caulbart)
+
+    entry = entries(engine)[link.path]
+    assert entry.full_text_error is None
+    text = lxml.html.fromstring(entry.body_html).text_content()
+    assert recovered(article.paragraphs, text) == len(article.paragraphs)
 
 
 def test_each_article_page_is_fetched_once_across_fetches_and_edits(
