@@ -73,7 +73,7 @@ class HostPort:
         None for a URL without a host, or with a port outside 1-65535."""
         try:
             parts = urlsplit(url)
-            port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+            port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme.lower())
         except ValueError:
             return None
         if not parts.hostname or not port:
