@@ -114,10 +114,12 @@ def check(ctx: click.Context, probe: bool, as_json: bool) -> None:
         return
     from datetime import UTC, datetime
 
-    from aggregator.fetch import Fetcher, FetchRequest, user_agent
+    from aggregator.fetch import AddressGuard, Fetcher, FetchRequest, user_agent
     from aggregator.probe import probe_all
 
-    requests = [FetchRequest(s.id, s.url) for s in config.sources]
+    requests = [
+        FetchRequest(s.id, s.url, guard=AddressGuard.for_feed(s.url, s)) for s in config.sources
+    ]
     with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         reports = probe_all(fetcher, requests, datetime.now(UTC))
     if as_json:
@@ -239,7 +241,7 @@ def add(ctx: click.Context, url: str, section: str | None) -> None:
     from aggregator.config import check_url
     from aggregator.feeds_file import plan_additions
     from aggregator.fetch import Fetcher, user_agent
-    from aggregator.probe import NoFeedFound, discover
+    from aggregator.probe import NoFeedFound, discover, on_site
     from aggregator.types import SourceDraft
 
     path = Path(ctx.obj["config_path"])
@@ -250,6 +252,19 @@ def add(ctx: click.Context, url: str, section: str | None) -> None:
         click.echo(f"caulbart add: {exc}", err=True)
         ctx.exit(2)
         return
+
+    def refuse_own_site(found: str) -> None:
+        """The site's own feeds would feed the site into itself: its stories, again and again."""
+        base = config.site.base_url
+        if on_site(base, found):
+            click.echo(
+                f"caulbart add: {found} is on this site (site.base_url {base}): adding its "
+                f"feed would feed the site into itself; {path} left unchanged",
+                err=True,
+            )
+            ctx.exit(1)
+
+    refuse_own_site(url)
     try:
         with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
             report = discover(fetcher, url, datetime.now(UTC))
@@ -264,6 +279,8 @@ def add(ctx: click.Context, url: str, section: str | None) -> None:
         return
     # A permanent redirect is followed once here, so the file names where the feed lives now.
     feed_url = report.final_url or report.url
+    refuse_own_site(report.url)
+    refuse_own_site(feed_url)
     plan = plan_additions(config, [SourceDraft(feed_url, report.title, section)])
     _write_sources(ctx, path, plan)
 

@@ -22,6 +22,7 @@ from aggregator.types import (
     Defaults,
     FilterRules,
     FullTextConfig,
+    HostPort,
     SiteConfig,
     SourceConfig,
     TagRules,
@@ -474,12 +475,15 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         if key == "tags":
             values["tags"] = _read_tags(reader, item, f"{where}.tags")
             continue
-        if key == "full_text":
-            values["full_text"] = _read_full_text(reader, item, f"{where}.full_text")
+        if key == "full_text":  # read below, once the source's url is known
             continue
         value = reader.value(item, f"{where}.{key}", kinds[key])
         if value is not None:
             values[key] = value
+    if "full_text" in fields:
+        values["full_text"] = _read_full_text(
+            reader, fields["full_text"], f"{where}.full_text", values.get("url")
+        )
     if values.get("publish", "auto") not in PUBLISH_MODES:
         reader.problem(
             fields["publish"][1],
@@ -501,19 +505,63 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
     return SourceConfig(name=name, agency=agency, line=node.start_mark.line + 1, **values)
 
 
-def _read_full_text(reader: _Reader, entry: tuple[Node, Node], where: str) -> FullTextConfig | None:
-    """`full_text: true`, `false`, or `full_text: {allow_private: true}` (implies true)."""
+def _read_full_text(
+    reader: _Reader, entry: tuple[Node, Node], where: str, url: str | None
+) -> FullTextConfig | None:
+    """`full_text: true`, `false`, or `full_text: {allow_private: ...}` (implies true), where
+    `allow_private` is `true` (the host and port of the source's own `url`) or a list of
+    `host:port` that may be private besides it."""
     node = entry[1]
-    if isinstance(node, MappingNode):
-        fields = reader.mapping(node, where, FULL_TEXT_KEYS)
-        allow = fields.get("allow_private")
-        value = reader.value(allow, f"{where}.allow_private", "bool") if allow else False
-        return FullTextConfig(allow_private=bool(value))
-    if not isinstance(node, ScalarNode):
-        reader.problem(node, f"{where}: must be true, false or {{allow_private: true}}")
+    if not isinstance(node, MappingNode):
+        if not isinstance(node, ScalarNode):
+            reader.problem(node, f"{where}: must be true, false or {{allow_private: true}}")
+            return None
+        enabled = reader.value(entry, where, "bool")
+        return FullTextConfig() if enabled else None
+    fields = reader.mapping(node, where, FULL_TEXT_KEYS)
+    if "allow_private" not in fields:
+        return FullTextConfig()
+    allow = fields["allow_private"]
+    field = f"{where}.allow_private"
+    own = HostPort.of(url) if url else None
+    if isinstance(allow[1], SequenceNode):
+        listed = _read_host_ports(reader, allow[1], field)
+        return FullTextConfig(allow_private=tuple(sorted({*listed, *([own] if own else [])})))
+    value = reader.scalar(allow[1]) if isinstance(allow[1], ScalarNode) else None
+    if not isinstance(value, bool):
+        shown = f", not {value!r}" if isinstance(allow[1], ScalarNode) else ""
+        reader.problem(allow[1], f"{field}: must be true, false or a list of host:port{shown}")
         return None
-    enabled = reader.value(entry, where, "bool")
-    return FullTextConfig() if enabled else None
+    return FullTextConfig(allow_private=(own,) if value and own else ())
+
+
+def _read_host_ports(reader: _Reader, node: SequenceNode, where: str) -> list[HostPort]:
+    """`[intranet.local:8080, "10.0.0.5:80", "[fd00::5]:443"]`: each a host and its port."""
+    found: list[HostPort] = []
+    for index, item in enumerate(node.value):
+        raw = reader.scalar(item) if isinstance(item, ScalarNode) else None
+        place = _host_port(raw) if isinstance(raw, str) else None
+        if place is None:
+            shown = repr(raw) if isinstance(item, ScalarNode) else "a nested value"
+            reader.problem(
+                item, f"{where}[{index}]: {shown} must be host:port (such as intranet.local:8080)"
+            )
+            continue
+        found.append(place)
+    return found
+
+
+def _host_port(text: str) -> HostPort | None:
+    """`host:port` as an editor writes it (no scheme, no path), or None."""
+    text = text.strip()
+    parts = urlsplit(f"http://{text}")
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if not port or parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+        return None
+    return HostPort.of(f"http://{text}")
 
 
 def _read_tags(reader: _Reader, entry: tuple[Node, Node], where: str) -> tuple[str, ...]:

@@ -4,8 +4,9 @@ Every outcome, including every failure, is a `FetchResult`; nothing here raises 
 Requests run on one asyncio loop in a background thread so that the whole request, headers
 included, has one deadline (a server dripping its headers a byte a second cannot hold a worker),
 and bodies are decompressed here, chunk by chunk, so a compression bomb stops at `max_bytes`.
-Pages a feed links to (aggregator.fulltext) go through the same client with an `AddressGuard`:
-public addresses only, checked on every redirect, at the transport.
+Every request goes through an `AddressGuard`, checked on every redirect, at the transport: public
+addresses, and private ones only at the host and port an editor wrote (a feed's own URL, a
+source's `allow_private`), never at another service a feed or page points to.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from aggregator import __version__, limits
-from aggregator.types import Defaults, FetchResult, FetchStatus, Validators
+from aggregator.types import (
+    Defaults,
+    FetchResult,
+    FetchStatus,
+    HostPort,
+    SourceConfig,
+    Validators,
+)
 
 T = TypeVar("T")
 
@@ -49,12 +57,38 @@ RAW_DEFLATE = -15
 
 @dataclass(frozen=True)
 class AddressGuard:
-    """Requests (redirects included) may reach public addresses only, except `allowed_hosts`.
+    """Requests, each redirect included, may reach public addresses, and private, loopback or
+    link-local ones only at `allowed`: the hosts and ports an editor wrote (a feed's URL, a
+    source's `full_text.allow_private`, the address typed to `caulbart add`). A feed must not
+    steer Caulbart into the local network, nor one service of a host into another."""
 
-    For pages a feed merely links to: a feed must not steer Caulbart into the local network.
-    """
+    allowed: frozenset[HostPort] = frozenset()
 
-    allowed_hosts: frozenset[str] = frozenset()
+    @classmethod
+    def for_feed(cls, url: str, source: SourceConfig | None = None) -> AddressGuard:
+        """A feed's requests: its own host and port (the editor's choice), and any its source
+        lists in `full_text.allow_private`."""
+        own = HostPort.of(url)
+        return cls(frozenset({*([own] if own else []), *_listed(source)}))
+
+    @classmethod
+    def for_pages(cls, source: SourceConfig) -> AddressGuard:
+        """The pages a source's feed links to: public, or where `allow_private` names."""
+        return cls(frozenset(_listed(source)))
+
+    def allows(self, url: str) -> bool:
+        """Whether `url` is at a host and port exempted from the address check."""
+        return HostPort.of(url) in self.allowed
+
+    @property
+    def policy(self) -> str:
+        """The policy in words, as caches of what it fetched are keyed: two guards that allow
+        the same places have the same policy."""
+        return " ".join(["public", *map(str, sorted(self.allowed))])
+
+
+def _listed(source: SourceConfig | None) -> tuple[HostPort, ...]:
+    return source.full_text.allow_private if source and source.full_text else ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +96,7 @@ class FetchRequest:
     source_id: str
     url: str
     validators: Validators = field(default_factory=Validators)
-    # Set for article pages (aggregator.fulltext); feeds are the editors' own choice.
+    # None: AddressGuard.for_feed(url), the URL's own host and port and public addresses.
     guard: AddressGuard | None = None
     accept: str = ACCEPT
     # Seconds between two such requests to one host from this process (0: none).
@@ -103,7 +137,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         guard = request.extensions.get(GUARD)
-        if guard is None or request.url.host in guard.allowed_hosts:
+        if guard is None or guard.allows(str(request.url)):
             return await self.inner.handle_async_request(request)
         address = await _checked_address(request.url)
         pinned = httpx.Request(
@@ -135,8 +169,22 @@ async def _checked_address(url: httpx.URL) -> ipaddress.IPv4Address | ipaddress.
     for address in addresses:
         reason = refused_reason(address)
         if reason:
-            raise AddressRefused(f"address refused: {host} is {reason} ({address})")
+            where = HostPort.of(str(url)) or host
+            raise AddressRefused(f"address refused: {where} is {reason} ({address})")
     return addresses[0]
+
+
+async def _refusals(urls: list[str]) -> list[str | None]:
+    async def refusal(url: str) -> str | None:
+        try:
+            await _checked_address(httpx.URL(url))
+        except FetchFailed as exc:  # refused, or unresolvable: not checked, so not allowed
+            return str(exc)
+        except (httpx.InvalidURL, ValueError) as exc:
+            return f"bad URL: {exc}"
+        return None
+
+    return list(await asyncio.gather(*map(refusal, urls)))
 
 
 def user_agent(base_url: str) -> str:
@@ -259,6 +307,14 @@ class Fetcher:
         self._thread.join()
         self._loop.close()
 
+    def refusals(self, urls: Iterable[str], guard: AddressGuard) -> dict[str, str]:
+        """url -> why `guard` refuses its own address, for the URLs it refuses: checked before
+        anything fetched under another policy (a cache) may stand in for asking it."""
+        wanted = [url for url in urls if not guard.allows(url)]
+        return {
+            url: why for url, why in zip(wanted, self._run(_refusals(wanted)), strict=True) if why
+        }
+
     def fetch(self, request: FetchRequest) -> FetchResult:
         """Fetch one source, blocking the calling thread (workers call this from their pool)."""
         return self._run(self.fetch_async(request))
@@ -301,7 +357,7 @@ class Fetcher:
         if request.validators.last_modified:
             headers["If-Modified-Since"] = request.validators.last_modified
         try:
-            extensions = {GUARD: request.guard} if request.guard else None
+            extensions = {GUARD: request.guard or AddressGuard.for_feed(request.url)}
             async with self.client.stream(
                 "GET", request.url, headers=headers, extensions=extensions
             ) as response:

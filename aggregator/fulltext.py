@@ -3,9 +3,10 @@
 For sources with `full_text`, an entry whose feed gives only a summary gets the main text and lead
 image of the page it links to (trafilatura), sanitised like feed HTML; the summary stays its lede.
 Pages are fetched with the feeds' client and limits, politely (robots.txt, per-host spacing and
-concurrency) and safely (public addresses only, redirects included, unless the source allows its
-own host). A page's outcome is cached by URL, so it is fetched once. Any failure keeps the
-summary, and says why on the entry and the source.
+concurrency) and safely (public addresses only, redirects included, unless the source's
+`allow_private` names the host and port). A page's outcome is cached by URL and address policy, so
+it is fetched once per policy, and the address is checked before the cache is read. Any failure
+keeps the summary, and says why on the entry and the source.
 """
 
 from __future__ import annotations
@@ -71,10 +72,15 @@ def complete_items(
     urls = sorted({i.link for i in wanted if i.link})
     if not urls:
         return FullTextPass(tuple(items), frozenset(), 0, ())
-    texts = page_cache.load(engine, urls)
+    guard = AddressGuard.for_pages(source)
+    # The address first, for every page: a page another source was allowed to fetch is not
+    # served from the cache to one that may not ask for it.
+    refused = fetcher.refusals(urls, guard)
+    texts = page_cache.load(engine, [url for url in urls if url not in refused], guard.policy)
+    texts.update((url, ArticleText(url, error=reason)) for url, reason in refused.items())
     missing = [url for url in urls if url not in texts]
     fetched = fetch_articles(fetcher, defaults, source, missing)
-    page_cache.save(engine, [text for text in fetched if text.cacheable])
+    page_cache.save(engine, [text for text in fetched if text.cacheable], guard.policy)
     texts.update((text.url, text) for text in fetched)
     wanted_guids = {item.guid for item in wanted}
     completed: set[str] = set()
@@ -92,10 +98,11 @@ def complete_items(
             completed.add(item.guid)
         result.append(merged)
     log.info(
-        "source=%s full_text tried=%d cached=%d fetched=%d kept_summary=%d",
+        "source=%s full_text tried=%d refused=%d cached=%d fetched=%d kept_summary=%d",
         source.id,
         len(urls),
-        len(urls) - len(missing),
+        len(refused),
+        len(urls) - len(refused) - len(missing),
         len(fetched),
         len(failures),
     )
@@ -128,7 +135,7 @@ def fetch_articles(
 ) -> list[ArticleText]:
     """Fetch and extract these pages, each allowed by its host's robots.txt, all at once within
     the fetcher's concurrency and per-host limits."""
-    guard = guard_for(source)
+    guard = AddressGuard.for_pages(source)
     texts: list[ArticleText] = []
     requests: list[FetchRequest] = []
     for url in urls:
@@ -140,14 +147,6 @@ def fetch_articles(
     for result in fetch_many(fetcher, requests):
         texts.append(extract(result))
     return texts
-
-
-def guard_for(source: SourceConfig) -> AddressGuard:
-    """Public addresses only; with `allow_private`, the feed's own host may be a private one."""
-    if source.full_text and source.full_text.allow_private:
-        host = urlsplit(source.url).hostname
-        return AddressGuard(frozenset({host.lower()}) if host else frozenset())
-    return AddressGuard()
 
 
 def page_request(
@@ -212,26 +211,27 @@ def _main_text(result: FetchResult, page_url: str) -> tuple[str, str | None, str
 
 
 class _RobotsCache:
-    """Parsed robots.txt per origin, kept for a day, shared by the process's ingests."""
+    """Parsed robots.txt per address policy and origin, kept for a day, shared by the process's
+    ingests. Keyed by the policy too: what one source may not reach (its robots.txt redirected
+    to a refused address) says nothing of a source allowed to reach it, nor the reverse."""
 
     def __init__(self) -> None:
-        self._rules: dict[str, tuple[float, RobotFileParser | str]] = {}
-
+        self._rules: dict[tuple[str, str], tuple[float, RobotFileParser | str]] = {}
         self._lock = threading.Lock()
 
-    def get(self, origin: str) -> RobotFileParser | str | None:
+    def get(self, policy: str, origin: str) -> RobotFileParser | str | None:
         with self._lock:
-            found = self._rules.get(origin)
+            found = self._rules.get((policy, origin))
         if found is None or found[0] < time.monotonic():
             return None
         return found[1]
 
-    def put(self, origin: str, rules: RobotFileParser | str) -> None:
+    def put(self, policy: str, origin: str, rules: RobotFileParser | str) -> None:
         """Rules are kept for a day; a failure to read them (a text) only for a few minutes."""
         ok = isinstance(rules, RobotFileParser)
         keep = limits.ROBOTS_CACHE_SECONDS if ok else limits.ROBOTS_RETRY_SECONDS
         with self._lock:
-            self._rules[origin] = (time.monotonic() + keep, rules)
+            self._rules[(policy, origin)] = (time.monotonic() + keep, rules)
 
     def clear(self) -> None:
         with self._lock:
@@ -247,11 +247,11 @@ def robots_refusal(
     """Why the page's robots.txt forbids fetching it (or could not be read); None if allowed."""
     parts = urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    rules = ROBOTS.get(origin)
+    rules = ROBOTS.get(guard.policy, origin)
     if rules is None:
         result = fetcher.fetch(page_request(defaults, source, guard, origin + "/robots.txt"))
         rules = _robots_rules(result)
-        ROBOTS.put(origin, rules)
+        ROBOTS.put(guard.policy, origin, rules)
     if isinstance(rules, str):
         return rules
     return None if rules.can_fetch(fetcher.agent, url) else ROBOTS_DISALLOWS

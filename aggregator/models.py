@@ -304,11 +304,16 @@ class EntryBand(Base):
 
 
 class ArticlePage(Base):
-    """What an article page gave when it was fetched (aggregator.fulltext): fetched once, ever."""
+    """What an article page gave when it was fetched (aggregator.fulltext): fetched once per
+    address policy, ever."""
 
     __tablename__ = "article_pages"
 
-    url_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SHA-256 of the policy and the URL (aggregator.page_cache.page_key).
+    page_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The address policy that fetched it (fetch.AddressGuard.policy): "public", then any host
+    # and port allowed to be private.
+    policy: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
     final_url: Mapped[str | None] = mapped_column(Text)
     http_status: Mapped[int | None] = mapped_column(Integer)

@@ -1,7 +1,10 @@
-"""The article page cache (store layer of aggregator.fulltext): a page is fetched once, ever.
+"""The article page cache (store layer of aggregator.fulltext): a page is fetched once per
+address policy, ever.
 
-Keyed by the SHA-256 of the article URL (URLs are too long for a portable unique index). Workers
-storing the same page at once race harmlessly: the first row wins, the same answer either way.
+Keyed by the SHA-256 of the address policy and the article URL (URLs are too long for a portable
+unique index): a page fetched for a source allowed a private address (or whose redirect it
+allowed) is never served to a source with another policy. Workers storing the same page at once
+race harmlessly: the first row wins, the same answer either way.
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from aggregator.models import ArticlePage
 from aggregator.types import ArticleText
 
 
-def url_key(url: str) -> str:
-    return hashlib.sha256(url.encode()).hexdigest()
+def page_key(policy: str, url: str) -> str:
+    return hashlib.sha256(f"{policy}\n{url}".encode()).hexdigest()
 
 
-def load(engine: Engine, urls: Sequence[str]) -> dict[str, ArticleText]:
-    """url -> what its page gave when it was fetched, for the pages fetched before."""
-    keys = {url_key(url): url for url in urls}
+def load(engine: Engine, urls: Sequence[str], policy: str) -> dict[str, ArticleText]:
+    """url -> what its page gave when it was fetched under `policy`, for the pages fetched so."""
+    keys = {page_key(policy, url): url for url in urls}
     found: dict[str, ArticleText] = {}
     with engine.connect() as connection:
-        for is_wanted in among(connection, ArticlePage.url_hash, list(keys)):
+        for is_wanted in among(connection, ArticlePage.page_key, list(keys)):
             rows = connection.execute(select(ArticlePage).where(is_wanted))
             for row in rows:
                 found[row.url] = ArticleText(
@@ -41,14 +44,18 @@ def load(engine: Engine, urls: Sequence[str]) -> dict[str, ArticleText]:
     return found
 
 
-def save(engine: Engine, texts: Sequence[ArticleText], now: datetime | None = None) -> None:
-    """Keep these outcomes; a page cached already (by another worker) keeps its row."""
+def save(
+    engine: Engine, texts: Sequence[ArticleText], policy: str, now: datetime | None = None
+) -> None:
+    """Keep these outcomes, fetched under `policy`; a page cached already (by another worker)
+    keeps its row."""
     if not texts:
         return
     fetched_at = now or datetime.now(UTC)
     rows = [
         {
-            "url_hash": url_key(text.url),
+            "page_key": page_key(policy, text.url),
+            "policy": policy,
             "url": text.url,
             "final_url": text.final_url,
             "http_status": text.http_status,
@@ -59,4 +66,4 @@ def save(engine: Engine, texts: Sequence[ArticleText], now: datetime | None = No
         }
         for text in texts
     ]
-    in_transaction(engine, lambda session: insert_missing(session, ArticlePage, rows, "url_hash"))
+    in_transaction(engine, lambda session: insert_missing(session, ArticlePage, rows, "page_key"))

@@ -39,7 +39,7 @@ from aggregator.db import (
     session_factory,
     write_group,
 )
-from aggregator.fetch import Fetcher, FetchRequest, fetch_many, user_agent
+from aggregator.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.models import Entry, Source
 from aggregator.types import (
     Config,
@@ -115,7 +115,15 @@ def claim(
             ids=wanted,
             due_only=due_only,
         )
-        return [FetchRequest(s.id, s.url, Validators(s.etag, s.last_modified)) for s in sources]
+        return [
+            FetchRequest(
+                s.id,
+                s.url,
+                Validators(s.etag, s.last_modified),
+                guard=AddressGuard.for_feed(s.url, config.source(s.id)),
+            )
+            for s in sources
+        ]
 
 
 def run_pass(

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from html.parser import HTMLParser
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from aggregator.config import check_url
 from aggregator.errors import ParseError
-from aggregator.fetch import Fetcher, FetchRequest, fetch_many
+from aggregator.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many
 from aggregator.normalise import normalise_entry
 from aggregator.parse import parse_feed
-from aggregator.types import FetchResult, FetchStatus, ProbeReport
+from aggregator.types import FetchResult, FetchStatus, HostPort, ProbeReport
 
 # The alternate link types that name a feed (RSS, Atom, JSON Feed), best first.
 FEED_TYPES = (
@@ -111,14 +111,26 @@ def feed_links(page: bytes, page_url: str, charset: str | None = None) -> list[s
     return urls
 
 
+def on_site(base_url: str, url: str) -> bool:
+    """Whether `url` is under the site's own `base_url` (same scheme, host and port, and below
+    its path): a feed there is Caulbart's own."""
+    site, other = urlsplit(base_url), urlsplit(url)
+    if (site.scheme.lower(), HostPort.of(base_url)) != (other.scheme.lower(), HostPort.of(url)):
+        return False
+    prefix = site.path.rstrip("/") + "/"
+    return (other.path.rstrip("/") + "/").startswith(prefix)
+
+
 class NoFeedFound(Exception):
     """The address is neither a feed nor a page that announces one."""
 
 
 def discover(fetcher: Fetcher, url: str, now: datetime) -> ProbeReport:
     """Probe `url`; if it is a page rather than a feed, probe the first feed it announces that
-    reads. Raises NoFeedFound with what was tried."""
-    result = fetcher.fetch(FetchRequest("new", url))
+    reads. Raises NoFeedFound with what was tried. Only the host and port of `url`, the address
+    the editor typed, may be private: not a redirect's or an announced feed's other ones."""
+    guard = AddressGuard.for_feed(url)
+    result = fetcher.fetch(FetchRequest("new", url, guard=guard))
     report = probe_result(result, fetcher.defaults.max_entries, now)
     if report.ok or result.status is not FetchStatus.OK:
         return report
@@ -129,7 +141,9 @@ def discover(fetcher: Fetcher, url: str, now: datetime) -> ProbeReport:
     tried: list[str] = []
     for candidate in candidates:
         found = probe_result(
-            fetcher.fetch(FetchRequest("new", candidate)), fetcher.defaults.max_entries, now
+            fetcher.fetch(FetchRequest("new", candidate, guard=guard)),
+            fetcher.defaults.max_entries,
+            now,
         )
         if found.ok:
             return found

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from aggregator import limits
 
@@ -55,12 +56,46 @@ class Defaults:
         return int(2 * self.timeout) + limits.LEASE_MARGIN
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, order=True)
+class HostPort:
+    """A host and port an editor named (a source's URL, an `allow_private` entry): the only
+    places a private, loopback or link-local address may be reached at."""
+
+    host: str  # lower case, IDNA-encoded; an IPv6 address without its brackets
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> HostPort | None:
+        """The host and port an http(s) URL connects to (the scheme's port if none is written);
+        None for a URL without a host, or with a port outside 1-65535."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port if parts.port is not None else DEFAULT_PORTS.get(parts.scheme.lower())
+        except ValueError:
+            return None
+        if not parts.hostname or not port:
+            return None
+        host = parts.hostname.rstrip(".")
+        try:
+            host = host.encode("idna").decode("ascii") if not host.isascii() else host
+        except UnicodeError:
+            return None
+        return cls(host.lower(), port)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
 @dataclass(frozen=True)
 class FullTextConfig:
     """A source's `full_text`: fetch the article pages of its summary-only entries."""
 
-    # The source's own host may be a private address (an intranet feed); other hosts never.
-    allow_private: bool = False
+    # Where article pages may be at a private address: none, unless `allow_private` names the
+    # source's own host and port (`true`), with any others it lists. Public ones always may.
+    allow_private: tuple[HostPort, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from aggregator.config import (
     parse_duration,
     parse_size,
 )
-from aggregator.types import FullTextConfig
+from aggregator.types import FullTextConfig, HostPort
 from tests.conftest import ROOT, Caulbart
 
 VALID = """\
@@ -348,11 +348,39 @@ def test_full_text_is_off_by_default_and_allow_private_implies_it() -> None:
     sources = {s.id: s.full_text for s in parse_config(text).sources}
     assert sources == {
         "plain": None,
-        "wanted": FullTextConfig(allow_private=False),
+        "wanted": FullTextConfig(),
         "unwanted": None,
-        "intranet": FullTextConfig(allow_private=True),
-        "public": FullTextConfig(allow_private=False),
+        "intranet": FullTextConfig(allow_private=(HostPort("d.example", 80),)),
+        "public": FullTextConfig(),
     }
+
+
+def test_allow_private_names_hosts_and_ports_and_true_is_the_feeds_own() -> None:
+    """An old `allow_private: true` still means the feed's own place, now with its port."""
+    text = (
+        "sources:\n"
+        "  - id: own\n    url: https://Intranet.Local/rss\n    full_text: {allow_private: true}\n"
+        "  - id: listed\n    url: http://10.0.0.5:8080/rss\n    full_text:\n"
+        "      allow_private: [pages.intranet.local:8081, '[fd00::5]:443', 10.0.0.5:8080]\n"
+        "  - id: closed\n    url: http://10.0.0.5/rss\n    full_text: {allow_private: false}\n"
+    )
+    sources = {s.id: s.full_text for s in parse_config(text).sources}
+    assert sources == {
+        "own": FullTextConfig(allow_private=(HostPort("intranet.local", 443),)),
+        "listed": FullTextConfig(
+            allow_private=(
+                HostPort("10.0.0.5", 8080),
+                HostPort("fd00::5", 443),
+                HostPort("pages.intranet.local", 8081),
+            )
+        ),
+        "closed": FullTextConfig(),
+    }
+    assert [str(p) for p in sources["listed"].allow_private] == [  # type: ignore[union-attr]
+        "10.0.0.5:8080",
+        "[fd00::5]:443",
+        "pages.intranet.local:8081",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -371,12 +399,42 @@ def test_full_text_is_off_by_default_and_allow_private_implies_it() -> None:
         (
             "full_text:\n      allow_private: maybe",
             5,
-            "full_text.allow_private: must be true or false, not 'maybe'",
+            "full_text.allow_private: must be true, false or a list of host:port, not 'maybe'",
         ),
         (
             "full_text:\n      private: true",
             5,
             "full_text: unknown key 'private' (known: allow_private)",
+        ),
+        (
+            "full_text:\n      allow_private:\n        - intranet.local:8080\n"
+            "        - intranet.local",
+            7,
+            "full_text.allow_private[1]: 'intranet.local' must be host:port"
+            " (such as intranet.local:8080)",
+        ),
+        (
+            "full_text: {allow_private: ['10.0.0.5:99999']}",
+            4,
+            "full_text.allow_private[0]: '10.0.0.5:99999' must be host:port"
+            " (such as intranet.local:8080)",
+        ),
+        (
+            "full_text: {allow_private: ['http://10.0.0.5:80/']}",
+            4,
+            "full_text.allow_private[0]: 'http://10.0.0.5:80/' must be host:port"
+            " (such as intranet.local:8080)",
+        ),
+        (
+            "full_text: {allow_private: [{host: x}]}",
+            4,
+            "full_text.allow_private[0]: a nested value must be host:port"
+            " (such as intranet.local:8080)",
+        ),
+        (
+            "full_text: {allow_private: {host: x}}",
+            4,
+            "full_text.allow_private: must be true, false or a list of host:port",
         ),
     ],
 )

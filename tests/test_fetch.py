@@ -11,8 +11,23 @@ from email.utils import formatdate
 import pytest
 
 from aggregator import limits
-from aggregator.fetch import Fetcher, FetchRequest, fetch_many, parse_retry_after, user_agent
-from aggregator.types import Defaults, FetchResult, FetchStatus, Validators
+from aggregator.fetch import (
+    AddressGuard,
+    Fetcher,
+    FetchRequest,
+    fetch_many,
+    parse_retry_after,
+    user_agent,
+)
+from aggregator.types import (
+    Defaults,
+    FetchResult,
+    FetchStatus,
+    FullTextConfig,
+    HostPort,
+    SourceConfig,
+    Validators,
+)
 from tests.conftest import FeedServer
 
 FEED = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -365,3 +380,24 @@ def test_fetch_many_survives_a_malformed_url_among_good_ones(feed_server: FeedSe
         "redirected": FetchStatus.ERROR,
         "ok": FetchStatus.OK,
     }
+
+
+def test_a_feeds_guard_exempts_its_own_host_and_port_and_its_sources_list_only() -> None:
+    listed = FullTextConfig(allow_private=(HostPort("docs.intranet", 8443),))
+    source = SourceConfig(
+        id="wiki", name="Wiki", agency="Wiki", url="http://Wiki.Intranet/rss", full_text=listed
+    )
+    feed = AddressGuard.for_feed(source.url, source)
+    assert feed.allows("http://wiki.intranet:80/other")  # the scheme's port, any case
+    assert feed.allows("https://docs.intranet:8443/page")
+    assert not feed.allows("http://wiki.intranet:8080/admin")  # another service
+    assert not feed.allows("https://wiki.intranet/rss")  # 443: another port
+    assert feed.policy == "public docs.intranet:8443 wiki.intranet:80"
+    pages = AddressGuard.for_pages(source)
+    assert not pages.allows("http://wiki.intranet/story") and pages.allows(
+        "https://docs.intranet:8443/"
+    )
+    assert (
+        AddressGuard.for_pages(SourceConfig(id="p", name="P", agency="P", url="http://x/")).policy
+        == "public"
+    )

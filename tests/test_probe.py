@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aggregator.parse import parse_feed
-from aggregator.probe import feed_links
+from aggregator.probe import feed_links, on_site
 from aggregator.types import FetchResult, FetchStatus
 
 PAGE = b"""<html><head><base href="/news/">
@@ -32,3 +34,24 @@ def test_json_feed_format_names_its_version() -> None:
     body = b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": []}'
     result = FetchResult("j", "http://j.example/", FetchStatus.OK, 200, body)
     assert parse_feed(result, 10).format == "json1.1"
+
+
+@pytest.mark.parametrize(
+    ("url", "own"),
+    [
+        ("https://news.example/feed.atom", True),
+        ("https://NEWS.example:443/section/world/feed.rss", True),
+        ("https://news.example", True),
+        ("http://news.example/feed.atom", False),  # another scheme, another port
+        ("https://news.example:8443/feed.atom", False),
+        ("https://other.example/feed.atom", False),
+    ],
+)
+def test_on_site_is_the_sites_scheme_host_and_port(url: str, own: bool) -> None:
+    assert on_site("https://news.example/", url) is own
+
+
+def test_on_site_with_a_base_path_is_below_it_only() -> None:
+    assert on_site("http://example.org/news", "http://example.org/news/feed.atom")
+    assert not on_site("http://example.org/news", "http://example.org/newsroom/feed.atom")
+    assert not on_site("http://example.org/news", "http://example.org/feed.atom")

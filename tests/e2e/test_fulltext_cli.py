@@ -286,10 +286,10 @@ def test_private_and_metadata_addresses_are_refused_without_the_sources_opt_in(
 
     stored = entries(engine)
     assert stored["/news/wordpress.html"].full_text_error == (
-        "address refused: 127.0.0.1 is a loopback address (127.0.0.1)"
+        f"address refused: 127.0.0.1:{feed_server.port} is a loopback address (127.0.0.1)"
     )
     assert stored[metadata.path].full_text_error == (
-        "address refused: 169.254.169.254 is a cloud metadata address (169.254.169.254)"
+        "address refused: 169.254.169.254:80 is a cloud metadata address (169.254.169.254)"
     )
     assert not any(e.has_full_text for e in stored.values())
     # Nothing but the feed itself was asked of the loopback server.
@@ -309,7 +309,9 @@ def test_redirect_to_a_private_address_is_refused(
     fetch(caulbart)
 
     entry = entries(engine)["/moved"]
-    assert entry.full_text_error == "address refused: localhost is a loopback address (127.0.0.1)"
+    assert entry.full_text_error == (
+        f"address refused: localhost:{feed_server.port} is a loopback address (127.0.0.1)"
+    )
     assert not entry.has_full_text
     assert feed_server.requests["/moved"] == 1
     assert feed_server.requests["/news/wordpress.html"] == 0
