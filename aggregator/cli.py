@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine, make_url, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
@@ -60,17 +60,25 @@ def _load(ctx: click.Context) -> Config:
         raise  # unreachable: ctx.exit raises
 
 
+# Exit codes (README, "Exit codes"); 0 is success, 1 a refusal the command explains, 2 a usage
+# error (click's own, or an unknown source id).
+EXIT_WORKER_RUNNING = 3
+EXIT_DATABASE = 4
+
+
 class CaulbartGroup(click.Group):
-    """Turns a database that is unreachable, locked or read-only into one clear line, exit 4."""
+    """Turns a database that is unreachable, full, locked or read-only into one clear line
+    (exit 4), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DBAPIError as exc:
+        except SQLAlchemyError as exc:
             url = make_url(database_url()).render_as_string(hide_password=True)
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            orig = exc.orig if isinstance(exc, DBAPIError) else None
+            reason = str(orig or exc).strip().splitlines()[0]
             click.echo(f"caulbart: database error on {url}: {reason}", err=True)
-            ctx.exit(4)
+            ctx.exit(EXIT_DATABASE)
 
 
 @click.group(cls=CaulbartGroup)
@@ -366,7 +374,7 @@ def _long_running(
         )  # fmt: skip
     except WorkerAlreadyRunning as exc:
         click.echo(f"caulbart: {exc}", err=True)
-        ctx.exit(3)
+        ctx.exit(EXIT_WORKER_RUNNING)
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")

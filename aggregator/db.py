@@ -38,7 +38,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
@@ -430,6 +437,15 @@ def _check_group(group: WriteGroup, cause: BaseException | None = None) -> None:
     driver = group.connection.connection.driver_connection
     if driver is not None and not driver.in_transaction:
         raise WriteGroupLost("the database rolled back the write group's transaction") from cause
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of the database itself rather than of what one unit of work
+    asked of it: the disk full, the file read-only, a lock held past the timeout, the server gone
+    (DB-API's OperationalError and InterfaceError), no connection to be had, or a write group
+    SQLite ended itself. A constraint or a value the database refuses is the unit's own error."""
+    failures = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, WriteGroupLost)
+    return isinstance(exc, failures)
 
 
 def after_commit(callback: Callable[[], None]) -> None:
