@@ -24,7 +24,7 @@ from aggregator.export import export_stories
 from aggregator.feeds_file import Plan
 from aggregator.models import Story
 from aggregator.permalinks import iso_utc
-from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
+from aggregator.pipeline import UnknownSource, claim, next_due, run_pass, sync_config
 from aggregator.prepare import tune_garbage_collector
 from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
 from aggregator.types import Config, ProbeReport, SourceOutcome
@@ -302,6 +302,9 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
         click.echo(f"caulbart fetch: {exc}", err=True)
         ctx.exit(2)
         return
+    if not requests and not (source_ids or all_sources):
+        click.echo(_nothing_due(engine))
+        return
     outcomes: list[SourceOutcome]
     if interactive:
         with Progress(
@@ -322,6 +325,18 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
     else:
         outcomes = run_pass(engine, config, requests)
     _print_summary(outcomes)
+
+
+def _nothing_due(engine: Engine) -> str:
+    due = next_due(engine)
+    if due is None:
+        return "caulbart fetch: nothing due: no enabled source has a next fetch"
+    source_id, when = due
+    wait = (when - datetime.now(UTC)).total_seconds()
+    if wait <= 0:  # due, but claimed: a worker (or another pass) is fetching it
+        return f"caulbart fetch: nothing due: {source_id} is being fetched by another process"
+    minutes = f"{wait / 60:.0f} min" if wait >= 60 else f"{wait:.0f} s"
+    return f"caulbart fetch: nothing due; next is {source_id} at {iso_utc(when)} (in {minutes})"
 
 
 def _print_summary(outcomes: list[SourceOutcome]) -> None:

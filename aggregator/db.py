@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -52,6 +53,7 @@ from sqlalchemy.types import TypeEngine
 from aggregator import normalise
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -142,6 +144,9 @@ def upgrade_schema(engine: Engine) -> None:
     """
     if schema_revisions(engine) == {head_revision()}:
         return
+    if not log.isEnabledFor(logging.DEBUG):
+        # Alembic says each of the ~30 steps at INFO; one line below says where they led.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     # Imported here: Alembic (and Mako, Pygments) cost ~0.2 s at start, and the processes that
     # never migrate (the parsing workers) import this module too.
     from alembic import command
@@ -166,6 +171,7 @@ def upgrade_schema(engine: Engine) -> None:
             _raw_sqlite(connection, "PRAGMA foreign_keys=ON")
             if problems:
                 raise RuntimeError(f"migration left broken foreign keys: {problems[:5]}")
+    log.info("database at revision %s", head_revision())
 
 
 def _raw_sqlite(connection: Any, statement: str) -> list[Any]:

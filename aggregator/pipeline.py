@@ -38,6 +38,7 @@ from aggregator.db import (
     analyze_grown_tables,
     in_transaction,
     is_database_failure,
+    read_sessions,
     session_factory,
     write_group,
 )
@@ -120,6 +121,18 @@ def claim(
             due_only=due_only,
         )
         return [FetchRequest(s.id, s.url, Validators(s.etag, s.last_modified)) for s in sources]
+
+
+def next_due(engine: Engine) -> tuple[str, datetime] | None:
+    """The enabled source due first, and when: what a pass that found nothing due tells."""
+    with read_sessions(engine)() as session:
+        row = session.execute(
+            select(Source.id, Source.next_fetch_at)
+            .where(Source.disabled_reason.is_(None), Source.next_fetch_at.is_not(None))
+            .order_by(Source.next_fetch_at, Source.id)
+            .limit(1)
+        ).first()
+    return (row[0], row[1]) if row and row[1] else None
 
 
 def run_pass(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from aggregator.db import head_revision
 from tests.conftest import IN_CI, Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from tests.e2e.test_faults import CAULBART, DEFAULTS, PER_SOURCE, serve_articles
 from tests.e2e.test_worker import FAST, Process, reuters, status, wait_until
@@ -122,6 +123,25 @@ def test_a_worker_records_a_failing_source_and_releases_it(
     assert worker.stop() == 0, worker.log
     assert_hostile_sources_recorded(status(caulbart))
     assert "ingest failed" not in worker.log
+
+
+def test_migrating_logs_one_line_and_nothing_due_says_when_next(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    write_feeds_yaml(caulbart.config, [{"id": "good", "url": reuters(feed_server)}])
+    first = caulbart("fetch")  # a new source is due at once
+    assert first.returncode == 0, first.stderr
+    assert "alembic" not in first.stderr
+    assert first.stderr.count(f"database at revision {head_revision()}") == 1
+    assert "1 sources: 10 new" in first.stdout
+
+    second = caulbart("fetch")
+    assert second.returncode == 0, second.stderr
+    assert "database at revision" not in second.stderr  # migrated already: nothing to say
+    rows = status(caulbart)
+    assert f"nothing due; next is good at {rows['good']['next_fetch_at']}" in second.stdout
+    assert re.search(r"\(in \d+ min\)", second.stdout), second.stdout
+    assert feed_server.requests["/reuters.rss"] == 1
 
 
 def other_lines(stderr: str) -> list[str]:
