@@ -64,11 +64,12 @@ def _load(ctx: click.Context) -> Config:
 # error (click's own, or an unknown source id).
 EXIT_WORKER_RUNNING = 3
 EXIT_DATABASE = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class CaulbartGroup(click.Group):
     """Turns a database that is unreachable, full, locked or read-only into one clear line
-    (exit 4), never a traceback."""
+    (exit 4), and Ctrl-C into one line (exit 130): never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -79,6 +80,9 @@ class CaulbartGroup(click.Group):
             reason = str(orig or exc).strip().splitlines()[0]
             click.echo(f"caulbart: database error on {url}: {reason}", err=True)
             ctx.exit(EXIT_DATABASE)
+        except KeyboardInterrupt:
+            click.echo("caulbart: interrupted (what was stored before is kept)", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=CaulbartGroup)

@@ -5,10 +5,13 @@ databases (a full disk is a real, small filesystem)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 
 from aggregator.db import head_revision
 from tests.conftest import IN_CI, Caulbart, FeedServer, corpus_path, write_feeds_yaml
-from tests.e2e.test_faults import CAULBART, DEFAULTS, PER_SOURCE, serve_articles
+from tests.e2e.test_faults import CAULBART, DEFAULTS, PER_SOURCE, descendants, serve_articles
 from tests.e2e.test_worker import FAST, Process, reuters, status, wait_until
 
 # A channel asking to be left alone for 10^20 minutes: its hint overflows the database's
@@ -147,6 +150,64 @@ def test_migrating_logs_one_line_and_nothing_due_says_when_next(
 def other_lines(stderr: str) -> list[str]:
     """What stderr holds besides log lines: a traceback, a message."""
     return [line for line in stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ctrl_c_on_fetch_prints_one_line_and_no_traceback(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    sources = [{"id": f"fast{n}", "url": reuters(feed_server, f"/fast{n}.rss")} for n in range(4)]
+    slow = reuters(feed_server, "/slow.rss", drip_delay=0.05)  # a minute and more to send
+    write_feeds_yaml(
+        caulbart.config, [*sources, {"id": "slow", "url": slow}], defaults={"timeout": "5m"}
+    )
+    env = {
+        **os.environ,
+        "CAULBART_DATABASE_URL": caulbart.database_url,
+        "CAULBART_CONFIG": str(caulbart.config),
+        "CAULBART_PREPARE_PROCESSES": "2",
+    }
+    err = caulbart.cwd / "fetch.err"
+    with err.open("w") as stderr:
+        fetch = subprocess.Popen(
+            [CAULBART, "fetch", "--all"], cwd=caulbart.cwd, env=env, stdout=subprocess.DEVNULL,
+            stderr=stderr, start_new_session=True,  # its own process group, as in a terminal
+        )  # fmt: skip
+    try:
+        # The fast sources went to the pool (the fork server and its two processes), the slow
+        # one is still coming; its processes have started, and prepared what they were given.
+        wait_until(lambda: len(descendants(fetch.pid)) >= 3, timeout=60, what="the pool")
+        time.sleep(2)
+        assert feed_server.requests["/slow.rss"] == 1 and fetch.poll() is None
+        os.killpg(fetch.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        code = fetch.wait(timeout=30)
+    finally:
+        if fetch.poll() is None:
+            os.killpg(fetch.pid, signal.SIGKILL)
+    assert code == 130
+    assert other_lines(err.read_text()) == [
+        "caulbart: interrupted (what was stored before is kept)"
+    ], err.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ctrl_c_on_run_stops_it_with_no_traceback(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    sources = [{"id": f"s{n}", "url": reuters(feed_server, f"/s{n}.rss")} for n in range(2)]
+    write_feeds_yaml(caulbart.config, sources, defaults=FAST)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    run = Process(caulbart, "run", "--port", port, "--tick", "0.25", name="run", new_session=True)
+    processes.append(run)
+    wait_until(lambda: "status=ok" in run.log, timeout=60, what="a source stored")
+    assert len(descendants(run.popen.pid)) >= 2  # the pool is up (started before the 1st tick)
+    os.killpg(run.popen.pid, signal.SIGINT)
+    assert run.popen.wait(timeout=30) == 0
+    run.stop()
+    assert "Traceback" not in run.log and "KeyboardInterrupt" not in run.log, run.log[-3000:]
+    assert "stopped" in run.log
 
 
 def can_mount_a_small_disk() -> str | None:
