@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine, make_url, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aggregator import __version__, tag_index
 from aggregator.config import ConfigError, load_config
@@ -24,7 +24,7 @@ from aggregator.export import export_stories
 from aggregator.feeds_file import Plan
 from aggregator.models import Story
 from aggregator.permalinks import iso_utc
-from aggregator.pipeline import UnknownSource, claim, run_pass, sync_config
+from aggregator.pipeline import UnknownSource, claim, next_due, run_pass, sync_config
 from aggregator.prepare import tune_garbage_collector
 from aggregator.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
 from aggregator.types import Config, ProbeReport, SourceOutcome
@@ -60,17 +60,29 @@ def _load(ctx: click.Context) -> Config:
         raise  # unreachable: ctx.exit raises
 
 
+# Exit codes (README, "Exit codes"); 0 is success, 1 a refusal the command explains, 2 a usage
+# error (click's own, or an unknown source id).
+EXIT_WORKER_RUNNING = 3
+EXIT_DATABASE = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
 class CaulbartGroup(click.Group):
-    """Turns a database that is unreachable, locked or read-only into one clear line, exit 4."""
+    """Turns a database that is unreachable, full, locked or read-only into one clear line
+    (exit 4), and Ctrl-C into one line (exit 130): never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DBAPIError as exc:
+        except SQLAlchemyError as exc:
             url = make_url(database_url()).render_as_string(hide_password=True)
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            orig = exc.orig if isinstance(exc, DBAPIError) else None
+            reason = str(orig or exc).strip().splitlines()[0]
             click.echo(f"caulbart: database error on {url}: {reason}", err=True)
-            ctx.exit(4)
+            ctx.exit(EXIT_DATABASE)
+        except KeyboardInterrupt:
+            click.echo("caulbart: interrupted (what was stored before is kept)", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=CaulbartGroup)
@@ -311,6 +323,9 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
         click.echo(f"caulbart fetch: {exc}", err=True)
         ctx.exit(2)
         return
+    if not requests and not (source_ids or all_sources):
+        click.echo(_nothing_due(engine))
+        return
     outcomes: list[SourceOutcome]
     if interactive:
         with Progress(
@@ -331,6 +346,18 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
     else:
         outcomes = run_pass(engine, config, requests)
     _print_summary(outcomes)
+
+
+def _nothing_due(engine: Engine) -> str:
+    due = next_due(engine)
+    if due is None:
+        return "caulbart fetch: nothing due: no enabled source has a next fetch"
+    source_id, when = due
+    wait = (when - datetime.now(UTC)).total_seconds()
+    if wait <= 0:  # due, but claimed: a worker (or another pass) is fetching it
+        return f"caulbart fetch: nothing due: {source_id} is being fetched by another process"
+    minutes = f"{wait / 60:.0f} min" if wait >= 60 else f"{wait:.0f} s"
+    return f"caulbart fetch: nothing due; next is {source_id} at {iso_utc(when)} (in {minutes})"
 
 
 def _print_summary(outcomes: list[SourceOutcome]) -> None:
@@ -383,7 +410,7 @@ def _long_running(
         )  # fmt: skip
     except WorkerAlreadyRunning as exc:
         click.echo(f"caulbart: {exc}", err=True)
-        ctx.exit(3)
+        ctx.exit(EXIT_WORKER_RUNNING)
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -38,13 +39,21 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from aggregator import normalise
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
 MIGRATIONS = str(Path(__file__).parent / "migrations")
@@ -135,6 +144,9 @@ def upgrade_schema(engine: Engine) -> None:
     """
     if schema_revisions(engine) == {head_revision()}:
         return
+    if not log.isEnabledFor(logging.DEBUG):
+        # Alembic says each of the ~30 steps at INFO; one line below says where they led.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     # Imported here: Alembic (and Mako, Pygments) cost ~0.2 s at start, and the processes that
     # never migrate (the parsing workers) import this module too.
     from alembic import command
@@ -159,6 +171,7 @@ def upgrade_schema(engine: Engine) -> None:
             _raw_sqlite(connection, "PRAGMA foreign_keys=ON")
             if problems:
                 raise RuntimeError(f"migration left broken foreign keys: {problems[:5]}")
+    log.info("database at revision %s", head_revision())
 
 
 def _raw_sqlite(connection: Any, statement: str) -> list[Any]:
@@ -430,6 +443,15 @@ def _check_group(group: WriteGroup, cause: BaseException | None = None) -> None:
     driver = group.connection.connection.driver_connection
     if driver is not None and not driver.in_transaction:
         raise WriteGroupLost("the database rolled back the write group's transaction") from cause
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of the database itself rather than of what one unit of work
+    asked of it: the disk full, the file read-only, a lock held past the timeout, the server gone
+    (DB-API's OperationalError and InterfaceError), no connection to be had, or a write group
+    SQLite ended itself. A constraint or a value the database refuses is the unit's own error."""
+    failures = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, WriteGroupLost)
+    return isinstance(exc, failures)
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -4,7 +4,8 @@ Sources are claimed (leased) before they are fetched, by `caulbart fetch` and by
 so no source is fetched twice at once. Each source is stored whole or not at all, together with its
 new fetch state: in a transaction of its own, or, in a `caulbart fetch` pass on SQLite, in a
 SAVEPOINT of a transaction several ready sources commit together (db.write_group). A broken source
-is recorded as its own error and the others go on.
+is recorded as its own error, whatever went wrong, and the others go on; only a failure of the
+database itself ends a pass.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from aggregator.db import (
     after_commit,
     analyze_grown_tables,
     in_transaction,
+    is_database_failure,
+    read_sessions,
     session_factory,
     write_group,
 )
@@ -64,6 +67,8 @@ GROUP_SECONDS = 2.0
 # its candidates' latest versions (nearly the same stories for every job of a pass) and commits
 # once: relating the bench's 9,621 stories took 4.2 s in jobs of 100, 2.2-2.5 s of 1,000.
 RELATE_CHUNK = (100, 1000)
+# A recorded error's length at most: the reason, not a dump of the input that caused it.
+ERROR_CHARS = 500
 
 Clock = Callable[[], datetime]
 
@@ -126,6 +131,18 @@ def claim(
         ]
 
 
+def next_due(engine: Engine) -> tuple[str, datetime] | None:
+    """The enabled source due first, and when: what a pass that found nothing due tells."""
+    with read_sessions(engine)() as session:
+        row = session.execute(
+            select(Source.id, Source.next_fetch_at)
+            .where(Source.disabled_reason.is_(None), Source.next_fetch_at.is_not(None))
+            .order_by(Source.next_fetch_at, Source.id)
+            .limit(1)
+        ).first()
+    return (row[0], row[1]) if row and row[1] else None
+
+
 def run_pass(
     engine: Engine,
     config: Config,
@@ -145,25 +162,19 @@ def run_pass(
     def store_ready(fetcher: Fetcher, wait: bool) -> None:
         while ready(wait):
             stored: list[SourceOutcome] = []
-            try:
-                with write_group(engine):
-                    started = time.monotonic()
-                    while ready(wait) and len(stored) < GROUP_SOURCES:
-                        result, future, now = pending.pop(0)
-                        stored.append(_store_safely(engine, config, fetcher, result, future, now))
-                        if time.monotonic() - started > GROUP_SECONDS:
-                            break
-            except SQLAlchemyError as exc:
-                # Its commit failed (none of it was stored), or it could not begin (locked,
-                # read-only): then the next source fails. Such sources keep their claims until
-                # the lease ends, then are fetched again.
-                if stored:
-                    lost = [(outcome.source_id, outcome.http_status) for outcome in stored]
-                else:
-                    head = pending.pop(0)[0]
-                    lost = [(head.source_id, head.http_status)]
-                log.error("sources=%s database unavailable: %s", [s for s, _ in lost], exc)
-                stored = [_unavailable(source_id, status, exc) for source_id, status in lost]
+            # A failure of the database itself (DatabaseFailure) leaves this group uncommitted
+            # and ends the pass: its sources keep their claims, and none is reported stored.
+            with write_group(engine):
+                started = time.monotonic()
+                while ready(wait) and len(stored) < GROUP_SOURCES:
+                    result, future, now = pending.pop(0)
+                    outcome = ingest_result(
+                        engine, config, result, prepared=future, now=now, fetcher=fetcher,
+                        relate_later=True,
+                    )  # fmt: skip
+                    stored.append(outcome)
+                    if time.monotonic() - started > GROUP_SECONDS:
+                        break
             for outcome in stored:
                 outcomes.append(outcome)
                 if on_outcome:
@@ -188,7 +199,8 @@ def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
     them per source, while it alone writes. Done once at the pass's end, every story's
     candidates include the whole pass, and the reading and scoring run on every core; this
     process only writes the lists. Best effort, like `_offer_related`: on a database error the
-    stories stay queued for the next pass or tick.
+    stories stay queued for the next pass or tick (a failure of the database itself is raised,
+    as everywhere in a pass).
     """
     queued: list[int] = []
     done = related = 0
@@ -211,44 +223,13 @@ def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
                 _offer_related(engine, "pass", kept)
             done += len(chunk)
             related += len(kept)
-    except SQLAlchemyError:
+    except SQLAlchemyError as exc:
+        if is_database_failure(exc):
+            raise
         log.warning("related posts of %d stories left for later", len(queued) - done, exc_info=True)
     if related:
         log.info("related=%d seconds=%.1f", related, time.monotonic() - started)
     return related
-
-
-def _store_safely(
-    engine: Engine,
-    config: Config,
-    fetcher: Fetcher,
-    result: FetchResult,
-    future: Future[prepare.Prepared],
-    now: datetime,
-) -> SourceOutcome:
-    try:
-        prepared = future.result()
-    except BrokenProcessPool:  # a worker process died (killed, out of memory): parse here
-        log.warning("source=%s prepare pool broken; preparing in process", result.source_id)
-        prepared = None
-    try:
-        return ingest_result(
-            engine, config, result, prepared=prepared, now=now, fetcher=fetcher, relate_later=True
-        )
-    except SQLAlchemyError as exc:
-        # Even recording the failure failed: the database is down, locked or read-only.
-        # The source keeps its claim until the lease ends, then it is fetched again.
-        log.error("source=%s database unavailable: %s", result.source_id, exc)
-        return _unavailable(result.source_id, result.http_status, exc)
-
-
-def _unavailable(source_id: str, http_status: int | None, exc: SQLAlchemyError) -> SourceOutcome:
-    return SourceOutcome(
-        source_id=source_id,
-        status="error",
-        http_status=http_status,
-        error=f"database unavailable: {exc}"[:300],
-    )
 
 
 def fetch_and_ingest(
@@ -261,7 +242,7 @@ def fetch_and_ingest(
     """One source, start to end: the unit of work a worker's pool runs (parsing in a process)."""
     result = fetcher.fetch(request)
     now = clock()
-    prepared = prepare.preparer_for(engine).run(config, result, now)
+    prepared = prepare.preparer_for(engine).submit(config, result, now)
     return ingest_result(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
 
 
@@ -271,24 +252,78 @@ def ingest_result(
     result: FetchResult,
     clock: Clock = utc_now,
     *,
-    prepared: prepare.Prepared | None = None,
+    prepared: prepare.Prepared | Future[prepare.Prepared] | None = None,
     now: datetime | None = None,
     fetcher: Fetcher | None = None,
     relate_later: bool = False,
 ) -> SourceOutcome:
-    """Store one fetched source in one transaction (a SAVEPOINT inside a write group; parsed here
-    unless `prepared`); record any failure as the source's error. `fetcher` fetches article
-    pages for full_text sources. With `relate_later`, its stories' related posts are left to
-    `relate_pending` (a pass's end) instead of being worked out in the transaction."""
+    """Prepare (here unless `prepared`) and store one fetched source, and record how it went.
+
+    Whatever fails while the source is prepared or stored, whatever the exception, is recorded
+    as that source's error (`_record_failure`, which releases its claim), and the caller goes
+    on with the next source. Only a failure of the database itself (db.is_database_failure:
+    full disk, read-only, locked past the timeout, connection lost) is raised, to end the pass.
+    """
     now = now or clock()
+    if result.status in (FetchStatus.ERROR, FetchStatus.GONE):
+        return _record_failure(engine, config, result, now, result.error or "fetch failed")
+    stage = "prepare"
+    try:
+        ready = _awaited(engine, config, result, now, prepared)
+        if ready.error:
+            return _record_failure(engine, config, result, now, ready.error)
+        stage = "store"
+        return _store(engine, config, result, ready, now, fetcher, relate_later)
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise
+        log.debug("source=%s %s failed", result.source_id, stage, exc_info=True)
+        return _record_failure(engine, config, result, now, f"{stage} error: {reason(exc)}")
+
+
+def reason(exc: BaseException) -> str:
+    """An exception as one line: its class and message (for a database error, the driver's
+    message without the statement SQLAlchemy appends)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _awaited(
+    engine: Engine,
+    config: Config,
+    result: FetchResult,
+    now: datetime,
+    prepared: prepare.Prepared | Future[prepare.Prepared] | None,
+) -> prepare.Prepared:
+    """The prepared source: given, prepared here, or the pool's answer."""
+    if isinstance(prepared, prepare.Prepared):
+        return prepared
+    if prepared is None:
+        return prepare.prepare(config, result, now, engine)
+    try:
+        return prepared.result()
+    except BrokenProcessPool:  # a worker process died (killed, out of memory): parse here
+        log.warning("source=%s prepare pool broken; preparing in process", result.source_id)
+        return prepare.prepare(config, result, now, engine)
+
+
+def _store(
+    engine: Engine,
+    config: Config,
+    result: FetchResult,
+    prepared: prepare.Prepared,
+    now: datetime,
+    fetcher: Fetcher | None,
+    relate_later: bool,
+) -> SourceOutcome:
+    """Store one prepared source in one transaction (a SAVEPOINT inside a write group).
+    `fetcher` fetches article pages for full_text sources. With `relate_later`, its stories'
+    related posts are left to `relate_pending` (a pass's end) instead of being worked out in the
+    transaction."""
     source_id = result.source_id
     notes: list[str] = []
     if result.permanent_redirect:
         notes.append(f"moved permanently to {result.final_url}: update feeds.yaml")
-    if prepared is None:
-        prepared = prepare.prepare(config, result, now, engine)
-    if prepared.error:
-        return _record_failure(engine, config, result, now, prepared.error)
     feed = prepared.feed
     if feed and feed.warning:
         notes.append(f"ill-formed feed read leniently: {feed.warning}")
@@ -348,42 +383,40 @@ def ingest_result(
             relate_later=relate_later,
             now=now,
         )
-        error = result.error if result.status is not FetchStatus.OK else None
         source.hint_seconds = _publisher_hint(result, feed)
         store.record_fetch(
             session,
             source,
             result,
             now,
-            _next_time(session, config, source, result, now, failed=bool(error)),
-            error=error,
+            _next_time(session, config, source, result, now, failed=False),
             feed_title=feed.title if feed else None,
         )
         if full_text is not None and full_text.tried:
             source.full_text_error = full_text.source_error
         return counts, related, filtered
 
-    try:
-        counts, related, filtered = in_transaction(engine, store_source)
-    except SQLAlchemyError as exc:
-        log.exception("source=%s store failed", source_id)
-        return _record_failure(engine, config, result, now, f"store error: {exc}"[:500])
+    counts, related, filtered = in_transaction(engine, store_source)
     _offer_related(engine, f"source={source_id}", related)
     changed = [*counts.story_ids, *withdrawn]
     after_commit(lambda: publish.announce(engine, config.site, changed, departed_at=now))
     if counts.new:
         _refresh_statistics(engine, source_id)
 
-    status = "error" if result.status is FetchStatus.ERROR else result.status.value
-    log.info(
-        "source=%s status=%s http=%s new=%d updated=%d unchanged=%d filtered=%d",
-        source_id,
-        status,
-        result.http_status,
-        counts.new,
-        counts.updated,
-        counts.unchanged,
-        filtered,
+    status = result.status.value
+    # Logged once committed: inside a write group a source is not stored until the group is.
+    after_commit(
+        functools.partial(
+            log.info,
+            "source=%s status=%s http=%s new=%d updated=%d unchanged=%d filtered=%d",
+            source_id,
+            status,
+            result.http_status,
+            counts.new,
+            counts.updated,
+            counts.unchanged,
+            filtered,
+        )
     )
     return SourceOutcome(
         source_id=source_id,
@@ -393,7 +426,6 @@ def ingest_result(
         updated=counts.updated,
         unchanged=counts.unchanged,
         filtered=filtered,
-        error=result.error,
         notes=tuple(notes),
     )
 
@@ -417,20 +449,26 @@ def _complete(
 
 
 def _offer_related(engine: Engine, what: str, related: RelatedLists) -> None:
-    """Best effort: a failure leaves older stories' related lists as they were, nothing else."""
+    """Best effort: a failure leaves older stories' related lists as they were, nothing else
+    (a failure of the database itself is raised: it ends the pass)."""
     if not any(related.values()):
         return
     try:
         in_transaction(engine, lambda session: tag_index.offer_related(session, related))
-    except SQLAlchemyError:
+    except SQLAlchemyError as exc:
+        if is_database_failure(exc):
+            raise
         log.warning("%s: related lists of older stories not updated", what, exc_info=True)
 
 
 def _refresh_statistics(engine: Engine, source_id: str) -> None:
-    """Best effort, like autovacuum's own: without it queries are slower, never wrong."""
+    """Best effort, like autovacuum's own: without it queries are slower, never wrong (a failure
+    of the database itself is raised: it ends the pass)."""
     try:
         grown = analyze_grown_tables(engine)
-    except SQLAlchemyError:
+    except SQLAlchemyError as exc:
+        if is_database_failure(exc):
+            raise
         log.warning("source=%s planner statistics not refreshed", source_id, exc_info=True)
         return
     if grown:
@@ -483,8 +521,11 @@ def _next_time(
 def _record_failure(
     engine: Engine, config: Config, result: FetchResult, now: datetime, error: str
 ) -> SourceOutcome:
-    """Record a source's failure in its own transaction, leaving its stored entries untouched."""
-    log.warning("source=%s error=%r", result.source_id, error)
+    """The one recorder of a source's failure, whatever it was (the fetch, the feed, a stage's
+    exception): in its own transaction, its stored entries untouched, its claim released and its
+    next fetch backed off. A failure of the database while recording it is raised."""
+    error = error[:ERROR_CHARS]
+    status = "gone" if result.status is FetchStatus.GONE else "error"
 
     def record(session: Session) -> None:
         source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
@@ -492,9 +533,19 @@ def _record_failure(
         store.record_fetch(session, source, result, now, next_time, error=error)
 
     in_transaction(engine, record)
+    after_commit(
+        functools.partial(
+            log.warning,
+            "source=%s status=%s http=%s error=%s",
+            result.source_id,
+            status,
+            result.http_status,
+            error,
+        )
+    )
     return SourceOutcome(
         source_id=result.source_id,
-        status="error",
+        status=status,
         http_status=result.http_status,
         error=error,
     )

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -202,6 +203,9 @@ def tune_garbage_collector() -> None:
 
 def _start_worker(database_url: str) -> None:
     global _worker_engine
+    # Ctrl-C reaches the terminal's whole process group; the pool's owner answers it and stops
+    # its workers, which would otherwise each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_garbage_collector()
     # The storing process is the pipeline's narrowest stage (one writer); with as many workers
     # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.

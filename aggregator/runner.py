@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from aggregator import pipeline, prepare, retention
 from aggregator.config import ConfigError, load_config
-from aggregator.db import session_factory
+from aggregator.db import is_database_failure, session_factory
 from aggregator.fetch import Fetcher, FetchRequest, user_agent
 from aggregator.scheduler import DEFAULT_TICK, Worker, sqlite_worker_lock
 from aggregator.types import Config
@@ -110,10 +110,17 @@ class IngestService:
         return pipeline.claim(self.engine, self.config, worker, limit)
 
     def ingest(self, request: FetchRequest) -> None:
+        """A source's own failures are recorded on it by the pipeline; what reaches here is the
+        database failing (or a bug): the source keeps its claim until the lease expires, then
+        it is fetched again, and the worker goes on."""
         try:
             pipeline.fetch_and_ingest(self.engine, self.config, self._fetchers[-1], request)
-        except Exception:  # recorded here; the lease expires and the source is retried
-            log.exception("source=%s ingest failed", request.source_id)
+        except Exception as exc:
+            if not is_database_failure(exc):
+                log.exception("source=%s ingest failed", request.source_id)
+                return
+            log.error("source=%s database unavailable, retried after its lease: %s",
+                      request.source_id, pipeline.reason(exc))  # fmt: skip
 
     def close(self) -> None:
         for fetcher in self._fetchers:

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, delete, event, func, select
+from sqlalchemy.exc import OperationalError
 
 from aggregator import limits
 from aggregator.config import parse_config
@@ -452,11 +453,12 @@ def test_a_source_whose_store_fails_inside_a_write_group_loses_only_its_own_entr
         assert len(commits) == 1  # the three stores, the failure and the related lists at once
 
 
-def test_a_pass_while_another_writer_holds_sqlite_reports_each_source_unavailable_and_ends(
+def test_a_pass_while_another_writer_holds_sqlite_past_the_timeout_ends_with_that_error(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
-    """A write group that cannot begin (the database locked past the busy timeout) fails the
-    next source, not the pass: every source is reported, and the pass returns."""
+    """A write group that cannot begin (the database locked past the busy timeout) is a failure
+    of the database itself, not of a source: the pass ends at once with it, and no source is
+    recorded as stored or failed (each keeps its claim, free once this process is gone)."""
     path = tmp_path / "locked.sqlite3"
     engine = open_database(f"sqlite:///{path}")
 
@@ -475,7 +477,15 @@ def test_a_pass_while_another_writer_holds_sqlite_reports_each_source_unavailabl
     other_writer = sqlite3.connect(path, isolation_level=None)
     other_writer.execute("BEGIN IMMEDIATE")
     outcomes: list[SourceOutcome] = []
-    worker = threading.Thread(target=lambda: outcomes.extend(run_pass(engine, config, requests)))
+    failures: list[Exception] = []
+
+    def run() -> None:
+        try:
+            outcomes.extend(run_pass(engine, config, requests))
+        except OperationalError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
     try:
         worker.start()
         worker.join(timeout=60)
@@ -484,9 +494,12 @@ def test_a_pass_while_another_writer_holds_sqlite_reports_each_source_unavailabl
         other_writer.rollback()
         other_writer.close()
         worker.join()
-        engine.dispose()
-    assert sorted((o.source_id, o.status) for o in outcomes) == [("a", "error"), ("b", "error")]
-    assert all("database unavailable" in (o.error or "") for o in outcomes)
+    assert outcomes == []
+    assert len(failures) == 1 and "database is locked" in str(failures[0])
+    with session_factory(engine)() as session:
+        recorded = session.execute(select(Source.last_status, Source.claimed_by)).all()
+    engine.dispose()
+    assert recorded == [(None, "test"), (None, "test")]
 
 
 def test_a_pass_on_sqlite_commits_the_sources_ready_together(

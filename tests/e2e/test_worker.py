@@ -33,7 +33,9 @@ FAST = {"interval": "2s", "min_interval": "1s", "timeout": "2s", "host_spacing":
 class Process:
     """A caulbart long-running command, its output captured to a file for assertions."""
 
-    def __init__(self, caulbart: Caulbart, *args: str, name: str = "worker") -> None:
+    def __init__(
+        self, caulbart: Caulbart, *args: str, name: str = "worker", new_session: bool = False
+    ) -> None:
         self.log_path = caulbart.cwd / f"{name}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         env = {
@@ -42,8 +44,9 @@ class Process:
             "CAULBART_CONFIG": str(caulbart.config),
         }
         self.popen = subprocess.Popen(
-            [CAULBART, *args], cwd=caulbart.cwd, env=env, stdout=self._log, stderr=self._log
-        )
+            [CAULBART, *args], cwd=caulbart.cwd, env=env, stdout=self._log, stderr=self._log,
+            start_new_session=new_session,  # its own process group, as a terminal gives it
+        )  # fmt: skip
 
     @property
     def log(self) -> str:
