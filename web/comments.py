@@ -57,6 +57,7 @@ from aggregator.comments import (
     validate,
 )
 from aggregator.types import Config
+from web.routing import StoryRef, form_ids
 
 __all__ = ["comment_counts", "init_comments"]
 
@@ -66,7 +67,7 @@ comments = Blueprint("comments", __name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 STORY_RULE = (
-    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<slug_id>"
+    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<story:ref>"
 )
 # The hidden field a person never sees (nor fills); bots filling every input do.
 HONEYPOT = "homepage"
@@ -173,8 +174,11 @@ def _same(given: str, expected: str) -> bool:
 
 
 def check_csrf() -> None:
-    """Every unsafe request to the app carries the session's token, or is refused (400)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    """Every unsafe request to the app carries the session's token, or is refused (400).
+
+    A request no route takes (an unknown address, a method such as PUT) is left to routing,
+    which answers it 404 or 405 before any view runs."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.routing_exception is not None:
         return
     raw = session.get(SESSION_CSRF)
     sent = request.form.get("csrf_token", "")
@@ -258,11 +262,8 @@ def reply_counts(cards: Iterable[Any]) -> dict[int, int]:
     return comment_counts(_engine(), (card.id for card in cards))
 
 
-def _open_story(slug_id: str) -> CommentedStory:
-    _, _, raw_id = slug_id.rpartition("-")
-    if not raw_id.isdigit():
-        abort(404)
-    story = find_story(_engine(), int(raw_id))
+def _open_story(ref: StoryRef) -> CommentedStory:
+    story = find_story(_engine(), ref.id)
     if story is None or story.hidden:
         abort(404)
     if story.withdrawn:
@@ -271,9 +272,9 @@ def _open_story(slug_id: str) -> CommentedStory:
 
 
 @comments.post(STORY_RULE)
-def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
+def post_comment(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue:
     """A reader's reply: held for moderation (or approved), then back to the story (303)."""
-    story = _open_story(slug_id)
+    story = _open_story(ref)
     back = redirect(f"{story.path}#comments", code=303)
     if request.form.get(HONEYPOT):
         log.info("comment discarded: honeypot filled story_id=%d", story.id)
@@ -286,9 +287,7 @@ def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseRetur
             problems,
         )
         view: Any = current_app.view_functions["pages.story"]
-        page: Response = current_app.make_response(
-            view(year=year, month=month, day=day, slug_id=slug_id)
-        )
+        page: Response = current_app.make_response(view(year=year, month=month, day=day, ref=ref))
         page.status_code = 422
         page.headers["Cache-Control"] = "no-store"
         return page
@@ -312,9 +311,9 @@ def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseRetur
 
 
 @comments.get(STORY_RULE + "/comments.atom")
-def story_comments_feed(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
+def story_comments_feed(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue:
     """The story's approved comments, newest first, as Atom: names and text, never emails."""
-    story = _open_story(slug_id)
+    story = _open_story(ref)
     site = _config().site
     story_url = site.base_url.rstrip("/") + story.path
     shown = approved_comments(_engine(), story.id, limit=FEED_LENGTH)
@@ -415,10 +414,10 @@ def decide() -> ResponseReturnValue:
     """approve, reject or spam the comment ids sent (one button per comment)."""
     try:
         status = Status(request.form.get("action", ""))
-        ids = [int(value) for value in request.form.getlist("id")]
     except ValueError:
         abort(400)
-    if status is Status.PENDING or not ids:
+    ids = form_ids()
+    if status is Status.PENDING:
         abort(400)
     try:
         moderate(_engine(), ids, status, datetime.now(UTC))
