@@ -1,8 +1,8 @@
 """Readers' comments: validation, storage, moderation, and the safe rendering of their text.
 
 A comment is plain text. It is validated here (pure functions of the submitted values), stored
-pending, and shown once an editor approves it, or at once when its author had an approved
-comment before (`comments.auto_approve`). The email is kept for editors and auto-approval only:
+pending, and shown once an editor approves it, or at once when its email had an approved
+comment before and none marked spam (`comments.auto_approve`). The email is kept for editors and auto-approval only:
 nothing in this module returns it, and log lines name comments by id.
 """
 
@@ -209,12 +209,13 @@ def add_comment(
 
 
 def _approved_before(session: Session, draft: Draft) -> bool:
-    """Same email (any case) and same name as an approved comment, and never marked spam."""
+    """The email (any case) has an approved comment and none marked spam, under any name: trust
+    is earned and lost by the address, so a spammer cannot come back under a trusted name."""
     email = draft.email.lower()
     statuses = dict(
         session.execute(
             select(Comment.status, func.count())
-            .where(func.lower(Comment.email) == email, Comment.name == draft.name)
+            .where(func.lower(Comment.email) == email)
             .group_by(Comment.status)
         ).all()
     )

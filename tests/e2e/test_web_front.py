@@ -7,8 +7,14 @@ Through the user's paths: a real `caulbart serve` on 127.0.0.1, the web app over
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aggregator.models import Comment
 from tests.e2e.test_comments_web import (
     Site,
+    pending_lines,
+    reply,
     site,
     token_of,
 )
@@ -66,3 +72,34 @@ def test_methods_other_than_get_head_options_post_are_405(site: Site) -> None:
     assert client.open("/", method="OPTIONS").status_code == 200
     assert client.post("/").status_code == 405  # the home page takes no form
     assert client.post("/no/such/page").status_code == 404
+
+
+# --- a spammer under another name -----------------------------------------------------------
+
+EVE = "eve@example.com"
+
+
+def test_a_spam_mark_withdraws_trust_from_every_name_of_that_email(site: Site) -> None:
+    client = site.client()
+    reply(client, site.path, comment="A fair point about the ferry.", name="Eve", email=EVE)
+    [approved] = pending_lines(site.caulbart)
+    assert site.caulbart("comments", "approve", str(approved["id"])).returncode == 0
+    reply(client, site.path, comment="Cheap pills here.", name="Pill Shop", email=EVE)
+    assert pending_lines(site.caulbart) == []  # trusted by email: published under a new name
+    with Session(site.engine) as session:
+        spam = session.scalar(select(func.max(Comment.id)))
+    assert site.caulbart("comments", "spam", str(spam)).returncode == 0
+
+    reply(client, site.path, comment="Back again, as Eve.", name="Eve", email=EVE.upper())
+    assert [line["name"] for line in pending_lines(site.caulbart)] == ["Eve"]
+    page = site.client().get(site.path).get_data(as_text=True)
+    assert "Back again" not in page
+
+
+def test_an_approved_email_is_trusted_under_a_new_name(site: Site) -> None:
+    client = site.client()
+    reply(client, site.path, comment="First, as Ada.", name="Ada")
+    [line] = pending_lines(site.caulbart)
+    site.caulbart("comments", "approve", str(line["id"]))
+    reply(client, site.path, comment="Now signing as A. Lovelace.", name="A. Lovelace")
+    assert pending_lines(site.caulbart) == []
