@@ -7,18 +7,27 @@ Through the user's paths: a real `caulbart serve` on 127.0.0.1, the web app over
 
 from __future__ import annotations
 
+import hashlib
+import re
+from http.cookies import SimpleCookie
+from typing import Any
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aggregator.db import open_database
 from aggregator.models import Comment
+from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_comments_web import (
     Site,
+    make_app,
     pending_lines,
     reply,
     site,
     token_of,
 )
-from tests.e2e.test_worker import processes, unused_port
+from tests.e2e.test_worker import Process, processes, unused_port, wait_until
 
 __all__ = ["processes", "site", "unused_port"]  # the fixtures
 
@@ -103,3 +112,68 @@ def test_an_approved_email_is_trusted_under_a_new_name(site: Site) -> None:
     site.caulbart("comments", "approve", str(line["id"]))
     reply(client, site.path, comment="Now signing as A. Lovelace.", name="A. Lovelace")
     assert pending_lines(site.caulbart) == []
+
+
+# --- the editors' cookie --------------------------------------------------------------------
+
+ADMIN_TOKEN = "correct-horse-battery-staple"
+
+
+@pytest.mark.parametrize("base_url", ["http://caulbart.test", "https://caulbart.test"])
+def test_the_admin_cookie_holds_nothing_the_token_alone_gives(
+    caulbart: Caulbart, feed_server: FeedServer, base_url: str
+) -> None:
+    write_feeds_yaml(caulbart.config, [], site={"title": "Caulbart", "base_url": base_url})
+    engine = open_database(caulbart.database_url)
+    app = make_app(caulbart, engine, CAULBART_ADMIN_TOKEN=ADMIN_TOKEN)
+    editor = app.test_client()
+    entered = editor.get(f"{base_url}/admin/comments?token={ADMIN_TOKEN}")
+    assert entered.status_code == 303
+    header = "\n".join(entered.headers.getlist("Set-Cookie"))
+    guessable = hashlib.sha256(f"admin:{ADMIN_TOKEN}".encode()).hexdigest()
+    assert guessable not in header and ADMIN_TOKEN not in header
+    assert guessable not in _session_payloads(header)
+    [admin] = [c for c in entered.headers.getlist("Set-Cookie") if "Path=/admin" in c]
+    attributes = {part.strip().lower() for part in admin.split(";")}
+    assert {"httponly", "samesite=strict"} <= attributes
+    assert ("secure" in attributes) is base_url.startswith("https")
+    assert editor.get(f"{base_url}/admin/comments").status_code == 200  # the cookie lets in
+    other = make_app(caulbart, engine, CAULBART_ADMIN_TOKEN="a-different-editors-token")
+    stranger = other.test_client()
+    cookie = SimpleCookie()
+    cookie.load(admin)
+    for name, morsel in cookie.items():
+        stranger.set_cookie(name, morsel.value, domain="caulbart.test", path="/admin")
+    refused = stranger.get(f"{base_url}/admin/comments")
+    assert refused.status_code == 401  # a changed token ends every editor's session
+    app.extensions["caulbart.feeds"].close()
+    other.extensions["caulbart.feeds"].close()
+    engine.dispose()
+
+
+def _session_payloads(header: str) -> str:
+    """The readable part of Flask's signed session cookie (base64 of JSON, maybe zlib)."""
+    import base64
+    import zlib
+
+    found = re.search(r"session=\.?([A-Za-z0-9_-]+)", header)
+    if not found:
+        return ""
+    raw = found.group(1) + "=" * (-len(found.group(1)) % 4)
+    data = base64.urlsafe_b64decode(raw)
+    if header.split("session=", 1)[1].startswith("."):
+        data = zlib.decompress(data)
+    return data.decode()
+
+
+def test_serve_warns_at_start_when_the_admin_token_is_short(
+    caulbart: Caulbart, processes: list[Process], unused_port: int, monkeypatch: Any
+) -> None:
+    write_feeds_yaml(caulbart.config, [])
+    monkeypatch.setenv("CAULBART_ADMIN_TOKEN", "hunter2")
+    web = Process(caulbart, "serve", "--port", str(unused_port), name="web")
+    processes.append(web)
+    wait_until(lambda: "web listening" in web.log, timeout=60, what="caulbart serve started")
+    assert web.stop() == 0, web.log
+    [warning] = [line for line in web.log.splitlines() if "admin token" in line]
+    assert " WARNING " in warning and "hunter2" not in warning
