@@ -8,10 +8,16 @@ Through the user's paths: a real `caulbart serve` on 127.0.0.1, the web app over
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import urlsplit
 
+import feedparser
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -177,3 +183,80 @@ def test_serve_warns_at_start_when_the_admin_token_is_short(
     assert web.stop() == 0, web.log
     [warning] = [line for line in web.log.splitlines() if "admin token" in line]
     assert " WARNING " in warning and "hunter2" not in warning
+
+
+# --- invisible characters -------------------------------------------------------------------
+
+BIDI = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "gnp.exe" shows as "exe.png"
+INVISIBLE = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+INVISIBLE += "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _spoofing_rss() -> str:
+    when = format_datetime(datetime.now(UTC))
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>A</title>'
+        f"<item><guid>spoof-1</guid><title>Invoice {BIDI}fdp.exe\u2066 from the\u200b harbour"
+        "</title>"
+        f"<link>https://agency.example/news/ferry\u200b-terminal</link>"
+        f"<pubDate>{when}</pubDate><author>desk@agency.example (Ada{BIDI} Desk\u200d)</author>"
+        f"<category>Fer\u200bries</category><category>{BIDI}Harbour</category>"
+        f"<description>The council{BIDI} voted late\u2060 on the ferry terminal.</description>"
+        "</item></channel></rss>"
+    )
+
+
+@pytest.fixture
+def spoofed(caulbart: Caulbart, feed_server: FeedServer) -> Iterator[dict[str, Any]]:
+    url = feed_server.add("/spoof.rss", _spoofing_rss(), content_type="application/rss+xml")
+    write_feeds_yaml(caulbart.config, [{"id": "agency", "url": url}])
+    fetched = caulbart("fetch", "--all")
+    assert fetched.returncode == 0, fetched.stderr
+    [story] = [json.loads(line) for line in caulbart("export").stdout.splitlines()]
+    yield story
+
+
+def _visible_only(text: str) -> bool:
+    return not any(character in text for character in INVISIBLE)
+
+
+def test_invisible_characters_are_stripped_from_headlines_tags_and_names(
+    caulbart: Caulbart, spoofed: dict[str, Any]
+) -> None:
+    assert spoofed["title"] == "Invoice fdp.exe from the harbour"
+    assert _visible_only(json.dumps(spoofed, ensure_ascii=False))
+    [entry] = spoofed["entries"]
+    assert entry["link"] == "https://agency.example/news/ferry%E2%80%8B-terminal"
+    engine = open_database(caulbart.database_url)
+    app = make_app(caulbart, engine)
+    client = app.test_client()
+    page = client.get(urlsplit(spoofed["url"]).path).get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", page, re.S)
+    description = re.search(r'<meta name="description" content="([^"]*)"', page)
+    assert title and description
+    assert _visible_only(title.group(1)) and "fdp.exe" in title.group(1)
+    assert _visible_only(description.group(1)) and "voted late on" in description.group(1)
+    headline = re.search(r"<h1[^>]*>(.*?)</h1>", page, re.S)
+    assert headline and _visible_only(headline.group(1)) and "fdp.exe" in headline.group(1)
+    assert f"Ada{BIDI}" not in page
+    [item] = client.get("/feed.json").get_json()["items"]
+    shown = [item["title"], *(a["name"] for a in item.get("authors", [])), *item["tags"]]
+    assert "fdp.exe" in item["title"] and all(map(_visible_only, shown)), shown
+    for feed in ("/feed.atom", "/feed.rss"):
+        [item] = feedparser.parse(client.get(feed).data).entries
+        shown = [item.title, item.get("author", ""), *(tag.term for tag in item.tags)]
+        assert "fdp.exe" in item.title and all(map(_visible_only, shown)), (feed, shown)
+        assert {"ferries", "harbour"} <= {text.lower() for text in shown}, (feed, shown)
+    app.extensions["caulbart.feeds"].close()
+    engine.dispose()
+
+
+def test_invisible_characters_are_stripped_from_comment_names(site: Site) -> None:
+    reply(site.client(), site.path, name=f"Ada{BIDI}\u200b Lovelace\u2069")
+    assert [line["name"] for line in pending_lines(site.caulbart)] == ["Ada Lovelace"]
+
+
+def test_a_comment_website_with_invisible_characters_is_refused(site: Site) -> None:
+    refused = reply(site.client(), site.path, url="https://example.org/\u200bpay")
+    assert refused.status_code == 422
+    assert site.stored() == 0
