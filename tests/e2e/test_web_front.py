@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -39,6 +41,37 @@ __all__ = ["processes", "site", "unused_port"]  # the fixtures
 
 HUGE = "99999999999999999999999"
 BEYOND = str(2**31)  # one more than the largest id PostgreSQL's INTEGER id columns hold
+
+# --- idle connections -----------------------------------------------------------------------
+
+IDLE_CONNECTIONS = 150  # more than waitress's default connection limit of 100
+
+
+def test_serve_still_answers_healthz_with_150_idle_connections_open(
+    caulbart: Caulbart, processes: list[Process], unused_port: int
+) -> None:
+    write_feeds_yaml(caulbart.config, [])
+    web = Process(caulbart, "serve", "--port", str(unused_port), name="web")
+    processes.append(web)
+    base = f"http://127.0.0.1:{unused_port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what="caulbart serve answers")
+    idle = [socket.create_connection(("127.0.0.1", unused_port)) for _ in range(IDLE_CONNECTIONS)]
+    try:
+        # Generous: an answer at all is what is proved; the bench measures how fast.
+        answer = httpx.get(base + "/healthz", timeout=10)
+        assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    finally:
+        for connection in idle:
+            connection.close()
+    assert web.stop() == 0, web.log
+
 
 # --- huge numbers and odd methods -----------------------------------------------------------
 
