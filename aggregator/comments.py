@@ -1,9 +1,9 @@
 """Readers' comments: validation, storage, moderation, and the safe rendering of their text.
 
 A comment is plain text. It is validated here (pure functions of the submitted values), stored
-pending, and shown once an editor approves it, or at once when its author had an approved
-comment before (`comments.auto_approve`). The email is kept for editors and auto-approval only:
-nothing in this module returns it, and log lines name comments by id.
+pending, and shown once an editor approves it, or at once when its email had an approved
+comment before and none marked spam (`comments.auto_approve`). The email is kept for editors
+and auto-approval only: nothing in this module returns it, and log lines name comments by id.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.db import read_sessions, session_factory
 from aggregator.models import Comment, Story
+from aggregator.normalise import visible
 from aggregator.permalinks import story_path
 from aggregator.review import is_visible
 from aggregator.types import CommentsConfig
@@ -74,7 +75,7 @@ class Draft:
 
         return cls(
             body=clean("comment"),
-            name=" ".join(clean("name").split()),
+            name=" ".join(visible(clean("name")).split()),
             email=clean("email"),
             website=clean("url"),
         )
@@ -115,6 +116,8 @@ def _website_problem(website: str) -> str | None:
         return "Please give a website address starting with http:// or https://."
     if any(character.isspace() for character in website):
         return "A website address cannot contain spaces."
+    if visible(website) != website:
+        return "A website address cannot contain invisible characters."
     return None
 
 
@@ -209,12 +212,13 @@ def add_comment(
 
 
 def _approved_before(session: Session, draft: Draft) -> bool:
-    """Same email (any case) and same name as an approved comment, and never marked spam."""
+    """The email (any case) has an approved comment and none marked spam, under any name: trust
+    is earned and lost by the address, so a spammer cannot come back under a trusted name."""
     email = draft.email.lower()
     statuses = dict(
         session.execute(
             select(Comment.status, func.count())
-            .where(func.lower(Comment.email) == email, Comment.name == draft.name)
+            .where(func.lower(Comment.email) == email)
             .group_by(Comment.status)
         ).all()
     )

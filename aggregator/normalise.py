@@ -11,7 +11,7 @@ import html
 import re
 import unicodedata
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
@@ -73,6 +73,10 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 UNSAFE_URL_CHARS = re.compile(r"[<>\"`]")
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 WORD = re.compile(r"\w+")
+# Bidirectional controls (U+202A-202E, U+2066-2069, U+200E/F, U+061C) and zero-width characters
+# (U+200B-200D, U+2060, U+FEFF): invisible, yet they make text read otherwise than it is
+# ("fdp.exe" behind U+202E shows as "exe.pdf") or two equal-looking links differ.
+INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]")
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -82,6 +86,19 @@ def collapse(text: str) -> str:
     str.split() and regex "\\s" agree on what is whitespace (str.isspace); split is the faster.
     """
     return " ".join(CONTROL_CHARS.sub("", text).split())
+
+
+def visible(text: str) -> str:
+    """One line of text (a headline, a name, a tag) without invisible characters; whitespace
+    they separated is made one space again."""
+    if text.isascii():
+        return text
+    return " ".join(INVISIBLE.sub("", text).split())
+
+
+def _encode_invisible(url: str) -> str:
+    """Invisible characters in a link percent-encoded (UTF-8), so the stored link shows them."""
+    return INVISIBLE.sub(lambda match: quote(match.group(0)), url)
 
 
 # What an HTML tokenizer reads as the start of a tag: "<" then a letter, "!", "/" or "?".
@@ -157,7 +174,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     """Absolute http(s) URL without fragment or tracking parameters; None if not a web link."""
     if not url:
         return None
-    url = collapse(url).replace(" ", "%20")
+    url = _encode_invisible(collapse(url).replace(" ", "%20"))
     if UNSAFE_URL_CHARS.search(url):
         return None  # not a link but markup or prose ("http://x </title> <author>...")
     try:
@@ -232,7 +249,7 @@ def _join(base: str | None, url: str) -> str:
 def _absolute(url: str, base: str | None) -> str | None:
     """Like canonical_url but keeps the fragment and query as written (in-article links)."""
     try:
-        absolute = _join(base, url.strip())
+        absolute = _join(base, _encode_invisible(url.strip()))
         scheme = urlsplit(absolute).scheme.lower()
         if scheme in ("http", "https") and not urlsplit(absolute).hostname:
             return None
@@ -272,7 +289,7 @@ def clean_person(name: str | None) -> str | None:
     """An author name with any e-mail address removed: emails are never published."""
     if not name:
         return None
-    text = EMAIL.sub("", plain_text(name))
+    text = EMAIL.sub("", visible(plain_text(name)))
     text = collapse(text.replace("()", "").strip(" ()<>,;"))
     return truncate(text, limits.MAX_AUTHOR_CHARS) or None
 
@@ -293,10 +310,11 @@ def normalise_entry(
         lede = first_paragraph(raw.summary)
     else:
         lede = first_paragraph(body_html)
-    lede = truncate(lede, limits.MAX_LEDE_CHARS)
-    title = strip_title(truncate(plain_text(raw.title or ""), limits.MAX_TITLE_CHARS), title_strip)
+    lede = truncate(visible(lede), limits.MAX_LEDE_CHARS)
+    headline = visible(plain_text(raw.title or ""))
+    title = strip_title(truncate(headline, limits.MAX_TITLE_CHARS), title_strip)
     if not title:
-        title = truncate(lede or body_text, 120) if (lede or body_text) else ""
+        title = truncate(lede or visible(body_text), 120) if (lede or body_text) else ""
     if not title and not link and not body_text:
         return None
     if not title:
@@ -308,7 +326,9 @@ def normalise_entry(
     if image_url is None and body_html:
         match = FIRST_IMG_SRC.search(body_html)
         image_url = html.unescape(match.group(1)) if match else None
-    image_credit = truncate(plain_text(raw.image_credit), 200) if raw.image_credit else None
+    image_credit = (
+        truncate(visible(plain_text(raw.image_credit)), 200) if raw.image_credit else None
+    )
     author = clean_person(raw.author)
     guid = _guid(raw, link, title, body_text)
     # Content besides the summary, and longer: the summary's text is read only for this.
@@ -365,7 +385,7 @@ def _categories(values: tuple[str, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     result: list[str] = []
     for value in values:
-        label = truncate(plain_text(value), limits.MAX_CATEGORY_CHARS)
+        label = truncate(visible(plain_text(value)), limits.MAX_CATEGORY_CHARS)
         if label and label.casefold() not in seen:
             seen.add(label.casefold())
             result.append(label)

@@ -184,6 +184,34 @@ def _run_clock(
             service.close()
 
 
+# waitress for a public site. Its defaults (100 connections, idle ones kept 120 s) let ~110
+# idle connections stop every answer; docs/deploy.md says what the reverse proxy adds.
+WAITRESS_SETTINGS: dict[str, int | bool] = {
+    "threads": 8,
+    # Each open connection, idle or not, holds one until it closes or times out.
+    "connection_limit": 1000,
+    # A connection that sends nothing for this long is closed (waitress: 120 s)...
+    "channel_timeout": 30,
+    # ...looked for this often (waitress: every 30 s).
+    "cleanup_interval": 5,
+    # Connections the kernel holds for accept() while the limit is reached.
+    "backlog": 2048,
+    # select() cannot watch a descriptor above 1024; poll() can.
+    "asyncore_use_poll": True,
+}
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise this process's soft limit on open files (often 1024) towards `needed`, within the
+    hard limit, so the connection limit is reached before the descriptor limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 class WebServer:
     """waitress in a background thread (a production WSGI server, not Flask's dev server)."""
 
@@ -193,7 +221,8 @@ class WebServer:
         from web import create_app
 
         app = create_app(engine, {"CAULBART_CONFIG": config_path})
-        self.server = create_server(app, host=host, port=port, threads=8)
+        _allow_open_files(int(WAITRESS_SETTINGS["connection_limit"]) + 256)
+        self.server = create_server(app, host=host, port=port, **WAITRESS_SETTINGS)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 
     def close(self) -> None:

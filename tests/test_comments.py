@@ -177,8 +177,10 @@ def test_an_approved_commenter_is_approved_at_once_next_time(engine: sqlalchemy.
     comments.moderate(engine, [first], Status.APPROVED, NOW)
     _, again = post(engine, story, email="ADA@example.org", comment="Me again.")
     assert again is Status.APPROVED
-    _, impostor = post(engine, story, name="Not Ada", comment="Same email, other name.")
-    assert impostor is Status.PENDING
+    _, renamed = post(engine, story, name="A. Lovelace", comment="Same email, other name.")
+    assert renamed is Status.APPROVED  # trust is the email's, whatever name it signs with
+    _, stranger = post(engine, story, email="eve@example.com", comment="Other email, Ada's name.")
+    assert stranger is Status.PENDING
     _, off = post(engine, story, settings=CommentsConfig(auto_approve=False))
     assert off is Status.PENDING
 
@@ -190,6 +192,7 @@ def test_a_commenter_once_marked_spam_is_never_auto_approved(engine: sqlalchemy.
     comments.moderate(engine, [good], Status.APPROVED, NOW)
     comments.moderate(engine, [bad], Status.SPAM, NOW)
     assert post(engine, story, comment="Hello again")[1] is Status.PENDING
+    assert post(engine, story, name="Someone new", comment="Hi")[1] is Status.PENDING
 
 
 def test_a_withdrawn_story_takes_no_comments(engine: sqlalchemy.Engine) -> None:

@@ -21,6 +21,7 @@ from aggregator.normalise import (
     sanitise_html,
     search_text,
     truncate,
+    visible,
 )
 from aggregator.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, Item, RawEntry
@@ -474,3 +475,11 @@ def test_search_text_has_the_words_of_a_sanitised_body_and_nothing_of_its_tags(
     words = re.findall(r"\w+", search_text(body))
     assert words == re.findall(r"\w+", plain_text(body))
     assert not {"quokka", "href", "img", "alt", "onclick", "dropped"} & set(words)
+
+
+def test_invisible_characters_leave_headlines_and_are_encoded_in_links() -> None:
+    assert visible("Invoice \u202efdp.exe\u2066 from\u200b the\u00a0harbour") == (
+        "Invoice fdp.exe from the harbour"
+    )
+    assert visible("plain ascii  stays as given") == "plain ascii  stays as given"
+    assert canonical_url("https://example.org/a\u200bb") == "https://example.org/a%E2%80%8Bb"

@@ -53,8 +53,10 @@ def create_app(engine: Engine | None = None, config: dict[str, Any] | None = Non
     from web.feeds import feeds
     from web.pages import pages
     from web.review import init_review  # adds /admin/review to the admin blueprint
+    from web.routing import register_converters
     from web.sitemap import sitemap
 
+    register_converters(app.url_map)
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
     app.register_blueprint(sitemap)

@@ -35,6 +35,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
@@ -57,6 +58,7 @@ from aggregator.comments import (
     validate,
 )
 from aggregator.types import Config
+from web.routing import StoryRef, form_ids
 
 __all__ = ["comment_counts", "init_comments"]
 
@@ -66,7 +68,7 @@ comments = Blueprint("comments", __name__)
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 STORY_RULE = (
-    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<slug_id>"
+    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<story:ref>"
 )
 # The hidden field a person never sees (nor fills); bots filling every input do.
 HONEYPOT = "homepage"
@@ -79,7 +81,13 @@ FEED_MAX_AGE = 60
 SECRET_KEY_FILE = Path("instance") / "secret_key"
 SESSION_CSRF = "csrf"
 SESSION_AUTHOR = "comment_author"
-SESSION_ADMIN = "admin"
+# The editors' cookie, sent to /admin only. Its value is signed and dated with the secret key
+# and holds an HMAC of the token under that key: nothing to guess the token from offline.
+ADMIN_COOKIE = "caulbart_admin"
+ADMIN_COOKIE_SALT = "caulbart-admin-session"
+ADMIN_SESSION_SECONDS = 12 * 3600  # an editor's working day; then the token is asked again
+# Below this, a token is guessable by brute force despite the rate limit: warn at start.
+ADMIN_TOKEN_MIN_LENGTH = 16
 
 
 # --- the application's side -----------------------------------------------------------------
@@ -91,6 +99,9 @@ def init_comments(app: Flask) -> Limiter:
         app.config["SECRET_KEY"] = secret_key()
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    site: Config = app.extensions["caulbart.config"]
+    app.config.setdefault("SESSION_COOKIE_SECURE", _is_https(site))
+    warn_if_short(app.config.get("CAULBART_ADMIN_TOKEN") or os.environ.get("CAULBART_ADMIN_TOKEN"))
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -119,6 +130,21 @@ def init_comments(app: Flask) -> Limiter:
     app.register_error_handler(429, too_many)
     app.register_error_handler(400, bad_request)
     return limiter
+
+
+def warn_if_short(token: object) -> None:
+    """A log WARNING at start when the admin token is short enough to be guessed."""
+    if token and len(str(token)) < ADMIN_TOKEN_MIN_LENGTH:
+        log.warning(
+            "the admin token (CAULBART_ADMIN_TOKEN) is %d characters long; use at least %d "
+            "random characters (docs/comments.md says how to make one)",
+            len(str(token)),
+            ADMIN_TOKEN_MIN_LENGTH,
+        )
+
+
+def _is_https(config: Config) -> bool:
+    return config.site.base_url.lower().startswith("https://")
 
 
 def _limit(app: Flask, limiter: Limiter, endpoint: str, rate: str) -> None:
@@ -173,8 +199,11 @@ def _same(given: str, expected: str) -> bool:
 
 
 def check_csrf() -> None:
-    """Every unsafe request to the app carries the session's token, or is refused (400)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    """Every unsafe request to the app carries the session's token, or is refused (400).
+
+    A request no route takes (an unknown address, a method such as PUT) is left to routing,
+    which answers it 404 or 405 before any view runs."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.routing_exception is not None:
         return
     raw = session.get(SESSION_CSRF)
     sent = request.form.get("csrf_token", "")
@@ -258,11 +287,8 @@ def reply_counts(cards: Iterable[Any]) -> dict[int, int]:
     return comment_counts(_engine(), (card.id for card in cards))
 
 
-def _open_story(slug_id: str) -> CommentedStory:
-    _, _, raw_id = slug_id.rpartition("-")
-    if not raw_id.isdigit():
-        abort(404)
-    story = find_story(_engine(), int(raw_id))
+def _open_story(ref: StoryRef) -> CommentedStory:
+    story = find_story(_engine(), ref.id)
     if story is None or story.hidden:
         abort(404)
     if story.withdrawn:
@@ -271,9 +297,9 @@ def _open_story(slug_id: str) -> CommentedStory:
 
 
 @comments.post(STORY_RULE)
-def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
+def post_comment(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue:
     """A reader's reply: held for moderation (or approved), then back to the story (303)."""
-    story = _open_story(slug_id)
+    story = _open_story(ref)
     back = redirect(f"{story.path}#comments", code=303)
     if request.form.get(HONEYPOT):
         log.info("comment discarded: honeypot filled story_id=%d", story.id)
@@ -286,9 +312,7 @@ def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseRetur
             problems,
         )
         view: Any = current_app.view_functions["pages.story"]
-        page: Response = current_app.make_response(
-            view(year=year, month=month, day=day, slug_id=slug_id)
-        )
+        page: Response = current_app.make_response(view(year=year, month=month, day=day, ref=ref))
         page.status_code = 422
         page.headers["Cache-Control"] = "no-store"
         return page
@@ -312,9 +336,9 @@ def post_comment(year: int, month: int, day: int, slug_id: str) -> ResponseRetur
 
 
 @comments.get(STORY_RULE + "/comments.atom")
-def story_comments_feed(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
+def story_comments_feed(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue:
     """The story's approved comments, newest first, as Atom: names and text, never emails."""
-    story = _open_story(slug_id)
+    story = _open_story(ref)
     site = _config().site
     story_url = site.base_url.rstrip("/") + story.path
     shown = approved_comments(_engine(), story.id, limit=FEED_LENGTH)
@@ -351,15 +375,49 @@ def _admin_token() -> str | None:
     return str(token) if token else None
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(b"admin:" + token.encode()).hexdigest()
+def _admin_mark(token: str) -> str:
+    """What the editors' cookie proves: the token, keyed with the secret key (so a leaked
+    cookie gives nothing to test guesses against), and void once the token changes."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, b"admin-session:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def _admin_cookies() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=ADMIN_COOKIE_SALT)
+
+
+def _admin_cookie_valid(token: str) -> bool:
+    kept = request.cookies.get(ADMIN_COOKIE)
+    if not kept:
+        return False
+    try:
+        mark = _admin_cookies().loads(kept, max_age=ADMIN_SESSION_SECONDS)
+    except BadData:
+        return False
+    return isinstance(mark, str) and _same(mark, _admin_mark(token))
+
+
+def _enter_admin(token: str) -> ResponseReturnValue:
+    """The answer to a right ?token=: the address without it, and the editors' cookie."""
+    rest = {k: v for k, v in request.args.items() if k != "token"}
+    response = redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), code=303)
+    response.set_cookie(
+        ADMIN_COOKIE,
+        _admin_cookies().dumps(_admin_mark(token)),
+        max_age=ADMIN_SESSION_SECONDS,
+        path=admin.url_prefix or "/admin",
+        secure=_is_https(_config()),
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
 
 
 @admin.before_request
 def authorise() -> ResponseReturnValue | None:
     """A token from CAULBART_ADMIN_TOKEN: as a Bearer header, as HTTP basic auth's password, or
-    once as ?token= (then kept in the session, and the address cleaned of it). No token set:
-    the admin pages do not exist."""
+    once as ?token= (then an editors' cookie for /admin is set, and the address cleaned of it).
+    No token set: the admin pages do not exist."""
     token = _admin_token()
     if token is None:
         abort(404)
@@ -371,11 +429,8 @@ def authorise() -> ResponseReturnValue | None:
         return None
     given = request.args.get("token")
     if given is not None and _same(given, token):
-        session[SESSION_ADMIN] = _digest(token)
-        rest = {k: v for k, v in request.args.items() if k != "token"}
-        return redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), code=303)
-    kept = session.get(SESSION_ADMIN)
-    if isinstance(kept, str) and _same(kept, _digest(token)):
+        return _enter_admin(token)
+    if _admin_cookie_valid(token):
         return None
     log.info("admin refused path=%s", request.path)
     return Response(
@@ -415,10 +470,10 @@ def decide() -> ResponseReturnValue:
     """approve, reject or spam the comment ids sent (one button per comment)."""
     try:
         status = Status(request.form.get("action", ""))
-        ids = [int(value) for value in request.form.getlist("id")]
     except ValueError:
         abort(400)
-    if status is Status.PENDING or not ids:
+    ids = form_ids()
+    if status is Status.PENDING:
         abort(400)
     try:
         moderate(_engine(), ids, status, datetime.now(UTC))

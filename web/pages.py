@@ -22,6 +22,7 @@ from aggregator.publish import FORMATS, FeedQuery, PublishedStory
 from aggregator.tagging import tag_slug
 from aggregator.types import Config
 from web import queries, search, structured
+from web.routing import StoryRef
 
 pages = Blueprint("pages", __name__)
 
@@ -228,15 +229,12 @@ def search_page() -> ResponseReturnValue:
 
 
 @pages.get(
-    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<slug_id>"
+    "/<int(fixed_digits=4):year>/<int(fixed_digits=2):month>/<int(fixed_digits=2):day>/<story:ref>"
 )
-def story(year: int, month: int, day: int, slug_id: str) -> ResponseReturnValue:
+def story(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue:
     config = _config()
-    _, _, raw_id = slug_id.rpartition("-")
-    if not raw_id.isdigit():
-        abort(404)
     engine = _engine()
-    found = queries.story_page(engine, config.site, int(raw_id))
+    found = queries.story_page(engine, config.site, ref.id)
     if found is None:
         abort(404)
     current = urlsplit(found.url).path

@@ -16,6 +16,7 @@ from aggregator.permalinks import story_path, story_url
 from aggregator.publish import PublishedStory, load_stories, stories_among
 from aggregator.review import visible
 from aggregator.types import SiteConfig
+from web.routing import ID_MAX
 
 
 @dataclass(frozen=True)
@@ -299,8 +300,12 @@ def sitemap_blocks(engine: Engine, size: int) -> list[int]:
 
 
 def block_stories(engine: Engine, block: int, size: int) -> list[SitemapStory]:
-    """The published stories of one block of ids (see sitemap_blocks), oldest first."""
-    in_block = Story.id.between((block - 1) * size + 1, block * size)
+    """The published stories of one block of ids (see sitemap_blocks), oldest first; none for
+    a block beyond the ids the database can hold."""
+    first = (block - 1) * size + 1
+    if first > ID_MAX:
+        return []
+    in_block = Story.id.between(first, min(block * size, ID_MAX))
     return _sitemap_stories(engine, in_block, size, Story.id.asc())
 
 

@@ -19,6 +19,7 @@ from aggregator.db import session_factory
 from aggregator.review import Review, ReviewRefused, decide, held_stories
 from aggregator.types import Config
 from web.comments import ADMIN_RATE_LIMIT, _limit, admin
+from web.routing import form_ids
 
 QUEUE_LENGTH = 200  # one screen of decisions; the CLI lists them all
 
@@ -46,10 +47,10 @@ def review_decide() -> ResponseReturnValue:
     """approved or rejected for the story ids sent (one form per story)."""
     try:
         decision = Review(request.form.get("action", ""))
-        ids = [int(value) for value in request.form.getlist("id")]
     except ValueError:
         abort(400)
-    if decision is Review.HELD or not ids:
+    ids = form_ids()
+    if decision is Review.HELD:
         abort(400)
     engine = _engine()
     try:

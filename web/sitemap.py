@@ -75,7 +75,7 @@ def pages_sitemap() -> ResponseReturnValue:
     return _xml(root)
 
 
-@sitemap.get("/sitemap-stories-<int:block>.xml")
+@sitemap.get("/sitemap-stories-<id:block>.xml")
 def stories_sitemap(block: int) -> ResponseReturnValue:
     """One block of story ids: its published stories, with their last change."""
     stories = queries.block_stories(_engine(), block, STORIES_PER_SITEMAP) if block > 0 else []
