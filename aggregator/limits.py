@@ -46,6 +46,11 @@ MAX_CATEGORY_CHARS = 100
 MAX_CATEGORIES = 30
 # A date this far ahead of now is a publisher's clock error, clamped to now.
 FUTURE_TOLERANCE_SECONDS = 10 * 60
+# Elements open inside one another in an item's HTML, at most; deeper tags are dropped (their
+# text kept) before the HTML parser reads it. Its scope checks walk the open elements on every
+# block-level start tag, so its time grows with the square of the nesting; real articles nest a
+# few dozen deep, hostile ones a hundred thousand.
+MAX_MARKUP_DEPTH = 512
 # Exact text matching joins stories only when the body has at least this many words.
 MIN_WORDS_FOR_TEXT_MATCH = 12
 # Near-duplicates are looked for among entries published this close in time (feeds.yaml

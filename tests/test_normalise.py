@@ -7,6 +7,7 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from aggregator import limits
 from aggregator.normalise import (
     canonical_url,
+    cap_nesting,
     clean_person,
     first_paragraph,
     normalise_entry,
@@ -25,6 +27,7 @@ from aggregator.normalise import (
 from aggregator.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, corpus_path
+from tests.safety import executable
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 BASE = "http://news.test/world/story.html"
@@ -230,6 +233,63 @@ def test_real_feedburner_pixels_and_feedflare_are_dropped_from_a_wire_story() ->
     assert "~ff" not in first.body_html
     assert "<img" not in first.body_html
     assert first.body_html.startswith("WASHINGTON (Reuters) - North Korea's nuclear program")
+
+
+def nesting_depth(sanitised: str) -> int:
+    """How deep the elements of well-formed (sanitised) HTML nest."""
+    depth = deepest = 0
+    for closing, name in re.findall(r"<(/?)([a-z][a-z0-9]*)", sanitised):
+        if name in {"br", "hr", "img"}:
+            continue
+        depth += -1 if closing else 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+DEEP = 3 * limits.MAX_MARKUP_DEPTH
+WORDS = [f"word{n}" for n in range(DEEP)]
+# One word at each level: nested <div>s, and alternating <b><i>, each closed in order.
+NESTED = {
+    "div": "".join(f"<div>{w} " for w in WORDS) + "</div>" * DEEP,
+    "b/i": "".join(f"<b><i>{w} " for w in WORDS) + "</i></b>" * DEEP,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(NESTED))
+def test_deep_nesting_is_capped_and_keeps_every_word(shape: str) -> None:
+    body = sanitise_html(NESTED[shape], BASE)
+    assert limits.MAX_MARKUP_DEPTH <= nesting_depth(body) <= limits.MAX_MARKUP_DEPTH + 1
+    assert plain_text(body) == plain_text(f"<p>{' '.join(WORDS)}</p>") == " ".join(WORDS)
+    assert sanitise_html(body, BASE) == body  # stored bodies sanitise to themselves
+
+
+@pytest.mark.parametrize("shape", sorted(NESTED))
+def test_deep_nesting_reads_as_the_same_text_and_lede(shape: str) -> None:
+    assert plain_text(NESTED[shape]) == " ".join(WORDS)
+    assert first_paragraph(NESTED[shape]) == " ".join(WORDS)
+    escaped = escape(NESTED[shape])  # markup a feed escaped once more
+    assert plain_text(escaped) == " ".join(WORDS)
+
+
+def test_deeply_nested_markup_is_still_sanitised() -> None:
+    hostile = (
+        '<script>alert("outer")</script><a href="javascript:alert(1)">link</a>'
+        '<img src="x" onerror="alert(2)"><iframe src="http://evil.test/">framed</iframe>'
+    )
+    markup = "<div><span>" * DEEP + "Text " + hostile + "</span></div>" * DEEP
+    body = sanitise_html(markup, BASE)
+    assert executable(body) == []
+    assert "alert" not in body and "framed" not in body and "evil" not in body
+    assert nesting_depth(body) <= limits.MAX_MARKUP_DEPTH + 1
+    assert plain_text(body) == "Text link"
+
+
+def test_nesting_under_the_cap_and_unclosed_siblings_are_left_as_they_are() -> None:
+    under = "<div>" * limits.MAX_MARKUP_DEPTH + "text" + "</div>" * limits.MAX_MARKUP_DEPTH
+    unclosed = "<ul>" + "<li>item" * DEEP + "</ul>" + "<p>para" * DEEP
+    assert cap_nesting(under) is under
+    assert cap_nesting(unclosed) is unclosed
+    assert sanitise_html(under, BASE).count("<div>") == limits.MAX_MARKUP_DEPTH
 
 
 # --- dates ----------------------------------------------------------------------------------
