@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 # Fetching. A wire feed is rarely above 2 MB; 10 MB leaves room for full-content feeds while
 # keeping a hostile endless body from filling memory.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -44,8 +46,12 @@ MAX_GUID_CHARS = 1024
 MAX_AUTHOR_CHARS = 200
 MAX_CATEGORY_CHARS = 100
 MAX_CATEGORIES = 30
-# A date this far ahead of now is a publisher's clock error, clamped to now.
+# A date this far ahead of now is a publisher's clock error: the entry is dated when it was
+# fetched, as an undated one is (normalise), and the date kept as a note on the entry.
 FUTURE_TOLERANCE_SECONDS = 10 * 60
+# A date before this is a placeholder or a broken generator (`Sat, 01 Jan 0001`), not when the
+# news was published: no web feed is that old (RSS 0.9 is from 1999). Treated as the future is.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 # Elements open inside one another in an item's HTML, at most; deeper tags are dropped (their
 # text kept) before the HTML parser reads it. Its scope checks walk the open elements on every
 # block-level start tag, so its time grows with the square of the nesting; real articles nest a

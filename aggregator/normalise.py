@@ -11,12 +11,12 @@ import html
 import re
 import unicodedata
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
-from aggregator import limits
+from aggregator import dates, limits
 from aggregator.filters import strip_title
 from aggregator.types import Item, RawEntry, TextPattern
 
@@ -381,7 +381,7 @@ def normalise_entry(
     if not title:
         title = link or "Untitled"
 
-    published, updated = _dates(raw, now)
+    published, updated, date_note = _dates(raw, now)
     categories = _categories(raw.categories)
     image_url = canonical_url(raw.image_url, base)
     if image_url is None and body_html:
@@ -425,19 +425,33 @@ def normalise_entry(
         content_hash=content_hash,
         has_full_text=has_full_text,
         body_text=body_text,
+        date_note=date_note,
     )
 
 
-def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime]:
-    """Published and updated in UTC: missing means first seen, the future is clamped to now."""
-    latest_allowed = now + timedelta(seconds=limits.FUTURE_TOLERANCE_SECONDS)
-    published = raw.published or raw.updated or now
-    updated = raw.updated or published
-    if published > latest_allowed:
-        published = now
-    if updated > latest_allowed:
-        updated = now
-    return published, max(updated, published)
+def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime, str | None]:
+    """Published and updated in UTC, and a note on any date of the feed that was set aside.
+
+    A missing date means first seen (`now`); so does one no entry can have (limits.EARLIEST_DATE,
+    or after `now`: a placeholder or a wrong clock), which is named in the note instead.
+    """
+    notes: list[str] = []
+
+    def plausible(name: str, when: datetime | None) -> datetime | None:
+        if when is None:
+            return None
+        reason = dates.implausible(when, now)
+        if reason is None:
+            return when.astimezone(UTC)
+        notes.append(f"{name} {when.isoformat()} is {reason}")
+        return None
+
+    given_published = plausible("published", raw.published)
+    given_updated = plausible("updated", raw.updated)
+    published = given_published or given_updated or now
+    updated = given_updated or published
+    note = "; ".join(notes) + ": dated when fetched" if notes else None
+    return published, max(updated, published), note
 
 
 def _categories(values: tuple[str, ...]) -> tuple[str, ...]:

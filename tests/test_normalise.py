@@ -319,6 +319,38 @@ def test_future_dates_are_clamped_to_now() -> None:
     assert result.published == result.updated == NOW
 
 
+@pytest.mark.parametrize(
+    "published",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),  # <pubDate>Sat, 01 Jan 0001 00:00:00 +0000</pubDate>
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),  # before year 1 in UTC
+        datetime(1989, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-14))),  # after 9999
+    ],
+)
+def test_dates_out_of_range_are_the_time_first_seen_with_a_note(published: datetime) -> None:
+    result = item(title="t", published=published)
+    assert result.published == result.updated == NOW
+    assert result.date_note is not None
+    assert result.date_note.startswith(f"published {published.isoformat()} is ")
+    assert result.date_note.endswith(": dated when fetched")
+
+
+def test_an_out_of_range_published_date_gives_way_to_a_plausible_updated_one() -> None:
+    updated = datetime(2024, 5, 1, tzinfo=UTC)
+    result = item(title="t", published=datetime(1, 1, 1, tzinfo=UTC), updated=updated)
+    assert result.published == result.updated == updated
+    assert result.date_note == (
+        "published 0001-01-01T00:00:00+00:00 is before 1990-01-01: dated when fetched"
+    )
+
+
+def test_plausible_dates_carry_no_note() -> None:
+    assert item(title="t").date_note is None
+    assert item(title="t", published=limits.EARLIEST_DATE).date_note is None
+
+
 def test_dates_within_the_clock_tolerance_are_kept() -> None:
     soon = NOW + timedelta(seconds=limits.FUTURE_TOLERANCE_SECONDS - 60)
     assert item(title="t", published=soon).published == soon
