@@ -36,6 +36,11 @@ LEASE_MARGIN = 5
 # Backoff after consecutive errors doubles from the interval up to this cap.
 BACKOFF_CAP = 24 * 60 * 60
 
+# Seconds one fetched document may take to prepare (parse, normalise, fingerprint) on the pool
+# (env CAULBART_PREPARE_SECONDS): a feed at max_bytes takes seconds; past this the document is its
+# source's error and its worker process is killed, so that no document holds a core for minutes.
+PREPARE_SECONDS = 60.0
+
 # Parsing. Entries beyond this in one document are ignored (a feed is a window, not an archive).
 DEFAULT_MAX_ENTRIES = 1000
 # Normalised text lengths: longer titles are truncated, not rejected.

@@ -5,12 +5,15 @@ its source's recorded error, while the other sources of the pass are stored."""
 from __future__ import annotations
 
 import html
+import json
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from aggregator.db import open_database, session_factory
 from aggregator.models import Entry
+from aggregator.prepare import BUDGET_ENV, PROCESSES_ENV
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 
 WORDS = (
@@ -76,3 +79,34 @@ def test_dates_out_of_range_are_dated_when_fetched_and_the_pass_goes_on(
         "date: published 0001-01-01T00:00:00+00:00 is before 1990-01-01: dated when fetched"
         in explained.stdout
     )
+
+
+def test_a_document_over_its_preparing_budget_is_its_sources_error_and_the_pass_goes_on(
+    caulbart: Caulbart, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget of three seconds (CAULBART_PREPARE_SECONDS), and one source whose document takes
+    many more to prepare (a thousand long entries, 8 MB); four sources, so a pool prepares them."""
+    monkeypatch.setenv(BUDGET_ENV, "3")
+    monkeypatch.setenv(PROCESSES_ENV, "2")
+    paragraph = " ".join(WORDS.format(n=n) for n in range(45))
+    heavy = rss(*((f"heavy-{n}", "Tue, 10 Nov 2026 12:00:00 GMT") for n in range(1000)))
+    heavy = heavy.replace("</description>", html.escape(f"<p>{paragraph}</p>") + "</description>")
+    sources = [{"id": "heavy", "url": feed_server.add("/heavy", heavy)}]
+    for name in ("one", "two", "three"):
+        light = rss((name, "Tue, 10 Nov 2026 13:00:00 GMT"))
+        sources.append({"id": name, "url": feed_server.add(f"/{name}", light)})
+    write_feeds_yaml(caulbart.config, sources)
+    result = caulbart("fetch", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "prepare job over budget (3 s): worker pid=" in result.stderr
+    rows = caulbart("status", "--json").stdout.splitlines()
+    status = {row["id"]: row for row in map(json.loads, rows)}
+    assert status["heavy"]["last_status"] == "error"
+    assert status["heavy"]["last_error"] == (
+        "preparing took longer than 3 s: stopped, worker replaced"
+    )
+    assert status["heavy"]["entries"] == 0
+    for name in ("one", "two", "three"):
+        assert status[name]["last_status"] == "ok", status[name]["last_error"]
+        assert status[name]["entries"] == 1
+    assert sorted(entries(caulbart)) == ["one", "three", "two"]
