@@ -204,7 +204,8 @@ def plain_text(markup: str) -> str:
         return collapse(markup.removeprefix("\ufeff"))
     text = markup
     for _ in range(4):  # to a fixed point, so plain_text(plain_text(x)) == plain_text(x)
-        spaced = BLOCK_BOUNDARY.sub(" ", cap_nesting(text))
+        # Capped after the end tags became spaces: sibling <div>s are left open, nested.
+        spaced = cap_nesting(BLOCK_BOUNDARY.sub(" ", text))
         stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
         decoded = html.unescape(stripped)
         if decoded == text:

@@ -271,6 +271,12 @@ def test_deep_nesting_reads_as_the_same_text_and_lede(shape: str) -> None:
     assert plain_text(escaped) == " ".join(WORDS)
 
 
+def test_many_sibling_blocks_read_as_their_words() -> None:
+    """Block end tags become spaces before the text is read: the starts are capped after."""
+    siblings = "".join(f"<div>{w}</div>" for w in WORDS)
+    assert plain_text(siblings) == first_paragraph(siblings) == " ".join(WORDS)
+
+
 def test_deeply_nested_markup_is_still_sanitised() -> None:
     hostile = (
         '<script>alert("outer")</script><a href="javascript:alert(1)">link</a>'
