@@ -624,6 +624,8 @@ def _explain_story(
         click.echo(f"    {entry.reason}")
         if entry.full_text_error:
             click.echo(f"    full text: {entry.full_text_error} (the feed's summary is shown)")
+        if entry.date_note:
+            click.echo(f"    date: {entry.date_note}")
 
 
 # --- unpublish (issue 6: withdrawals) -------------------------------------------------------

@@ -41,6 +41,8 @@ class EntryReason:
     has_full_text: bool
     # Why the article page's text is not the entry's body (full_text sources); None if it is.
     full_text_error: str | None
+    # Why the feed's dates were set aside for the time it was fetched; None if they were not.
+    date_note: str | None
     rule: str | None
     score: float | None
     matched_entry_id: int | None
@@ -98,6 +100,7 @@ def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryRe
         published=iso_utc(entry.published),
         has_full_text=entry.has_full_text,
         full_text_error=entry.full_text_error,
+        date_note=entry.date_note,
         rule=entry.match_rule,
         score=entry.match_score,
         matched_entry_id=entry.matched_entry_id,

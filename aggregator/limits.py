@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 # Fetching. A wire feed is rarely above 2 MB; 10 MB leaves room for full-content feeds while
 # keeping a hostile endless body from filling memory.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -34,6 +36,11 @@ LEASE_MARGIN = 5
 # Backoff after consecutive errors doubles from the interval up to this cap.
 BACKOFF_CAP = 24 * 60 * 60
 
+# Seconds one fetched document may take to prepare (parse, normalise, fingerprint) on the pool
+# (env CAULBART_PREPARE_SECONDS): a feed at max_bytes takes seconds; past this the document is its
+# source's error and its worker process is killed, so that no document holds a core for minutes.
+PREPARE_SECONDS = 60.0
+
 # Parsing. Entries beyond this in one document are ignored (a feed is a window, not an archive).
 DEFAULT_MAX_ENTRIES = 1000
 # Normalised text lengths: longer titles are truncated, not rejected.
@@ -44,8 +51,17 @@ MAX_GUID_CHARS = 1024
 MAX_AUTHOR_CHARS = 200
 MAX_CATEGORY_CHARS = 100
 MAX_CATEGORIES = 30
-# A date this far ahead of now is a publisher's clock error, clamped to now.
+# A date this far ahead of now is a publisher's clock error: the entry is dated when it was
+# fetched, as an undated one is (normalise), and the date kept as a note on the entry.
 FUTURE_TOLERANCE_SECONDS = 10 * 60
+# A date before this is a placeholder or a broken generator (`Sat, 01 Jan 0001`), not when the
+# news was published: no web feed is that old (RSS 0.9 is from 1999). Treated as the future is.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+# Elements open inside one another in an item's HTML, at most; deeper tags are dropped (their
+# text kept) before the HTML parser reads it. Its scope checks walk the open elements on every
+# block-level start tag, so its time grows with the square of the nesting; real articles nest a
+# few dozen deep, hostile ones a hundred thousand.
+MAX_MARKUP_DEPTH = 512
 # Exact text matching joins stories only when the body has at least this many words.
 MIN_WORDS_FOR_TEXT_MATCH = 12
 # Near-duplicates are looked for among entries published this close in time (feeds.yaml

@@ -233,6 +233,9 @@ class Entry(Base):
     has_full_text: Mapped[bool] = mapped_column(Boolean)
     # Why the linked article's text is not the body (`full_text` sources); None when it is.
     full_text_error: Mapped[str | None] = mapped_column(String(500))
+    # Why the feed's dates were set aside and the entry dated when it was fetched (a date out of
+    # range: year 1, or ahead of the clock); None when the feed's dates are the entry's.
+    date_note: Mapped[str | None] = mapped_column(String(300))
     # None when there is too little text for equal hashes to mean the same story.
     text_hash: Mapped[str | None] = mapped_column(String(64))
     content_hash: Mapped[str] = mapped_column(String(64))

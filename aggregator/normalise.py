@@ -10,12 +10,13 @@ import hashlib
 import html
 import re
 import unicodedata
-from datetime import datetime, timedelta
+from collections import Counter
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
-from aggregator import limits
+from aggregator import dates, limits
 from aggregator.filters import strip_title
 from aggregator.types import Item, RawEntry, TextPattern
 
@@ -105,6 +106,29 @@ def _encode_invisible(url: str) -> str:
 MARKUP = re.compile(r"<[a-zA-Z!/?]")
 
 
+# A start or end tag as an HTML tokenizer reads it, near enough to count nesting. It ends at the
+# first ">" (a quoted ">" in an attribute is rare, and a miscount only moves where capping starts)
+# and never spans a "<", which keeps every scan short: linear time on any input.
+TAG = re.compile(r"<(/?)([a-zA-Z][^\s/<>]*)[^<>]*>")
+# Elements that never hold content (HTML "void elements"): they do not nest.
+VOID_ELEMENTS = {
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "meta", "param",
+    "source", "track", "wbr",
+}  # fmt: skip
+# Start tags that end an open element of these names first (HTML's implied end tags), so that
+# a list of unclosed <li> or <p> counts as siblings, not as nesting.
+ENDS_SIBLING = {
+    "p": {"p"}, "li": {"li"}, "dt": {"dt", "dd"}, "dd": {"dt", "dd"}, "option": {"option"},
+    "tr": {"tr"}, "td": {"td", "th"}, "th": {"td", "th"},
+}  # fmt: skip
+# Tags whose removal runs text together: dropped, they leave a space.
+BLOCK_ELEMENTS = {
+    "address", "article", "aside", "blockquote", "dd", "details", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "li", "main", "nav", "ol",
+    "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+}  # fmt: skip
+
+
 # A tag of sanitised HTML: nh3 writes every attribute value in double quotes and escapes "<" and
 # ">" in text, so the first ">" outside quotes ends the tag.
 SANITISED_TAG = re.compile(r'<[^>"]*(?:"[^"]*"[^>"]*)*>')
@@ -129,6 +153,61 @@ def search_text(body_html: str | None) -> str:
     return plain_text(body_html) if "<" in text or "&" in text else text
 
 
+def cap_nesting(markup: str, depth: int = limits.MAX_MARKUP_DEPTH) -> str:
+    """`markup` with the tags of elements nested deeper than `depth` removed, their text kept.
+
+    The HTML parser under nh3 takes time growing with the square of the nesting (its scope
+    checks walk the open elements), so a feed item of a hundred thousand nested <div> held a
+    worker for minutes. Markup nested no deeper comes back unchanged (the same string), so
+    capping never changes what ordinary bodies store. Linear time; the result still needs
+    sanitising: it is as untrusted as the input.
+    """
+    if markup.count("<") <= depth:
+        return markup  # fewer tags than the cap: they cannot nest deeper
+    names: list[str] = []  # the open elements, from the outermost
+    kept: list[bool] = []  # whether each one's tags stay
+    open_names: Counter[str] = Counter()
+    kept_depth = 0
+    parts: list[str] = []
+    copied = 0  # markup[:copied] is in parts
+    for tag in TAG.finditer(markup):
+        closing, name = tag.groups()
+        name = name.lower()
+        if name in VOID_ELEMENTS:
+            continue
+        if closing:  # an end tag: closes its element and any left open inside it
+            if not open_names[name]:
+                continue  # a stray end tag: left for the parser
+            while True:
+                popped = names.pop()
+                open_names[popped] -= 1
+                stays = kept.pop()
+                kept_depth -= stays
+                if popped == name:
+                    break
+            if stays:
+                continue
+        else:
+            if names and names[-1] in ENDS_SIBLING.get(name, ()):
+                open_names[names.pop()] -= 1
+                kept_depth -= kept.pop()
+            # Elements removed with their content stay, so that their content never shows.
+            stays = kept_depth < depth or name in DROPPED_WITH_CONTENT
+            names.append(name)
+            kept.append(stays)
+            open_names[name] += 1
+            kept_depth += stays
+            if stays:
+                continue
+        parts.append(markup[copied : tag.start()])
+        parts.append(" " if name in BLOCK_ELEMENTS else "")
+        copied = tag.end()
+    if not parts:
+        return markup
+    parts.append(markup[copied:])
+    return "".join(parts)
+
+
 def plain_text(markup: str) -> str:
     """Visible text of an HTML fragment: tags removed, entities decoded, whitespace collapsed.
 
@@ -142,7 +221,8 @@ def plain_text(markup: str) -> str:
         return collapse(markup.removeprefix("\ufeff"))
     text = markup
     for _ in range(4):  # to a fixed point, so plain_text(plain_text(x)) == plain_text(x)
-        spaced = BLOCK_BOUNDARY.sub(" ", text)
+        # Capped after the end tags became spaces: sibling <div>s are left open, nested.
+        spaced = cap_nesting(BLOCK_BOUNDARY.sub(" ", text))
         stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
         decoded = html.unescape(stripped)
         if decoded == text:
@@ -222,7 +302,7 @@ def _sanitise_once(markup: str, base: str | None) -> str:
         return canonical_url(value, base) if attribute == "src" else _absolute(value, base)
 
     cleaned = nh3.clean(
-        markup,
+        cap_nesting(markup),  # each pass: the parser's repairs may nest formatting deeper
         tags=ALLOWED_TAGS,
         clean_content_tags=DROPPED_WITH_CONTENT,
         attributes=ALLOWED_ATTRIBUTES,
@@ -320,7 +400,7 @@ def normalise_entry(
     if not title:
         title = link or "Untitled"
 
-    published, updated = _dates(raw, now)
+    published, updated, date_note = _dates(raw, now)
     categories = _categories(raw.categories)
     image_url = canonical_url(raw.image_url, base)
     if image_url is None and body_html:
@@ -366,19 +446,33 @@ def normalise_entry(
         content_hash=content_hash,
         has_full_text=has_full_text,
         body_text=body_text,
+        date_note=date_note,
     )
 
 
-def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime]:
-    """Published and updated in UTC: missing means first seen, the future is clamped to now."""
-    latest_allowed = now + timedelta(seconds=limits.FUTURE_TOLERANCE_SECONDS)
-    published = raw.published or raw.updated or now
-    updated = raw.updated or published
-    if published > latest_allowed:
-        published = now
-    if updated > latest_allowed:
-        updated = now
-    return published, max(updated, published)
+def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime, str | None]:
+    """Published and updated in UTC, and a note on any date of the feed that was set aside.
+
+    A missing date means first seen (`now`); so does one no entry can have (limits.EARLIEST_DATE,
+    or after `now`: a placeholder or a wrong clock), which is named in the note instead.
+    """
+    notes: list[str] = []
+
+    def plausible(name: str, when: datetime | None) -> datetime | None:
+        if when is None:
+            return None
+        reason = dates.implausible(when, now)
+        if reason is None:
+            return when.astimezone(UTC)
+        notes.append(f"{name} {when.isoformat()} is {reason}")
+        return None
+
+    given_published = plausible("published", raw.published)
+    given_updated = plausible("updated", raw.updated)
+    published = given_published or given_updated or now
+    updated = given_updated or published
+    note = "; ".join(notes) + ": dated when fetched" if notes else None
+    return published, max(updated, published), note
 
 
 def _categories(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -147,7 +147,12 @@ def _json_date(value: object) -> datetime | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # year 1 ahead of UTC, or 9999 behind it: normalise sets it aside
+        return when
 
 
 def _json_author(obj: dict[str, Any]) -> str | None:

@@ -11,15 +11,20 @@ stories costs only their parsing.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
 import gc
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,7 +34,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from aggregator import dedupe, filters, tagging
+from aggregator import dedupe, filters, limits, tagging
 from aggregator.db import among, make_engine
 from aggregator.errors import ParseError
 from aggregator.models import Entry
@@ -53,6 +58,11 @@ T = TypeVar("T")
 # CAULBART_PREPARE_PROCESSES: worker processes for this stage (default: one per core; 0 runs
 # it in the calling process, e.g. on a machine with a single core).
 PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
+# CAULBART_PREPARE_SECONDS: the time budget of one document on the pool (limits.PREPARE_SECONDS).
+# In the calling process there is none: nothing can stop that process in the middle of a document.
+BUDGET_ENV = "CAULBART_PREPARE_SECONDS"
+# Seconds between two looks of a pool's watchdog at its running documents.
+WATCH_INTERVAL = 0.2
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
 # processes (each imports the parsers, SQLAlchemy, numpy) costs most of a second.
 POOL_MIN_SOURCES = 4
@@ -191,6 +201,8 @@ def _stored(engine: Engine, source_id: str, items: list[Item]) -> tuple[dict[str
 # --- the pool -------------------------------------------------------------------------------
 
 _worker_engine: Engine | None = None
+# Where a worker says which job it starts (job id, its pid), read by its pool's watchdog.
+_worker_starts: Any = None
 
 
 def tune_garbage_collector() -> None:
@@ -201,8 +213,9 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
-def _start_worker(database_url: str) -> None:
-    global _worker_engine
+def _start_worker(database_url: str, starts: Any) -> None:
+    global _worker_engine, _worker_starts
+    _worker_starts = starts
     # Ctrl-C reaches the terminal's whole process group; the pool's owner answers it and stops
     # its workers, which would otherwise each print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -229,6 +242,12 @@ def _exit_with_owner() -> None:
 
 def _ready() -> bool:
     return _worker_engine is not None
+
+
+def _run_job(job_id: int, work: Callable[..., T], *args: Any) -> T:
+    """A pool job: announced to the watchdog (its clock starts now), then done."""
+    _worker_starts.put((job_id, os.getpid()))
+    return work(*args)
 
 
 def _prepare_in_worker(config: Config, result: FetchResult, now: datetime) -> Prepared:
@@ -267,22 +286,64 @@ def _done(value: T) -> Future[T]:
     return done
 
 
-class Preparer:
-    """A process pool for `prepare`, started on first use and shared by the process's ingests."""
+@dataclass
+class _Job:
+    """Work on the pool and the future its caller holds; sent again if the pool is replaced
+    under it (another job went over budget), so the caller sees only its own outcome."""
 
-    def __init__(self, engine: Engine, processes: int | None = None) -> None:
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+    outer: Future[Any]
+    # What the job's outcome is when it runs past the budget; None: it has no budget.
+    over_budget: Callable[[float], Any] | None = None
+
+
+def _over_budget(budget: float) -> Prepared:
+    return Prepared(error=f"preparing took longer than {budget:g} s: stopped, worker replaced")
+
+
+def _settle(future: Future[T], value: T | None = None, error: BaseException | None = None) -> None:
+    """Give `future` its outcome unless it has one (a job over budget is settled early)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
+
+
+class Preparer:
+    """A process pool for `prepare`, started on first use and shared by the process's ingests.
+
+    Each document has a time budget on the pool: a watchdog thread sees when each job starts
+    (the worker says so), and a job past the budget becomes its source's error while its worker
+    is killed (a process pool cannot stop a running task) and the pool replaced; the other jobs
+    of the killed pool are sent to the new one.
+    """
+
+    def __init__(
+        self, engine: Engine, processes: int | None = None, budget: float | None = None
+    ) -> None:
         self.engine = engine
         self.database_url = engine.url.render_as_string(hide_password=False)
         wanted = os.environ.get(PROCESSES_ENV)
         self.processes = processes if processes is not None else int(wanted or os.cpu_count() or 1)
+        seconds = os.environ.get(BUDGET_ENV)
+        self.budget = budget if budget is not None else float(seconds or limits.PREPARE_SECONDS)
         self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0  # of the current pool; a killed pool's jobs are sent again
+        self._killed: set[int] = set()
+        self._jobs: dict[int, _Job] = {}
+        self._job_ids = itertools.count()
+        self._closing = False
         self._lock = threading.Lock()
 
     def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
         # A 304 or an error has nothing to parse: a pass of them never starts the pool.
         if self.processes < 1 or result.status is not FetchStatus.OK:
             return _done(prepare(config, result, now, self.engine))
-        return self._in_worker(_prepare_in_worker, config, result, now)
+        return self._in_worker(_prepare_in_worker, config, result, now, over_budget=_over_budget)
 
     def relate(self, story_ids: list[int]) -> Future[RelatedLists]:
         """Work out stored stories' related lists in a worker (reads only; the caller writes)."""
@@ -290,19 +351,89 @@ class Preparer:
             return _done(relate_stored(self.engine, story_ids))
         return self._in_worker(_relate_in_worker, story_ids)
 
-    def _in_worker(self, work: Callable[..., T], *args: Any) -> Future[T]:
+    def _in_worker(
+        self,
+        work: Callable[..., T],
+        *args: Any,
+        over_budget: Callable[[float], T] | None = None,
+    ) -> Future[T]:
+        job = _Job(work, args, Future(), over_budget)
+        job_id = next(self._job_ids)
+        with self._lock:
+            self._jobs[job_id] = job
+        self._send(job_id, job)
+        return job.outer
+
+    def _send(self, job_id: int, job: _Job) -> None:
         try:
-            return self._executor().submit(work, *args)
+            pool, generation = self._executor()
+            inner = pool.submit(_run_job, job_id, job.work, *job.args)
         except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
             log.warning("prepare pool broken; starting a new one")
             self._reset()
-            return self._executor().submit(work, *args)
+            pool, generation = self._executor()
+            inner = pool.submit(_run_job, job_id, job.work, *job.args)
+        inner.add_done_callback(functools.partial(self._finished, job_id, job, generation))
+
+    def _finished(self, job_id: int, job: _Job, generation: int, inner: Future[Any]) -> None:
+        """Pass a job's outcome on, or send it again if its pool was killed under it."""
+        replaced = inner.cancelled() or isinstance(inner.exception(), BrokenProcessPool)
+        with self._lock:
+            again = replaced and generation in self._killed and not self._closing
+            if not again:
+                self._jobs.pop(job_id, None)
+        if again:
+            if not job.outer.done():  # else it was the job over budget
+                self._send(job_id, job)
+        elif inner.cancelled():
+            job.outer.cancel()
+        elif (error := inner.exception()) is not None:
+            _settle(job.outer, error=error)
+        else:
+            _settle(job.outer, inner.result())
+
+    def _watch(self, generation: int, starts: Any) -> None:
+        """Stop the job of this pool that runs past the budget; ends when the pool is replaced."""
+        running: dict[int, tuple[int, float]] = {}  # job id -> (worker pid, started)
+        while True:
+            with self._lock:
+                if generation != self._generation or self._pool is None:
+                    return
+            try:
+                job_id, pid = starts.get(timeout=WATCH_INTERVAL)
+                running[job_id] = (pid, time.monotonic())
+            except queue.Empty:
+                pass
+            for job_id, (pid, started) in list(running.items()):
+                job = self._jobs.get(job_id)
+                if job is None or job.outer.done():
+                    del running[job_id]
+                elif job.over_budget and time.monotonic() - started > self.budget:
+                    self._stop(generation, job_id, job, pid)
+                    return
+
+    def _stop(self, generation: int, job_id: int, job: _Job, pid: int) -> None:
+        """Settle a job over budget, kill its worker and retire its pool: the pool's other jobs
+        fail as a broken pool's do and are sent to a new one (`_finished`)."""
+        assert job.over_budget is not None
+        log.warning("prepare job over budget (%g s): worker pid=%d killed", self.budget, pid)
+        with self._lock:
+            self._killed.add(generation)
+            self._jobs.pop(job_id, None)
+            pool = self._pool if generation == self._generation else None
+            if pool is not None:
+                self._pool = None
+        _settle(job.outer, job.over_budget(self.budget))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def warm(self) -> None:
         """Start every worker process now (each imports the parsers once, about a second)."""
         if self.processes < 1:
             return
-        pool = self._executor()
+        pool, _ = self._executor()
         for future in [pool.submit(_ready) for _ in range(self.processes)]:
             future.result()
 
@@ -314,16 +445,23 @@ class Preparer:
             self._reset()
             return prepare(config, result, now, self.engine)
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self) -> tuple[ProcessPoolExecutor, int]:
         with self._lock:
             if self._pool is None:
+                context = _fork_server()
+                starts = context.Queue()
+                self._generation += 1
                 self._pool = ProcessPoolExecutor(
                     self.processes,
-                    mp_context=_fork_server(),
+                    mp_context=context,
                     initializer=_start_worker,
-                    initargs=(self.database_url,),
+                    initargs=(self.database_url, starts),
                 )
-            return self._pool
+                watchdog = threading.Thread(
+                    target=self._watch, args=(self._generation, starts), daemon=True
+                )
+                watchdog.start()
+            return self._pool, self._generation
 
     def _reset(self) -> None:
         with self._lock:
@@ -333,6 +471,7 @@ class Preparer:
 
     def close(self) -> None:
         with self._lock:
+            self._closing = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from aggregator import dedupe, limits, review
+from aggregator import dates, dedupe, limits, review
 from aggregator.db import among, insert_missing, insert_rows, serialise, write_rows
 from aggregator.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
 from aggregator.normalise import plain_text
@@ -569,8 +569,8 @@ def _band_candidates(
     if not near:
         return {}
     wanted = sorted({band for _, print_ in near for band in print_.bands})
-    earliest = min(item.published for item, _ in near) - window
-    latest = max(item.published for item, _ in near) + window
+    earliest = dates.shifted(min(item.published for item, _ in near), -window)
+    latest = dates.shifted(max(item.published for item, _ in near), window)
     holders: dict[int, list[tuple[int, datetime]]] = {}
     for holds_band in among(session, EntryBand.band, wanted):
         rows = session.execute(
@@ -582,7 +582,7 @@ def _band_candidates(
             holders.setdefault(band, []).append((entry_id, published))
     candidates: dict[str, list[int]] = {}
     for item, print_ in near:
-        low, high = item.published - window, item.published + window
+        low, high = dates.shifted(item.published, -window), dates.shifted(item.published, window)
         shared = Counter(
             entry_id
             for band in print_.bands
@@ -810,7 +810,7 @@ def _story_row(story: _NewStory) -> tuple[object, ...]:
 ITEM_COLUMNS = (
     "link", "title", "lede", "body_html", "author", "categories", "image_url", "image_credit",
     "language", "has_full_text", "full_text_error", "text_hash", "content_hash", "shingles",
-    "published", "updated", "changed_at",
+    "published", "updated", "date_note", "changed_at",
 )  # fmt: skip
 ENTRY_COLUMNS = (
     "id", "source_id", "story_id", "guid", "first_seen_at", "match_rule", "match_score",
@@ -826,7 +826,7 @@ def _item_values(
         item.link, item.title, item.lede, item.body_html, item.author, list(item.categories),
         item.image_url, item.image_credit, item.language, item.has_full_text,
         item.full_text_error, item.text_hash, item.content_hash,
-        print_.packed if print_ else None, item.published, item.updated, now,
+        print_.packed if print_ else None, item.published, item.updated, item.date_note, now,
     )  # fmt: skip
 
 

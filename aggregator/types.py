@@ -335,6 +335,8 @@ class Item:
     full_text_error: str | None = None
     # The section a `section_map` gave it from its categories; None: the source's section.
     section: str | None = None
+    # Why the feed's dates were set aside for the time it was fetched (out of range); None if not.
+    date_note: str | None = None
 
 
 @dataclass(frozen=True)

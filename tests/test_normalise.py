@@ -7,6 +7,7 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from aggregator import limits
 from aggregator.normalise import (
     canonical_url,
+    cap_nesting,
     clean_person,
     first_paragraph,
     normalise_entry,
@@ -26,6 +28,7 @@ from aggregator.normalise import (
 from aggregator.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, corpus_path
+from tests.safety import executable
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 BASE = "http://news.test/world/story.html"
@@ -233,6 +236,69 @@ def test_real_feedburner_pixels_and_feedflare_are_dropped_from_a_wire_story() ->
     assert first.body_html.startswith("WASHINGTON (Reuters) - North Korea's nuclear program")
 
 
+def nesting_depth(sanitised: str) -> int:
+    """How deep the elements of well-formed (sanitised) HTML nest."""
+    depth = deepest = 0
+    for closing, name in re.findall(r"<(/?)([a-z][a-z0-9]*)", sanitised):
+        if name in {"br", "hr", "img"}:
+            continue
+        depth += -1 if closing else 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+DEEP = 3 * limits.MAX_MARKUP_DEPTH
+WORDS = [f"word{n}" for n in range(DEEP)]
+# One word at each level: nested <div>s, and alternating <b><i>, each closed in order.
+NESTED = {
+    "div": "".join(f"<div>{w} " for w in WORDS) + "</div>" * DEEP,
+    "b/i": "".join(f"<b><i>{w} " for w in WORDS) + "</i></b>" * DEEP,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(NESTED))
+def test_deep_nesting_is_capped_and_keeps_every_word(shape: str) -> None:
+    body = sanitise_html(NESTED[shape], BASE)
+    assert limits.MAX_MARKUP_DEPTH <= nesting_depth(body) <= limits.MAX_MARKUP_DEPTH + 1
+    assert plain_text(body) == plain_text(f"<p>{' '.join(WORDS)}</p>") == " ".join(WORDS)
+    assert sanitise_html(body, BASE) == body  # stored bodies sanitise to themselves
+
+
+@pytest.mark.parametrize("shape", sorted(NESTED))
+def test_deep_nesting_reads_as_the_same_text_and_lede(shape: str) -> None:
+    assert plain_text(NESTED[shape]) == " ".join(WORDS)
+    assert first_paragraph(NESTED[shape]) == " ".join(WORDS)
+    escaped = escape(NESTED[shape])  # markup a feed escaped once more
+    assert plain_text(escaped) == " ".join(WORDS)
+
+
+def test_many_sibling_blocks_read_as_their_words() -> None:
+    """Block end tags become spaces before the text is read: the starts are capped after."""
+    siblings = "".join(f"<div>{w}</div>" for w in WORDS)
+    assert plain_text(siblings) == first_paragraph(siblings) == " ".join(WORDS)
+
+
+def test_deeply_nested_markup_is_still_sanitised() -> None:
+    hostile = (
+        '<script>alert("outer")</script><a href="javascript:alert(1)">link</a>'
+        '<img src="x" onerror="alert(2)"><iframe src="http://evil.test/">framed</iframe>'
+    )
+    markup = "<div><span>" * DEEP + "Text " + hostile + "</span></div>" * DEEP
+    body = sanitise_html(markup, BASE)
+    assert executable(body) == []
+    assert "alert" not in body and "framed" not in body and "evil" not in body
+    assert nesting_depth(body) <= limits.MAX_MARKUP_DEPTH + 1
+    assert plain_text(body) == "Text link"
+
+
+def test_nesting_under_the_cap_and_unclosed_siblings_are_left_as_they_are() -> None:
+    under = "<div>" * limits.MAX_MARKUP_DEPTH + "text" + "</div>" * limits.MAX_MARKUP_DEPTH
+    unclosed = "<ul>" + "<li>item" * DEEP + "</ul>" + "<p>para" * DEEP
+    assert cap_nesting(under) is under
+    assert cap_nesting(unclosed) is unclosed
+    assert sanitise_html(under, BASE).count("<div>") == limits.MAX_MARKUP_DEPTH
+
+
 # --- dates ----------------------------------------------------------------------------------
 
 
@@ -258,6 +324,38 @@ def test_updated_alone_is_also_the_published_date() -> None:
 def test_future_dates_are_clamped_to_now() -> None:
     result = item(title="t", published=NOW + timedelta(days=3), updated=NOW + timedelta(days=4))
     assert result.published == result.updated == NOW
+
+
+@pytest.mark.parametrize(
+    "published",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),  # <pubDate>Sat, 01 Jan 0001 00:00:00 +0000</pubDate>
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),  # before year 1 in UTC
+        datetime(1989, 12, 31, 23, 59, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-14))),  # after 9999
+    ],
+)
+def test_dates_out_of_range_are_the_time_first_seen_with_a_note(published: datetime) -> None:
+    result = item(title="t", published=published)
+    assert result.published == result.updated == NOW
+    assert result.date_note is not None
+    assert result.date_note.startswith(f"published {published.isoformat()} is ")
+    assert result.date_note.endswith(": dated when fetched")
+
+
+def test_an_out_of_range_published_date_gives_way_to_a_plausible_updated_one() -> None:
+    updated = datetime(2024, 5, 1, tzinfo=UTC)
+    result = item(title="t", published=datetime(1, 1, 1, tzinfo=UTC), updated=updated)
+    assert result.published == result.updated == updated
+    assert result.date_note == (
+        "published 0001-01-01T00:00:00+00:00 is before 1990-01-01: dated when fetched"
+    )
+
+
+def test_plausible_dates_carry_no_note() -> None:
+    assert item(title="t").date_note is None
+    assert item(title="t", published=limits.EARLIEST_DATE).date_note is None
 
 
 def test_dates_within_the_clock_tolerance_are_kept() -> None:

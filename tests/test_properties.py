@@ -4,11 +4,12 @@ raise, never let anything executable through, and are idempotent. Plus a short f
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from aggregator import dates, limits
 from aggregator.errors import ParseError
 from aggregator.normalise import canonical_url, normalise_entry, plain_text, sanitise_html
 from aggregator.parse import parse_feed
@@ -136,3 +137,50 @@ def test_parsing_mutated_real_feeds_raises_nothing_but_parse_error() -> None:
         for raw in feed.entries:
             item = normalise_entry(raw, now=NOW)
             assert item is None or executable(item.body_html) == [], round_
+
+
+# Every fixed offset a date can carry (RFC 3339 allows +/-23:59).
+OFFSETS = st.builds(
+    timezone,
+    st.timedeltas(
+        min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)
+    ),
+)
+ANY_DATE = st.datetimes(min_value=datetime.min, max_value=datetime.max, timezones=OFFSETS)
+FIRST, LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+
+
+@given(published=st.none() | ANY_DATE, updated=st.none() | ANY_DATE)
+@example(published=FIRST, updated=LAST)
+@example(published=datetime.min.replace(tzinfo=timezone(timedelta(hours=14))), updated=None)
+@example(published=datetime.max.replace(tzinfo=timezone(timedelta(hours=-14))), updated=None)
+def test_any_feed_date_becomes_a_plausible_utc_date(
+    published: datetime | None, updated: datetime | None
+) -> None:
+    raw = RawEntry(id="g", link=None, title="t", title_is_html=False, summary=None,
+                   content=None, published=published, updated=updated, author=None,
+                   categories=(), image_url=None, image_credit=None, language=None)  # fmt: skip
+    item = normalise_entry(raw, now=NOW)
+    assert item is not None
+    latest = NOW + timedelta(seconds=limits.FUTURE_TOLERANCE_SECONDS)
+    for when in (item.published, item.updated):
+        assert when.utcoffset() == timedelta(0)
+        assert limits.EARLIEST_DATE <= when <= latest
+    assert item.updated >= item.published
+    given_dates = [when for when in (published, updated) if when is not None]
+    set_aside = [w for w in given_dates if not limits.EARLIEST_DATE <= w <= latest]
+    assert (item.date_note is not None) == bool(set_aside)
+
+
+@given(when=ANY_DATE, seconds=st.integers(0, 10**12))
+@example(when=FIRST, seconds=limits.DEDUP_WINDOW)
+@example(when=LAST, seconds=limits.DEDUP_WINDOW)
+def test_windows_around_any_date_stop_at_the_ends_of_the_calendar(
+    when: datetime, seconds: int
+) -> None:
+    """The dedup window's arithmetic (store._band_candidates) on any date it may be given."""
+    delta = timedelta(seconds=seconds)
+    earliest, latest = dates.shifted(when, -delta), dates.shifted(when, delta)
+    assert FIRST <= earliest <= when <= latest <= LAST
+    assert earliest == FIRST or earliest == when - delta
+    assert latest == LAST or latest == when + delta

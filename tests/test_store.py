@@ -533,3 +533,39 @@ def test_a_pass_on_sqlite_commits_the_sources_ready_together(
         (f"s{n}", "ok", 1) for n in range(6)
     ]
     assert 1 <= len(commits) < 6, len(commits)
+
+
+def test_dedup_windows_around_the_first_and_last_dates_of_the_calendar_do_not_overflow(
+    engine: Engine,
+) -> None:
+    """Dates the normaliser would set aside, given to the store directly (entries stored before
+    it did, or a caller of its own): the near-duplicate lookup's window stops at year 1 and
+    9999 instead of raising OverflowError."""
+    from dataclasses import replace
+
+    from sqlalchemy.orm import Session
+
+    from aggregator import store
+    from aggregator.normalise import normalise_entry
+    from aggregator.types import RawEntry
+
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    config = config_for({"wire": "http://example.org/feed"})
+    extremes = {"first": datetime.min.replace(tzinfo=UTC), "last": datetime.max.replace(tzinfo=UTC)}
+    items = []
+    for guid, when in extremes.items():
+        raw = RawEntry(id=guid, link=f"http://example.org/{guid}", title=f"Rates {guid}",
+                       title_is_html=False, summary=f"<p>{BODY} Told {guid}.</p>", content=None,
+                       published=None, updated=None, author=None, categories=(), image_url=None,
+                       image_credit=None, language="en")  # fmt: skip
+        item = normalise_entry(raw, now=now)
+        assert item is not None
+        items.append(replace(item, published=when, updated=when))
+    with Session(engine) as session, session.begin():
+        store.sync_sources(session, config, now)
+        source = session.get_one(Source, "wire")
+        store.save_items(session, source, items[:1], now)
+        store.save_items(session, source, items[1:], now)
+    with Session(engine) as session:
+        stored = {guid: when for guid, when in session.execute(select(Entry.guid, Entry.published))}
+    assert stored == extremes
