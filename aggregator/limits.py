@@ -16,7 +16,7 @@ MAX_REDIRECTS = 5
 FETCH_CONCURRENCY = 8
 PER_HOST_CONCURRENCY = 2
 
-# Full text (aggregator.fulltext). A robots.txt is trusted for a day (RFC 9309 section 2.4).
+# Full text (aggregator.ingest.fulltext). A robots.txt is trusted for a day (RFC 9309 section 2.4).
 ROBOTS_CACHE_SECONDS = 24 * 60 * 60
 # A robots.txt that could not be read (5xx, no answer) is asked again after this long.
 ROBOTS_RETRY_SECONDS = 5 * 60

@@ -341,7 +341,8 @@ class Item:
 
 @dataclass(frozen=True)
 class ArticleText:
-    """What one article page gave (aggregator.fulltext): its sanitised main text and lead image,
+    """What one article page gave (aggregator.ingest.fulltext): its sanitised main text and lead
+    image,
     or why it gave nothing. `cacheable` outcomes are kept so the page is never fetched again."""
 
     url: str

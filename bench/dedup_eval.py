@@ -38,13 +38,14 @@ from ingest_bench import serve  # the same loopback server (bench/ is on sys.pat
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
-from aggregator import dedupe, store
-from aggregator.config import parse_config
-from aggregator.db import open_database, session_factory
-from aggregator.models import Entry, EntryBand, Source, Story
-from aggregator.normalise import normalise_entry
-from aggregator.parse import parse_feed
-from aggregator.pipeline import claim, run_pass, sync_config
+from aggregator.config.load import parse_config
+from aggregator.ingest.normalise import normalise_entry
+from aggregator.ingest.parse import parse_feed
+from aggregator.ingest.pipeline import claim, run_pass, sync_config
+from aggregator.storage import store
+from aggregator.storage.db import open_database, session_factory
+from aggregator.storage.models import Entry, EntryBand, Source, Story
+from aggregator.stories import dedupe
 from aggregator.types import Config, FetchResult, FetchStatus
 
 NEWS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news"

@@ -31,9 +31,9 @@ from waitress.server import create_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator import pipeline  # noqa: E402
-from aggregator.config import parse_config  # noqa: E402
-from aggregator.db import open_database  # noqa: E402
+from aggregator.config.load import parse_config  # noqa: E402
+from aggregator.ingest import pipeline  # noqa: E402
+from aggregator.storage.db import open_database  # noqa: E402
 from aggregator.types import Config, FetchResult, FetchStatus  # noqa: E402
 from web import create_app  # noqa: E402
 

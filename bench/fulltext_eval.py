@@ -4,7 +4,8 @@ layouts, and how much of the page around it leaks in.
 Each layout of tests/fixtures/article_layouts (a WordPress blog, a broadsheet, a table-layout
 legacy CMS, a wire agency's CMS with <br>-separated paragraphs, a JS-era magazine; navigation,
 ads, share buttons, related links, comments and footers around the article) is filled with
-BBC News texts from ../shared/corpus and read by aggregator.fulltext.extract, the function the
+BBC News texts from ../shared/corpus and read by aggregator.ingest.fulltext.extract, the function
+the
 pipeline uses. Prints, per layout: paragraphs recovered; pages with boilerplate leaked
 (navigation, ads, related links, comments, footer around the article); pages where something
 in the article's own column (an inline ad or "read more" box, a trailer after the text) was
@@ -23,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator.fulltext import extract  # noqa: E402
-from aggregator.normalise import plain_text  # noqa: E402
+from aggregator.ingest.fulltext import extract  # noqa: E402
+from aggregator.ingest.normalise import plain_text  # noqa: E402
 from aggregator.types import FetchResult, FetchStatus  # noqa: E402
 from tests.article_pages import (  # noqa: E402
     LAYOUT_LIST,

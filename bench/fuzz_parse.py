@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aggregator.errors import ParseError
-from aggregator.normalise import normalise_entry
-from aggregator.parse import parse_feed
+from aggregator.ingest.normalise import normalise_entry
+from aggregator.ingest.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus
 from tests.safety import MARKUP, executable, mutate_feed
 

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator.runner import WAITRESS_SETTINGS  # noqa: E402
+from aggregator.cli.runner import WAITRESS_SETTINGS  # noqa: E402
 
 FORMER_SETTINGS: dict[str, int | bool] = {"threads": 8}
 FAST_ENOUGH = 0.100  # seconds: an answer a load balancer's health check counts as healthy
@@ -42,7 +42,7 @@ def serve(settings: dict[str, int | bool], database: str, port: int) -> None:
     logging.basicConfig(level=logging.ERROR)  # not waitress's "connection limit" per accept
     from waitress.server import create_server
 
-    from aggregator.db import open_database
+    from aggregator.storage.db import open_database
     from web import create_app
 
     app = create_app(open_database(database), {"SECRET_KEY": "bench"})

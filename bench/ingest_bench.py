@@ -44,9 +44,10 @@ from pathlib import Path
 import feedparser
 import sqlalchemy
 
-from aggregator import dedupe, prepare
-from aggregator.config import load_config
-from aggregator.parse import parse_feed
+from aggregator.config.load import load_config
+from aggregator.ingest import prepare
+from aggregator.ingest.parse import parse_feed
+from aggregator.stories import dedupe
 from aggregator.types import FetchResult, FetchStatus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +244,8 @@ def feedparser_floor(documents: dict[str, bytes]) -> tuple[float, float]:
 
 def prepare_stages(urls: list[str], documents: dict[str, bytes]) -> Counter[str]:
     """CPU seconds of caulbart's preparing stages over every document, one after another in
-    this process, without the database or the pool: what `aggregator.prepare` does in the pool's
+    this process, without the database or the pool: what `aggregator.ingest.prepare` does in the
+    pool's
     processes. Each distinct text is fingerprinted and tagged once (a repeat joins the story
     its first telling started), as the least a correct first pass must do."""
     with tempfile.TemporaryDirectory() as name:

@@ -20,8 +20,8 @@ from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aggregator.config import parse_config
-from aggregator.prepare import prepare
+from aggregator.config.load import parse_config
+from aggregator.ingest.prepare import prepare
 from aggregator.types import FetchResult, FetchStatus
 
 SIZE = 1_300_000

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ingest_bench import CAULBART, build_feeds, serve, write_config
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from web import create_app
 
 PAUSE_SECONDS = 0.05

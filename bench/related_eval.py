@@ -24,11 +24,11 @@ from pathlib import Path
 from ingest_bench import serve  # the same loopback server (bench/ is on sys.path when run)
 from sqlalchemy import select
 
-from aggregator import tag_index
-from aggregator.config import parse_config
-from aggregator.db import open_database, session_factory
-from aggregator.models import Entry, Story
-from aggregator.pipeline import claim, run_pass, sync_config
+from aggregator.config.load import parse_config
+from aggregator.ingest.pipeline import claim, run_pass, sync_config
+from aggregator.storage.db import open_database, session_factory
+from aggregator.storage.models import Entry, Story
+from aggregator.stories import tag_index
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news" / "articles.csv"
 

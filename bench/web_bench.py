@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from aggregator.db import open_database  # noqa: E402
-from aggregator.models import Entry, RelatedStory, Source, Story, StoryTag, Tag  # noqa: E402
 from aggregator.permalinks import story_path  # noqa: E402
+from aggregator.storage.db import open_database  # noqa: E402
+from aggregator.storage.models import Entry, RelatedStory, Source, Story, StoryTag, Tag  # noqa: E402
 from web import create_app  # noqa: E402
 
 SECTIONS = ("world", "business", "tech", "science", "sport")

@@ -288,7 +288,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @contextmanager
 def opened(url: str) -> Iterator[sqlalchemy.Engine]:
     """The database at `url`, migrated as in production, its pool closed afterwards."""
-    from aggregator.db import open_database
+    from aggregator.storage.db import open_database
 
     engine = open_database(url)
     try:

@@ -95,5 +95,5 @@ def test_every_declared_dependency_is_imported_or_needed() -> None:
 def test_imports_inside_functions_are_seen() -> None:
     """The lazy imports (trafilatura, waitress, gunicorn) count like those at a module's top."""
     modules = imported_modules()
-    assert "aggregator/fulltext.py" in modules["trafilatura"]
-    assert "aggregator/runner.py" in modules["gunicorn"]
+    assert "aggregator/ingest/fulltext.py" in modules["trafilatura"]
+    assert "aggregator/cli/runner.py" in modules["gunicorn"]

@@ -10,10 +10,10 @@ from typing import Any
 from flask import Flask, Response, render_template
 from sqlalchemy import Engine, func, select, text
 
-from aggregator.config import load_config
-from aggregator.db import open_database
-from aggregator.models import Source
-from aggregator.publish import FeedCache
+from aggregator.config.load import load_config
+from aggregator.publishing.publish import FeedCache
+from aggregator.storage.db import open_database
+from aggregator.storage.models import Source
 from aggregator.types import Config, Defaults, SiteConfig
 
 # No script runs on Caulbart's pages: JSON-LD is a data block, which CSP does not execute or

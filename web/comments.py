@@ -39,7 +39,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
-from aggregator.comments import (
+from aggregator.stories.comments import (
     CommentedStory,
     Draft,
     ShownComment,

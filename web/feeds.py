@@ -10,7 +10,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from flask import Blueprint, Response, abort, current_app, request
 from flask.typing import ResponseReturnValue
 
-from aggregator.publish import FeedCache, FeedNotFound, FeedQuery
+from aggregator.publishing.publish import FeedCache, FeedNotFound, FeedQuery
 from aggregator.types import Config
 from web import queries
 

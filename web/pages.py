@@ -17,9 +17,9 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from sqlalchemy import Engine
 
-from aggregator.normalise import plain_text
-from aggregator.publish import FORMATS, FeedQuery, PublishedStory
-from aggregator.tagging import tag_slug
+from aggregator.ingest.normalise import plain_text
+from aggregator.publishing.publish import FORMATS, FeedQuery, PublishedStory
+from aggregator.stories.tagging import tag_slug
 from aggregator.types import Config
 from web import queries, search, structured
 from web.routing import StoryRef

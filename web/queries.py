@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session, load_only
 
-from aggregator import tag_index
-from aggregator.db import read_sessions
-from aggregator.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.permalinks import story_path, story_url
-from aggregator.publish import PublishedStory, load_stories, stories_among
-from aggregator.review import visible
+from aggregator.publishing.publish import PublishedStory, load_stories, stories_among
+from aggregator.storage.db import read_sessions
+from aggregator.storage.models import Entry, Prune, Source, Story, StoryTag, Tag
+from aggregator.stories import tag_index
+from aggregator.stories.review import visible
 from aggregator.types import SiteConfig
 from web.routing import ID_MAX
 

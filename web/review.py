@@ -14,9 +14,9 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from sqlalchemy import Engine
 
-from aggregator import publish
-from aggregator.db import session_factory
-from aggregator.review import Review, ReviewRefused, decide, held_stories
+from aggregator.publishing import publish
+from aggregator.storage.db import session_factory
+from aggregator.stories.review import Review, ReviewRefused, decide, held_stories
 from aggregator.types import Config
 from web.comments import ADMIN_RATE_LIMIT, _limit, admin
 from web.routing import form_ids

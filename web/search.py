@@ -14,7 +14,7 @@ from datetime import datetime
 from markupsafe import Markup, escape
 from sqlalchemy import Connection, Engine, text
 
-from aggregator.models import UTCDateTime
+from aggregator.storage.models import UTCDateTime
 
 START, STOP = "\x02", "\x03"
 MAX_QUERY = 200  # characters of a query looked at; longer ones are cut
@@ -63,7 +63,7 @@ def search_stories(engine: Engine, query: str, page: int, per_page: int) -> Sear
         return _postgresql(connection, query, page, per_page)
 
 
-# Readers' stories: not withdrawn, and not held or rejected in review (aggregator.review).
+# Readers' stories: not withdrawn, and not held or rejected in review (aggregator.stories.review).
 SHOWN = "s.withdrawn_at IS NULL AND (s.review IS NULL OR s.review = 'approved')"
 _SQLITE_COUNT = text(
     "SELECT count(*) FROM stories_fts JOIN stories s ON s.id = stories_fts.rowid "

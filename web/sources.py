@@ -13,7 +13,7 @@ from flask import current_app, render_template
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Engine
 
-from aggregator.health import SourceHealth, source_health
+from aggregator.storage.health import SourceHealth, source_health
 from web.comments import admin
 
 # The chart's size in SVG user units: one bar per day.

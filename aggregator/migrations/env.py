@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from aggregator.db import database_url, make_engine
-from aggregator.models import Base
+from aggregator.storage.db import database_url, make_engine
+from aggregator.storage.models import Base
 
 target_metadata = Base.metadata
 

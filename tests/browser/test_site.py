@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import IN_CI, Caulbart, FeedServer, write_feeds_yaml
 from tests.newsroom import SHARED_TITLE, serve_newsroom
 from web import create_app

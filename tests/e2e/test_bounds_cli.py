@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from aggregator.db import open_database, session_factory
-from aggregator.models import Entry
-from aggregator.prepare import BUDGET_ENV, PROCESSES_ENV
+from aggregator.ingest.prepare import BUDGET_ENV, PROCESSES_ENV
+from aggregator.storage.db import open_database, session_factory
+from aggregator.storage.models import Entry
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 
 WORDS = (

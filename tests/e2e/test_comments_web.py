@@ -26,8 +26,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from aggregator.db import open_database
-from aggregator.models import Comment
+from aggregator.storage.db import open_database
+from aggregator.storage.models import Comment
 from tests.conftest import Caulbart, FeedServer, recorded_statements, write_feeds_yaml
 from web import create_app
 

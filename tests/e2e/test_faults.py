@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from aggregator.db import open_database, session_factory
-from aggregator.models import Entry, Story
-from aggregator.pipeline import GROUP_SOURCES
+from aggregator.ingest.pipeline import GROUP_SOURCES
+from aggregator.storage.db import open_database, session_factory
+from aggregator.storage.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")

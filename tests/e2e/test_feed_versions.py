@@ -1,6 +1,7 @@
 """A cached feed must change when a story leaves it, though no story still in it changed.
 
-Feeds are rendered once per version (aggregator.publish.FeedCache); the version reads only the
+Feeds are rendered once per version (aggregator.publishing.publish.FeedCache); the version reads
+only the
 feed's newest and latest story, never a count of its stories. These tests keep one web process
 (its cache warm) while `caulbart fetch` and `caulbart retag` change the database from another,
 and check that each way a story leaves a feed reaches that process's next answer."""
@@ -16,7 +17,7 @@ import feedparser
 import pytest
 from flask.testing import FlaskClient
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from web import create_app
 

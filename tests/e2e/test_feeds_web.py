@@ -23,10 +23,11 @@ from lxml import etree
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from aggregator import limits, publish
-from aggregator.db import open_database
-from aggregator.models import Entry, Source, Story
-from aggregator.tagging import tag_slug
+from aggregator import limits
+from aggregator.publishing import publish
+from aggregator.storage.db import open_database
+from aggregator.storage.models import Entry, Source, Story
+from aggregator.stories.tagging import tag_slug
 from tests.conftest import (
     Caulbart,
     FeedServer,
@@ -154,7 +155,8 @@ IMG = re.compile(r"<img\b[^>]*>")
 
 @dataclass(frozen=True)
 class Expected:
-    """A story as the database holds it, gathered here independently of aggregator.publish."""
+    """A story as the database holds it, gathered here independently of
+    aggregator.publishing.publish."""
 
     id: int
     url: str

@@ -9,7 +9,7 @@ import json
 import pytest
 import sqlalchemy
 
-from aggregator.db import ANALYZE_FLOOR_BYTES, GROWING_TABLES, analyze_grown_tables
+from aggregator.storage.db import ANALYZE_FLOOR_BYTES, GROWING_TABLES, analyze_grown_tables
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 WIRE = ("reuters-worldnews-2018-01-30.rss", "huffpost-worldnews-2019.rss")

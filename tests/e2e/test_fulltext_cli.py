@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from aggregator.models import Entry, Source, Story
-from aggregator.normalise import plain_text
+from aggregator.ingest.normalise import plain_text
+from aggregator.storage.models import Entry, Source, Story
 from tests.article_pages import (
     LAYOUT_LIST,
     Article,
@@ -177,7 +177,7 @@ def test_summary_only_entries_get_the_article_text_and_keep_the_summary_as_lede(
 def test_an_odd_article_page_gets_its_text_from_the_fallback_extractor(
     caulbart: Caulbart, feed_server: FeedServer, engine: Engine, articles: list[Article]
 ) -> None:
-    """A page only jusText reads (tests/test_fulltext.py checks that it takes that path): the
+    """A page only jusText reads (tests/ingest/test_fulltext.py checks that it takes that path): the
     pass stores its text, on the dependencies a plain install brings."""
     article = articles[0]
     feed_server.add("/news/odd.html", render_odd(article), content_type="text/html")

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from aggregator.db import open_database, session_factory
-from aggregator.models import Entry, Story
+from aggregator.storage.db import open_database, session_factory
+from aggregator.storage.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from tests.safety import MARKUP, executable
 

@@ -20,8 +20,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 import web.sitemap
-from aggregator import publish
-from aggregator.models import Story
+from aggregator.publishing import publish
+from aggregator.storage.models import Story
 from tests.conftest import (
     SITEMAP_NS,
     Caulbart,
@@ -187,7 +187,7 @@ def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
     site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
 ) -> None:
     """Few stories are listed from the source's (tag's) own list of them, many by walking the
-    newest stories (aggregator/publish.py `stories_among`): the same page either way."""
+    newest stories (aggregator/publishing/publish.py `stories_among`): the same page either way."""
     listed = texts(site.page(path), "//main//h2[@class='card-title']")
     monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
     walked = texts(site.page(path), "//main//h2[@class='card-title']")

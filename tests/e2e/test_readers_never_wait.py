@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from web import create_app
 

@@ -31,8 +31,8 @@ from typing import Any
 import feedparser
 import pytest
 
-from aggregator.normalise import normalise_entry
-from aggregator.parse import parse_feed
+from aggregator.ingest.normalise import normalise_entry
+from aggregator.ingest.parse import parse_feed
 from aggregator.types import Defaults, FetchResult, FetchStatus, Item
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from tests.test_corpus import CONTENT_TYPES, GZIP_MAGIC

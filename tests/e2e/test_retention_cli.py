@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_worker import Process, wait_until
 from web import create_app

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, sitemaps, write_feeds_yaml
 from web import create_app
 

@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from aggregator.models import Entry
+from aggregator.storage.models import Entry
 from tests.article_pages import LAYOUT_LIST, Article
 from tests.article_pages import render as render_page
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.db import head_revision
+from aggregator.storage.db import head_revision
 from tests.conftest import IN_CI, Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from tests.e2e.test_faults import CAULBART, DEFAULTS, PER_SOURCE, descendants, serve_articles
 from tests.e2e.test_worker import FAST, Process, reuters, status, wait_until

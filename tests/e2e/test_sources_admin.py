@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from web import create_app
 

@@ -98,7 +98,7 @@ def test_story_pages_show_their_tags_and_related_posts(
 
     from markupsafe import escape
 
-    from aggregator.db import open_database
+    from aggregator.storage.db import open_database
     from web import create_app
 
     rows = articles({"business": 8, "sport": 8})

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aggregator.db import open_database
-from aggregator.models import Comment
+from aggregator.storage.db import open_database
+from aggregator.storage.models import Comment
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_comments_web import (
     Site,

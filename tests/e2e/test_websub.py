@@ -1,6 +1,7 @@
 """WebSub publish pings leave in the background: a hub that hangs holds up no source's ingest.
 
-The ingest announces after every commit (aggregator.publish.announce). A hub that takes its
+The ingest announces after every commit (aggregator.publishing.publish.announce). A hub that takes
+its
 connection and never answers used to hold the storing thread for the ping's whole timeout, once
 per source (per write group on SQLite), so a first ingest of many sources took minutes more."""
 
@@ -13,8 +14,8 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import func, select
 
-from aggregator.db import open_database
-from aggregator.models import Source
+from aggregator.storage.db import open_database
+from aggregator.storage.models import Source
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 
 SOURCES = 40  # more than one SQLite write group (pipeline.GROUP_SOURCES, 32)

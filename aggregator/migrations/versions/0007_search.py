@@ -10,7 +10,7 @@ Kept in sync by the database itself, so every writer (workers, CLI, editors' too
   words instead of its markup).
 - PostgreSQL: `stories.search_vector`, a stored generated tsvector (headline A, lede B, body
   text C, markup stripped), with a GIN index.
-Neither is in models.py: tests/test_migrations.py leaves these objects out of its comparison.
+Neither is in models.py: tests/storage/test_migrations.py leaves these objects out of its comparison.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 0007 indexed `body_html` as it is, so a search for `href`, `https` or the name of a site a body
 only links to found that story. The index now reads its content through the view
 `stories_search` (id, title, lede, body), whose body is `caulbart_search_text(body_html)`: the
-markup and the addresses in it left out, entities decoded (`aggregator.normalise.search_text`,
-registered on every connection by `aggregator.db`). The triggers index the same words, and the
+markup and the addresses in it left out, entities decoded (`aggregator.ingest.normalise.search_text`,
+registered on every connection by `aggregator.storage.db`). The triggers index the same words, and the
 index is rebuilt from the view. PostgreSQL's tsvector already strips tags: unchanged.
 
 The index is external-content: a story leaves it by the words the function gives for its old

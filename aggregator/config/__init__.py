@@ -1,0 +1,1 @@
+"""Configuration: feeds.yaml (and OPML) read into a typed `Config`; no database."""

@@ -1,0 +1,1 @@
+"""Ingest: fetch, parse, normalise, filter and prepare a source, and the clock."""

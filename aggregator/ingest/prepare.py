@@ -1,0 +1,505 @@
+"""The CPU-heavy half of an ingest, on every core: parse, normalise, fingerprint, draft tags;
+and, at the end of a pass, reading and scoring the candidates of its stories' related posts.
+
+A first ingest is mostly pure Python work (feedparser, nh3, MinHash, tagging) that one process
+would do on one core while the database waits. Here it runs in a pool of worker processes while
+the main process stores what is ready. Fingerprints and tag drafts are made only for entries the
+database does not hold yet (or holds with other content), so a feed that re-lists its last 50
+stories costs only their parsing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import gc
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from aggregator import limits
+from aggregator.errors import ParseError
+from aggregator.ingest import filters
+from aggregator.ingest.normalise import normalise_entry
+from aggregator.ingest.parse import parse_feed
+from aggregator.storage.db import among, make_engine
+from aggregator.storage.models import Entry
+from aggregator.stories import dedupe, tagging
+from aggregator.types import (
+    Config,
+    FetchResult,
+    FetchStatus,
+    FilteredItem,
+    Item,
+    ParsedFeed,
+    RelatedLists,
+    SourceConfig,
+    TextPattern,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# CAULBART_PREPARE_PROCESSES: worker processes for this stage (default: one per core; 0 runs
+# it in the calling process, e.g. on a machine with a single core).
+PROCESSES_ENV = "CAULBART_PREPARE_PROCESSES"
+# CAULBART_PREPARE_SECONDS: the time budget of one document on the pool (limits.PREPARE_SECONDS).
+# In the calling process there is none: nothing can stop that process in the middle of a document.
+BUDGET_ENV = "CAULBART_PREPARE_SECONDS"
+# Seconds between two looks of a pool's watchdog at its running documents.
+WATCH_INTERVAL = 0.2
+# Fewer sources than this in one pass are prepared in the calling process: starting the pool's
+# processes (each imports the parsers, SQLAlchemy, numpy) costs most of a second.
+POOL_MIN_SOURCES = 4
+# The cyclic garbage collector's generation thresholds for an ingesting process (see
+# tune_garbage_collector); Python's default is (700, 10, 10).
+COLLECTOR_THRESHOLDS = (10_000, 50, 50)
+
+# How much lower the workers' CPU priority is than the storing process's (see _start_worker).
+WORKER_NICENESS = 10
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A fetched source made ready to store; `error` is a parse error to record instead."""
+
+    feed: ParsedFeed | None = None
+    items: tuple[Item, ...] = ()
+    # Entries new to the database, or edited since, and what storing them needs: fingerprints
+    # of all but the new ones whose text is stored already, tags of the stories they start.
+    unseen: tuple[str, ...] = ()
+    prints: dict[str, dedupe.Fingerprint | None] = field(default_factory=dict)
+    drafts: dict[str, tagging.TagDraft] = field(default_factory=dict)
+    error: str | None = None
+    # New entries the editors' filters turned away, with the rule: recorded, never stories.
+    filtered: tuple[FilteredItem, ...] = ()
+
+
+def prepare(
+    config: Config, result: FetchResult, now: datetime, engine: Engine | None = None
+) -> Prepared:
+    """Parse and normalise a fetched source; fingerprint and draft the tags of unseen entries.
+
+    `engine` (read only) tells which entries are stored already; without one every entry is
+    treated as new, which is correct, only slower.
+    """
+    if result.status is not FetchStatus.OK:
+        return Prepared()  # a 304 or an error carries no feed: nothing to parse
+    try:
+        feed = parse_feed(result, config.defaults.max_entries)
+    except ParseError as exc:
+        return Prepared(error=f"parse error: {exc}")
+    source = config.source(result.source_id)
+    rules = config.rules_for(source) if source else config.filters
+    items = items_of(feed, now, rules.title_strip)
+    stored, told = _stored(engine, result.source_id, items) if engine is not None else ({}, set())
+    # Filters judge arriving entries only: a stored story is never taken back by a later rule.
+    kept, filtered = filters.apply_filters(
+        [item for item in items if item.guid not in stored],
+        rules,
+        source_language=source.language if source else None,
+        now=now,
+    )
+    turned_away = {f.item.guid for f in filtered}
+    sectioned = {item.guid: item for item in kept}
+    items = [sectioned.get(i.guid, i) for i in items if i.guid not in turned_away]
+    unseen = [item for item in items if stored.get(item.guid) != item.content_hash]
+    # A new entry repeating a stored text word for word will join that text's story and stay
+    # out of the near-duplicate index (store.save_items): it needs no band keys, nor tags.
+    prints = {
+        item.guid: dedupe.fingerprint(item)
+        for item in unseen
+        if item.guid in stored or item.text_hash not in told
+    }
+    drafts = {
+        item.guid: tag_draft_for(config, source, item)
+        for item in unseen
+        if item.guid not in stored  # an edited entry is re-tagged with its whole story
+        # Drafts are for the stories new entries start; one whose very text is stored already
+        # (wire copy another agency sent first) joins that story instead.
+        and item.text_hash not in told
+    }
+    return Prepared(
+        replace(feed, entries=()),
+        tuple(items),
+        tuple(item.guid for item in unseen),
+        prints,
+        drafts,
+        filtered=tuple(filtered),
+    )
+
+
+def tag_draft_for(config: Config, source: SourceConfig | None, item: Item) -> tagging.TagDraft:
+    """The tags a story started by `item` would take from its own text and its source."""
+    return tagging.draft_tags(
+        tagging.StoryText(
+            dedupe.wire_headline(item.title),
+            item.body_text or item.lede,
+            item.categories,
+            source.tags if source else (),
+            item.section or (source.section if source else None),
+        ),
+        config.tags,
+    )
+
+
+def items_of(
+    feed: ParsedFeed, now: datetime, title_strip: tuple[TextPattern, ...] = ()
+) -> list[Item]:
+    """Normalised items of a parsed feed, without empty entries or repeated guids."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for raw in feed.entries:
+        item = normalise_entry(raw, now=now, title_strip=title_strip)
+        if item is None or item.guid in seen:
+            continue
+        seen.add(item.guid)
+        items.append(item)
+    return items
+
+
+def _stored(engine: Engine, source_id: str, items: list[Item]) -> tuple[dict[str, str], set[str]]:
+    """What the database has of these items, on one connection, one query a chunk: this
+    source's content hash by guid, and which of the other items' texts any source's entry has
+    (those will join that entry's story)."""
+    content: dict[str, str] = {}
+    told: set[str] = set()
+    try:
+        with engine.connect() as connection:
+            for is_wanted in among(connection, Entry.guid, [item.guid for item in items]):
+                rows = connection.execute(
+                    select(Entry.guid, Entry.content_hash).where(
+                        Entry.source_id == source_id, is_wanted
+                    )
+                )
+                content.update((guid, content_hash) for guid, content_hash in rows)
+            texts = {i.text_hash for i in items if i.text_hash and i.guid not in content}
+            for is_wanted in among(connection, Entry.text_hash, sorted(texts)):
+                told.update(connection.scalars(select(Entry.text_hash).where(is_wanted).distinct()))
+    except SQLAlchemyError as exc:
+        # Only an optimisation: treat every entry as new; the store records the real failure.
+        log.warning("source=%s stored entries not readable: %s", source_id, exc)
+        return {}, set()
+    return content, told
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+_worker_engine: Engine | None = None
+# Where a worker says which job it starts (job id, its pid), read by its pool's watchdog.
+_worker_starts: Any = None
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often. An ingest allocates millions of short-lived objects, nearly all
+    freed by reference counting, and the default thresholds made the collector sweep the heap
+    (the session's stored rows, the tag index's cache) again and again: a sixth of a first
+    ingest's time. Cycles are still collected, after 10,000 allocations rather than 700."""
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
+
+def _start_worker(database_url: str, starts: Any) -> None:
+    global _worker_engine, _worker_starts
+    _worker_starts = starts
+    # Ctrl-C reaches the terminal's whole process group; the pool's owner answers it and stops
+    # its workers, which would otherwise each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_garbage_collector()
+    # The storing process is the pipeline's narrowest stage (one writer); with as many workers
+    # as cores, an equal share of the CPU made it wait on them. Workers yield to it instead.
+    os.nice(WORKER_NICENESS)
+    _worker_engine = make_engine(database_url)
+    threading.Thread(target=_exit_with_owner, daemon=True).start()
+
+
+def _exit_with_owner() -> None:
+    """A worker whose parent was killed (SIGKILL, out of memory) must not live on as an orphan.
+
+    Its parent process is the fork server, which outlives the pool's owner while any worker
+    lives. So the worker watches the owner itself, through the pipe multiprocessing gives every
+    child (`parent_process().sentinel`), which reads as closed once the owner is gone, however
+    it ended."""
+    owner = multiprocessing.parent_process()
+    if owner is not None:
+        owner.join()
+        os._exit(0)
+
+
+def _ready() -> bool:
+    return _worker_engine is not None
+
+
+def _run_job(job_id: int, work: Callable[..., T], *args: Any) -> T:
+    """A pool job: announced to the watchdog (its clock starts now), then done."""
+    _worker_starts.put((job_id, os.getpid()))
+    return work(*args)
+
+
+def _prepare_in_worker(config: Config, result: FetchResult, now: datetime) -> Prepared:
+    return prepare(config, result, now, _worker_engine)
+
+
+def relate_stored(engine: Engine, story_ids: list[int]) -> RelatedLists:
+    """The related lists of stored stories (tag_index.relate_stored), read on `engine`."""
+    from aggregator.stories import tag_index  # only when a pass relates: workers start without it
+
+    with Session(engine) as session:
+        return tag_index.relate_stored(session, story_ids)
+
+
+def _relate_in_worker(story_ids: list[int]) -> RelatedLists:
+    assert _worker_engine is not None
+    return relate_stored(_worker_engine, story_ids)
+
+
+def _fork_server() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server process that imported this module once.
+
+    Forking this process is unsafe (it runs threads: scheduler, HTTP client), and spawned workers
+    each imported the parsers, SQLAlchemy and numpy anew: half a second of CPU a worker. The
+    server is started (not forked) once per process and imports them once for all its workers.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def _done(value: T) -> Future[T]:
+    """A future already holding `value`: work done in the calling process."""
+    done: Future[T] = Future()
+    done.set_result(value)
+    return done
+
+
+@dataclass
+class _Job:
+    """Work on the pool and the future its caller holds; sent again if the pool is replaced
+    under it (another job went over budget), so the caller sees only its own outcome."""
+
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+    outer: Future[Any]
+    # What the job's outcome is when it runs past the budget; None: it has no budget.
+    over_budget: Callable[[float], Any] | None = None
+
+
+def _over_budget(budget: float) -> Prepared:
+    return Prepared(error=f"preparing took longer than {budget:g} s: stopped, worker replaced")
+
+
+def _settle(future: Future[T], value: T | None = None, error: BaseException | None = None) -> None:
+    """Give `future` its outcome unless it has one (a job over budget is settled early)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
+
+
+class Preparer:
+    """A process pool for `prepare`, started on first use and shared by the process's ingests.
+
+    Each document has a time budget on the pool: a watchdog thread sees when each job starts
+    (the worker says so), and a job past the budget becomes its source's error while its worker
+    is killed (a process pool cannot stop a running task) and the pool replaced; the other jobs
+    of the killed pool are sent to the new one.
+    """
+
+    def __init__(
+        self, engine: Engine, processes: int | None = None, budget: float | None = None
+    ) -> None:
+        self.engine = engine
+        self.database_url = engine.url.render_as_string(hide_password=False)
+        wanted = os.environ.get(PROCESSES_ENV)
+        self.processes = processes if processes is not None else int(wanted or os.cpu_count() or 1)
+        seconds = os.environ.get(BUDGET_ENV)
+        self.budget = budget if budget is not None else float(seconds or limits.PREPARE_SECONDS)
+        self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0  # of the current pool; a killed pool's jobs are sent again
+        self._killed: set[int] = set()
+        self._jobs: dict[int, _Job] = {}
+        self._job_ids = itertools.count()
+        self._closing = False
+        self._lock = threading.Lock()
+
+    def submit(self, config: Config, result: FetchResult, now: datetime) -> Future[Prepared]:
+        # A 304 or an error has nothing to parse: a pass of them never starts the pool.
+        if self.processes < 1 or result.status is not FetchStatus.OK:
+            return _done(prepare(config, result, now, self.engine))
+        return self._in_worker(_prepare_in_worker, config, result, now, over_budget=_over_budget)
+
+    def relate(self, story_ids: list[int]) -> Future[RelatedLists]:
+        """Work out stored stories' related lists in a worker (reads only; the caller writes)."""
+        if self.processes < 1:
+            return _done(relate_stored(self.engine, story_ids))
+        return self._in_worker(_relate_in_worker, story_ids)
+
+    def _in_worker(
+        self,
+        work: Callable[..., T],
+        *args: Any,
+        over_budget: Callable[[float], T] | None = None,
+    ) -> Future[T]:
+        job = _Job(work, args, Future(), over_budget)
+        job_id = next(self._job_ids)
+        with self._lock:
+            self._jobs[job_id] = job
+        self._send(job_id, job)
+        return job.outer
+
+    def _send(self, job_id: int, job: _Job) -> None:
+        try:
+            pool, generation = self._executor()
+            inner = pool.submit(_run_job, job_id, job.work, *job.args)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh
+            log.warning("prepare pool broken; starting a new one")
+            self._reset()
+            pool, generation = self._executor()
+            inner = pool.submit(_run_job, job_id, job.work, *job.args)
+        inner.add_done_callback(functools.partial(self._finished, job_id, job, generation))
+
+    def _finished(self, job_id: int, job: _Job, generation: int, inner: Future[Any]) -> None:
+        """Pass a job's outcome on, or send it again if its pool was killed under it."""
+        replaced = inner.cancelled() or isinstance(inner.exception(), BrokenProcessPool)
+        with self._lock:
+            again = replaced and generation in self._killed and not self._closing
+            if not again:
+                self._jobs.pop(job_id, None)
+        if again:
+            if not job.outer.done():  # else it was the job over budget
+                self._send(job_id, job)
+        elif inner.cancelled():
+            job.outer.cancel()
+        elif (error := inner.exception()) is not None:
+            _settle(job.outer, error=error)
+        else:
+            _settle(job.outer, inner.result())
+
+    def _watch(self, generation: int, starts: Any) -> None:
+        """Stop the job of this pool that runs past the budget; ends when the pool is replaced."""
+        running: dict[int, tuple[int, float]] = {}  # job id -> (worker pid, started)
+        while True:
+            with self._lock:
+                if generation != self._generation or self._pool is None:
+                    return
+            try:
+                job_id, pid = starts.get(timeout=WATCH_INTERVAL)
+                running[job_id] = (pid, time.monotonic())
+            except queue.Empty:
+                pass
+            for job_id, (pid, started) in list(running.items()):
+                job = self._jobs.get(job_id)
+                if job is None or job.outer.done():
+                    del running[job_id]
+                elif job.over_budget and time.monotonic() - started > self.budget:
+                    self._stop(generation, job_id, job, pid)
+                    return
+
+    def _stop(self, generation: int, job_id: int, job: _Job, pid: int) -> None:
+        """Settle a job over budget, kill its worker and retire its pool: the pool's other jobs
+        fail as a broken pool's do and are sent to a new one (`_finished`)."""
+        assert job.over_budget is not None
+        log.warning("prepare job over budget (%g s): worker pid=%d killed", self.budget, pid)
+        with self._lock:
+            self._killed.add(generation)
+            self._jobs.pop(job_id, None)
+            pool = self._pool if generation == self._generation else None
+            if pool is not None:
+                self._pool = None
+        _settle(job.outer, job.over_budget(self.budget))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def warm(self) -> None:
+        """Start every worker process now (each imports the parsers once, about a second)."""
+        if self.processes < 1:
+            return
+        pool, _ = self._executor()
+        for future in [pool.submit(_ready) for _ in range(self.processes)]:
+            future.result()
+
+    def run(self, config: Config, result: FetchResult, now: datetime) -> Prepared:
+        """Prepare one source and wait for it (a worker thread's unit of work)."""
+        try:
+            return self.submit(config, result, now).result()
+        except BrokenProcessPool:
+            self._reset()
+            return prepare(config, result, now, self.engine)
+
+    def _executor(self) -> tuple[ProcessPoolExecutor, int]:
+        with self._lock:
+            if self._pool is None:
+                context = _fork_server()
+                starts = context.Queue()
+                self._generation += 1
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(self.database_url, starts),
+                )
+                watchdog = threading.Thread(
+                    target=self._watch, args=(self._generation, starts), daemon=True
+                )
+                watchdog.start()
+            return self._pool, self._generation
+
+    def _reset(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_preparers: dict[str, Preparer] = {}
+
+
+def preparer_for(engine: Engine, *, in_process: bool = False) -> Preparer:
+    """The process's preparer for this database (one pool however many ingests run)."""
+    if in_process:
+        return Preparer(engine, processes=0)
+    url = engine.url.render_as_string(hide_password=False)
+    if url not in _preparers:
+        _preparers[url] = Preparer(engine)
+    return _preparers[url]
+
+
+@atexit.register
+def _close_all() -> None:
+    for preparer in _preparers.values():
+        preparer.close()
+    # The fork server lives on after this process until its last worker is gone. Stopped here,
+    # once the workers are, and waited for: a command leaves no process behind, and its CPU time
+    # and peak memory (what `time`, a benchmark or a test reads of it) include its workers'.
+    # multiprocessing has no public call for this; the method exists since Python 3.8.
+    stop_fork_server = getattr(multiprocessing.forkserver._forkserver, "_stop", None)
+    if stop_fork_server is not None:
+        stop_fork_server()
