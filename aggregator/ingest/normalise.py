@@ -240,6 +240,19 @@ def plain_text(markup: str) -> str:
     return text
 
 
+def headline_text(raw: RawEntry) -> str:
+    """The entry's title as text: markup read only where the feed says the title is HTML.
+
+    A plain-text title ("Nice <gorilla>", `&#x3C;` in the XML) is text, its brackets included;
+    templates and feed writers escape it when they print it.
+    """
+    if not raw.title:
+        return ""
+    return (
+        plain_text(raw.title) if raw.title_is_html else collapse(raw.title.removeprefix("\ufeff"))
+    )
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut at a word boundary with an ellipsis; short text is returned unchanged."""
     if len(text) <= limit:
@@ -391,7 +404,7 @@ def normalise_entry(
     else:
         lede = first_paragraph(body_html)
     lede = truncate(visible(lede), limits.MAX_LEDE_CHARS)
-    headline = visible(plain_text(raw.title or ""))
+    headline = visible(headline_text(raw))
     title = strip_title(truncate(headline, limits.MAX_TITLE_CHARS), title_strip)
     if not title:
         title = truncate(lede or visible(body_text), 120) if (lede or body_text) else ""

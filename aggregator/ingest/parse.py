@@ -29,6 +29,17 @@ SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30
 # JSON Feed 1.0 and 1.1 name their version by URL (https://www.jsonfeed.org/version/1.1/).
 JSON_FEED_VERSION = re.compile(r"^https?://(?:www\.)?jsonfeed\.org/version/1(?:\.\d+)?/?$")
 UTF8_BOM = b"\xef\xbb\xbf"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# An RSS title has no declared type (feedparser guesses text/plain unless it sees known tags
+# closed). A tag with attributes, or one of these elements, is markup a publisher put there;
+# anything else in angle brackets ("Nice <gorilla>", "the <dialog> element") is text.
+MARKUP_ELEMENTS = {
+    "a", "abbr", "b", "big", "blink", "body", "br", "center", "cite", "code", "div", "em", "font",
+    "frame", "head", "html", "i", "iframe", "img", "input", "layer", "link", "marquee", "meta",
+    "object", "p", "script", "small", "span", "strong", "style", "sub", "sup", "svg", "table",
+    "td", "tr", "u",
+}  # fmt: skip
+TAG = re.compile(r"</?([a-zA-Z][\w:-]*)(\s+[^\s>/][^>]*)?")
 
 
 def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
@@ -59,7 +70,15 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
         language=language,
-        entries=tuple(_raw_entry(entry, language, base) for entry in entries),
+        entries=tuple(
+            _raw_entry(
+                entry,
+                language,
+                base,
+                typed_titles=str(parsed.get("version", "")).startswith("atom"),
+            )
+            for entry in entries
+        ),
         warning=warning,
         truncated_from=truncated_from,
         refresh_hint=feed_refresh_hint(
@@ -201,7 +220,20 @@ def _datetime(value: object) -> datetime | None:
         return None
 
 
-def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntry:
+def _title_is_html(title: object, declared: object, typed: bool) -> bool:
+    """Is the title markup? Atom says so (`type`); an RSS title is, when it holds markup."""
+    if declared in HTML_TYPES:
+        return True
+    if typed or not isinstance(title, str):
+        return False
+    return any(
+        attributes or name.lower() in MARKUP_ELEMENTS for name, attributes in TAG.findall(title)
+    )
+
+
+def _raw_entry(
+    entry: Any, feed_language: str | None, feed_base: str, *, typed_titles: bool = False
+) -> RawEntry:
     content = None
     base = None
     language = None
@@ -226,7 +258,7 @@ def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntr
         id=_text(entry.get("id")),
         link=_text(entry.get("link")),
         title=_text(entry.get("title")),
-        title_is_html=title_detail.get("type") in ("text/html", "application/xhtml+xml"),
+        title_is_html=_title_is_html(entry.get("title"), title_detail.get("type"), typed_titles),
         summary=summary,
         content=content,
         published=_datetime(entry.get("published_parsed")),
