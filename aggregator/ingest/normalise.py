@@ -298,6 +298,7 @@ def sanitise_html(markup: str, base: str | None) -> str:
     inside a link, a table inside either) one step per pass, and what is stored must come out of
     a second sanitising the same (its content hash, a re-ingest). Well-formed markup takes two.
     """
+    markup = CONTROL_CHARS.sub("", markup)  # C0 and C1 controls: never text for a reader
     for _ in range(SANITISE_PASSES):
         cleaned = _sanitise_once(markup, base)
         if cleaned == markup:

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dates, limits
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.normalise import collapse, plain_text
 from aggregator.ingest.scheduler import claimer_is_dead
 from aggregator.storage.db import among, insert_missing, insert_rows, serialise, write_rows
 from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
@@ -954,8 +954,8 @@ def record_fetch(
     if result.status is FetchStatus.OK:
         source.etag = result.validators.etag
         source.last_modified = result.validators.last_modified
-        if feed_title:
-            source.feed_title = feed_title[:500]
+        if feed_title and (title := collapse(feed_title)):
+            source.feed_title = title[:500]
 
 
 def active_sources(session: Session, ids: Iterable[str] | None = None) -> list[Source]:

@@ -12,14 +12,16 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
 import lxml.html
+import yaml
 from flask.testing import FlaskClient
 
-from aggregator.db import open_database
+from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from web import create_app
 
@@ -166,3 +168,59 @@ def test_plain_text_title_keeps_its_literal_angle_brackets(
         assert "Nice <gorilla>" in titles
         # A title the feed marks as HTML is still read as markup: its tags are not text.
         assert site.story("Bold move")["entries"][0]["title"] == "Bold move"
+
+
+# --- control characters -----------------------------------------------------------------------
+
+
+def test_control_characters_never_reach_a_body_a_page_a_feed_or_the_opml(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Bell\u0085 Wire\u009c",
+        "items": [
+            {
+                "id": "bell-1",
+                "url": "https://bell.example/1",
+                "title": "Bells ring out",
+                "content_html": "<p>The bell\u0007 rang\u009b twice\u0001 at noon.</p>"
+                "<p>Then\u0085 it rang again.</p>",
+                "date_published": "2026-11-10T12:00:00Z",
+                "tags": ["bel\u0090ls"],
+            }
+        ],
+    }
+    feeds = {"bell": (json.dumps(document), {"agency": "Bell Wire"})}
+    with published(caulbart, feed_server, feeds) as site:
+        story = site.story("Bells ring out")
+        page = site.page(story["url"]).data.decode()
+        assert "The bell rang twice at noon." in page
+        assert not CONTROL.search(page)
+        item = site.feed("json")["items"][0]
+        assert not has_control(item), item
+        assert "rang twice" in item["content_html"]
+        for fmt in ("atom", "rss"):
+            assert not CONTROL.search(site.feed(fmt).decode())
+        opml = site.client.get("/sources.opml")
+        assert opml.status_code == 200
+        assert not CONTROL.search(opml.data.decode())
+
+
+def test_import_opml_strips_control_characters_from_outline_titles(
+    caulbart: Caulbart, tmp_path: Path
+) -> None:
+    caulbart.config.write_text(
+        "site:\n  base_url: http://caulbart.test\nsources: []\n", encoding="utf-8"
+    )
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><opml version="2.0"><head><title>s</title></head>'
+        '<body><outline text="News\u0085 Desk\u009c" xmlUrl="http://desk.example/feed.xml"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    imported = caulbart("import-opml", str(opml))
+    assert imported.returncode == 0, imported.stderr
+    sources = yaml.safe_load(caulbart.config.read_text(encoding="utf-8"))["sources"]
+    assert [s["name"] for s in sources] == ["News Desk"]
