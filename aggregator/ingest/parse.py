@@ -20,7 +20,7 @@ from typing import Any
 import feedparser
 
 from aggregator.errors import ParseError
-from aggregator.types import FetchResult, ParsedFeed, RawEntry
+from aggregator.types import Enclosure, FetchResult, ParsedFeed, RawEntry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 # sy:updatePeriod values (RSS 1.0 Syndication module) in seconds.
@@ -148,6 +148,16 @@ def _json_entry(
         image_credit=None,
         language=_text(item.get("language")) or feed_language,
         base=base,
+        enclosures=_json_attachments(item),
+    )
+
+
+def _json_attachments(item: dict[str, Any]) -> tuple[Enclosure, ...]:
+    attachments = item.get("attachments")
+    return tuple(
+        Enclosure(url, _text(a.get("mime_type")), _length(a.get("size_in_bytes")))
+        for a in (attachments if isinstance(attachments, list) else ())
+        if isinstance(a, dict) and (url := _text(a.get("url")))
     )
 
 
@@ -270,7 +280,32 @@ def _raw_entry(
         image_credit=image_credit,
         language=_text(language) or feed_language,
         base=_text(base) or feed_base,
+        enclosures=_enclosures(entry),
     )
+
+
+def _length(value: object) -> int | None:
+    """A size in bytes as feeds write it ("12345678", 777); None when absent or not a size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()) or None
+    return None
+
+
+def _enclosures(entry: Any) -> tuple[Enclosure, ...]:
+    """Every enclosure (RSS, and Atom's rel="enclosure" links, which feedparser lists with them),
+    then MRSS audio and video media:content (podcasts often give both: normalise keeps one)."""
+    found = [
+        Enclosure(url, _text(e.get("type")), _length(e.get("length")))
+        for e in entry.get("enclosures") or ()
+        if (url := _text(e.get("href")))
+    ]
+    for media in entry.get("media_content") or ():
+        kind = _text(media.get("medium")) or (_text(media.get("type")) or "").split("/")[0]
+        if kind in ("audio", "video") and (url := _text(media.get("url"))):
+            found.append(Enclosure(url, _text(media.get("type")), _length(media.get("fileSize"))))
+    return tuple(found)
 
 
 def _is_image(url: str | None, medium: str | None, mime: str | None) -> bool:

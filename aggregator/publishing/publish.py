@@ -58,7 +58,7 @@ from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import make_engine, read_sessions
 from aggregator.storage.models import Entry, FeedChange, Prune, Source, Story, StoryTag, Tag
 from aggregator.stories import review, tag_index, tagging
-from aggregator.types import Config, SiteConfig
+from aggregator.types import Config, Enclosure, SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR = "Caulbart"
+OCTET_STREAM = "application/octet-stream"
+# media:content's `medium` values (MRSS 1.5); other files go without one.
+MRSS_MEDIA = ("image", "audio", "video", "document", "executable")
 
 
 class FeedNotFound(LookupError):
@@ -180,6 +183,8 @@ class PublishedStory:
     originals: tuple[Original, ...]
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
+    # The best telling's files (audio, video...), under its source's terms.
+    enclosures: tuple[Enclosure, ...] = ()
 
     @property
     def external_url(self) -> str | None:
@@ -514,16 +519,45 @@ def load_stories(
     for entry_id, story_id, link, title, source_id in rows:
         tellings[story_id].append((Telling(entry_id, link, title), sources[source_id]))
     tags = story_tags(session, ids)
+    files = _enclosures(session, [s.best_entry_id for s in stories if s.best_entry_id])
     return {
-        story.id: published_story(site, story, tellings[story.id], tags.get(story.id, []))
+        story.id: published_story(
+            site,
+            story,
+            tellings[story.id],
+            tags.get(story.id, []),
+            files.get(story.best_entry_id or 0, ()),
+        )
         for story in stories
     }
 
 
+def _enclosures(session: Session, entry_ids: list[int]) -> dict[int, tuple[Enclosure, ...]]:
+    """The files of these entries, by entry id (only those that carry some)."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(
+        select(Entry.id, Entry.enclosures).where(
+            Entry.id.in_(entry_ids), Entry.enclosures.is_not(None)
+        )
+    )
+    return {
+        entry_id: tuple(
+            Enclosure(str(f["url"]), f.get("type"), f.get("length")) for f in files or ()
+        )
+        for entry_id, files in rows
+    }
+
+
 def published_story(
-    site: SiteConfig, story: Story, tellings: list[tuple[Telling, Source]], tags: list[str]
+    site: SiteConfig,
+    story: Story,
+    tellings: list[tuple[Telling, Source]],
+    tags: list[str],
+    enclosures: tuple[Enclosure, ...] = (),
 ) -> PublishedStory:
-    """Apply the best telling's source terms: excerpt_only drops the body, images: false images."""
+    """Apply the best telling's source terms: excerpt_only drops the body and the files (lede and
+    link only), images: false images (image files too)."""
     ordered = sorted(tellings, key=lambda pair: (pair[0].id != story.best_entry_id, pair[0].id))
     best_source = ordered[0][1] if ordered else None
     excerpt_only = bool(best_source and best_source.excerpt_only)
@@ -561,6 +595,9 @@ def published_story(
         ),
         withdrawn_at=story.withdrawn_at,
         withdrawn_reason=story.withdrawn_reason,
+        enclosures=()
+        if excerpt_only
+        else tuple(e for e in enclosures if images or e.medium != "image"),
     )
 
 
@@ -672,6 +709,15 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
                 xml_elem("link", entry, rel="via", href=original.link, title=original.title)
         if story.image_url:
             xml_elem("link", entry, rel="enclosure", href=story.image_url, type=_image_type(story))
+        for enclosure in story.enclosures:
+            if enclosure.url != story.image_url:
+                xml_elem(
+                    "link",
+                    entry,
+                    rel="enclosure",
+                    href=enclosure.url,
+                    **_file_attributes(enclosure, "length"),
+                )
         if story.originals:
             best = story.originals[0]
             source = xml_elem("source", entry)
@@ -690,7 +736,16 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
             xml_elem(f"{{{DC_NS}}}creator", item).text = agency
         if story.rights:
             xml_elem(f"{{{DC_NS}}}rights", item).text = story.rights
-        if story.image_url:
+        played = rss_enclosure(story)
+        if played is not None:
+            xml_elem(
+                "enclosure",
+                item,
+                url=played.url,
+                length=str(played.length or 0),
+                type=played.type or OCTET_STREAM,
+            )
+        elif story.image_url:
             xml_elem("enclosure", item, url=story.image_url, length="0", type=_image_type(story))
         self._media(item, story)
         if story.originals:
@@ -700,17 +755,39 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
 
     @staticmethod
     def _media(parent: Any, story: PublishedStory) -> None:
-        if not story.image_url:
-            return
-        content = xml_elem(
-            f"{{{MEDIA_NS}}}content",
-            parent,
-            url=story.image_url,
-            medium="image",
-            type=_image_type(story),
-        )
-        if story.image_credit:
-            xml_elem(f"{{{MEDIA_NS}}}credit", content).text = story.image_credit
+        if story.image_url:
+            content = xml_elem(
+                f"{{{MEDIA_NS}}}content",
+                parent,
+                url=story.image_url,
+                medium="image",
+                type=_image_type(story),
+            )
+            if story.image_credit:
+                xml_elem(f"{{{MEDIA_NS}}}credit", content).text = story.image_credit
+        for enclosure in story.enclosures:
+            if enclosure.url != story.image_url:
+                medium = {"medium": enclosure.medium} if enclosure.medium in MRSS_MEDIA else {}
+                xml_elem(
+                    f"{{{MEDIA_NS}}}content",
+                    parent,
+                    url=enclosure.url,
+                    **medium,
+                    **_file_attributes(enclosure, "fileSize"),
+                )
+
+
+def rss_enclosure(story: PublishedStory) -> Enclosure | None:
+    """RSS 2.0 allows one enclosure an item: the first audio or video file (what a podcast
+    client plays), else none (the image takes the slot). Every file is also a media:content."""
+    return next((e for e in story.enclosures if e.medium in ("audio", "video")), None)
+
+
+def _file_attributes(enclosure: Enclosure, length_name: str) -> dict[str, str]:
+    attributes = {"type": enclosure.type} if enclosure.type else {}
+    if enclosure.length:
+        attributes[length_name] = str(enclosure.length)
+    return attributes
 
 
 def _image_type(story: PublishedStory) -> str:
@@ -817,6 +894,8 @@ def _json_item(story: PublishedStory) -> dict[str, Any]:
         item["summary"] = story.lede
     if story.image_url:
         item["image"] = story.image_url
+    if story.enclosures:
+        item["attachments"] = [_attachment(e) for e in story.enclosures]
     item["date_published"] = iso_utc(story.published)
     item["date_modified"] = iso_utc(story.updated)
     item["authors"] = [{"name": agency} for agency in story.authors]
@@ -843,6 +922,14 @@ def _json_item(story: PublishedStory) -> dict[str, Any]:
         extension["image_credit"] = story.image_credit
     item["_caulbart"] = extension
     return item
+
+
+def _attachment(enclosure: Enclosure) -> dict[str, Any]:
+    """A JSON Feed attachment: `mime_type` is required, so an unknown type is a byte stream."""
+    attachment: dict[str, Any] = {"url": enclosure.url, "mime_type": enclosure.type or OCTET_STREAM}
+    if enclosure.length:
+        attachment["size_in_bytes"] = enclosure.length
+    return attachment
 
 
 def _tag_scheme(site: SiteConfig) -> str:

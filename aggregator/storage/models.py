@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -232,6 +233,10 @@ class Entry(Base):
     image_credit: Mapped[str | None] = mapped_column(String(500))
     language: Mapped[str | None] = mapped_column(String(35))
     has_full_text: Mapped[bool] = mapped_column(Boolean)
+    # Its files (types.Enclosure as {"url", "type", "length"}), None when it carries none.
+    enclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # The feed gave no title: `title` was made from the text, an enclosure's name or the link.
+    title_derived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Why the linked article's text is not the body (`full_text` sources); None when it is.
     full_text_error: Mapped[str | None] = mapped_column(String(500))
     # Why the feed's dates were set aside and the entry dated when it was fetched (a date out of

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -812,7 +812,7 @@ def _story_row(story: _NewStory) -> tuple[object, ...]:
 ITEM_COLUMNS = (
     "link", "title", "lede", "body_html", "author", "categories", "image_url", "image_credit",
     "language", "has_full_text", "full_text_error", "text_hash", "content_hash", "shingles",
-    "published", "updated", "date_note", "changed_at",
+    "published", "updated", "date_note", "changed_at", "enclosures", "title_derived",
 )  # fmt: skip
 ENTRY_COLUMNS = (
     "id", "source_id", "story_id", "guid", "first_seen_at", "match_rule", "match_score",
@@ -829,6 +829,7 @@ def _item_values(
         item.image_url, item.image_credit, item.language, item.has_full_text,
         item.full_text_error, item.text_hash, item.content_hash,
         print_.packed if print_ else None, item.published, item.updated, item.date_note, now,
+        [asdict(e) for e in item.enclosures] or None, item.title_derived,
     )  # fmt: skip
 
 

@@ -224,3 +224,141 @@ def test_import_opml_strips_control_characters_from_outline_titles(
     assert imported.returncode == 0, imported.stderr
     sources = yaml.safe_load(caulbart.config.read_text(encoding="utf-8"))["sources"]
     assert [s["name"] for s in sources] == ["News Desk"]
+
+
+# --- enclosures -------------------------------------------------------------------------------
+
+MP3 = "https://cdn.pod.example/ep12.mp3?token=1"
+MP4 = "https://cdn.pod.example/ep12.mp4"
+OGG = "https://cdn.atom.example/talk.ogg"
+WEBM = "https://cdn.json.example/clip-7.webm"
+
+
+def podcast_feeds() -> dict[str, tuple[str, dict[str, Any]]]:
+    episode = item(
+        "ep-12",
+        "Episode 12: Tides",
+        link="https://pod.example/12",
+        description="We talk about the tides of the northern sea and the people who read them.",
+        extra=(
+            f'<enclosure url="{MP3.replace("&", "&amp;")}" type="audio/mpeg" length="12345678"/>'
+            f'<enclosure url="{MP4}" type="video/mp4" length="999"/>'
+            '<enclosure url="javascript:alert(1)" type="audio/mpeg" length="1"/>'
+        ),
+    )
+    # Media alone: no title, no link, no text.
+    bare = item(
+        "ep-13",
+        None,
+        extra='<enclosure url="https://cdn.pod.example/media/Morning%20Show%2014.mp3" '
+        'type="audio/mpeg" length="100"/>',
+    )
+    untitled = item(
+        "note-1",
+        None,
+        description="Short note from the studio about tomorrow's recording schedule, "
+        "which moves to the afternoon because of the storm.",
+    )
+    atom = (
+        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>Talks</title><id>urn:talks</id><updated>2026-11-10T12:00:00Z</updated>"
+        "<entry><id>urn:talks:1</id><title>A talk on rivers</title>"
+        '<link href="https://talks.example/1"/>'
+        f'<link rel="enclosure" href="{OGG}" type="audio/ogg" length="4321"/>'
+        "<updated>2026-11-10T12:00:00Z</updated><summary>Rivers, and how they move.</summary>"
+        "</entry></feed>"
+    )
+    clips = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Clips",
+        "items": [
+            {
+                "id": "clip-6",
+                "url": "https://clips.example/6",
+                "title": "Clip six",
+                "content_text": "A clip about the harbour at dawn.",
+                "attachments": [{"url": WEBM, "mime_type": "video/webm", "size_in_bytes": 777}],
+            },
+            {
+                "id": "clip-7",
+                "attachments": [
+                    {"url": "https://cdn.json.example/clip-7.webm", "mime_type": "video/webm"}
+                ],
+            },
+        ],
+    }
+    return {
+        "pod": (rss("pod.example", episode, bare, untitled, title="Pod"), {"agency": "Pod"}),
+        "talks": (atom, {"agency": "Talks"}),
+        "clips": (json.dumps(clips), {"agency": "Clips"}),
+    }
+
+
+def test_audio_and_video_enclosures_reach_the_page_and_every_feed(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    with published(caulbart, feed_server, podcast_feeds()) as site:
+        story = site.story("Episode 12: Tides")
+        response = site.page(story["url"])
+        policy = response.headers["Content-Security-Policy"]
+        assert "media-src 'self' https: http:" in policy
+        page = lxml.html.fromstring(response.data)
+        audio = page.xpath("//audio")
+        video = page.xpath("//video")
+        assert [a.get("src") for a in audio] == [MP3]
+        assert [v.get("src") for v in video] == [MP4]
+        for player in audio + video:
+            assert player.get("controls") is not None and player.get("preload") == "none"
+        downloads = [a.get("href") for a in page.xpath("//a[@download]")]
+        assert downloads == [MP3, MP4]
+        assert b"javascript:" not in response.data
+
+        atom = feedparser.parse(site.feed("atom"))
+        entry = next(e for e in atom.entries if e.title == "Episode 12: Tides")
+        enclosures = [(l.href, l.type, l.length) for l in entry.links if l.rel == "enclosure"]  # noqa: E741
+        assert enclosures == [(MP3, "audio/mpeg", "12345678"), (MP4, "video/mp4", "999")]
+
+        # RSS allows one enclosure an item: the first audio or video.
+        rss_feed = feedparser.parse(site.feed("rss"))
+        rss_item = next(e for e in rss_feed.entries if e.title == "Episode 12: Tides")
+        assert [(e.href, e.type, e.length) for e in rss_item.enclosures] == [
+            (MP3, "audio/mpeg", "12345678")
+        ]
+
+        json_item = next(i for i in site.feed("json")["items"] if i["title"] == "Episode 12: Tides")
+        assert json_item["attachments"] == [
+            {"url": MP3, "mime_type": "audio/mpeg", "size_in_bytes": 12345678},
+            {"url": MP4, "mime_type": "video/mp4", "size_in_bytes": 999},
+        ]
+
+        talk = site.html(site.story("A talk on rivers")["url"])
+        assert [a.get("src") for a in talk.xpath("//audio")] == [OGG]
+        clip = site.html(site.story("Clip six")["url"])
+        assert [v.get("src") for v in clip.xpath("//video")] == [WEBM]
+
+
+# --- untitled items ---------------------------------------------------------------------------
+
+
+def test_untitled_items_are_kept_with_a_derived_headline_that_explain_names(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    with published(caulbart, feed_server, podcast_feeds()) as site:
+        titles = {s["title"] for s in site.stories()}
+        assert "Morning Show 14.mp3" in titles  # media alone: the file's name
+        assert "clip-7.webm" in titles  # an untitled JSON Feed item with an attachment
+        note = next(t for t in titles if t.startswith("Short note from the studio"))
+
+        bare = site.story("Morning Show 14.mp3")
+        page = site.html(bare["url"])
+        assert page.xpath("//h1[@class='headline']")[0].text_content() == "Morning Show 14.mp3"
+        assert [a.get("src") for a in page.xpath("//audio")] == [
+            "https://cdn.pod.example/media/Morning%20Show%2014.mp3"
+        ]
+        for title in ("Morning Show 14.mp3", "clip-7.webm", note):
+            explained = site.explain(site.story(title)["id"])
+            assert [e["title_derived"] for e in explained["entries"]] == [True], title
+        titled = site.explain(site.story("Episode 12: Tides")["id"])
+        assert [e["title_derived"] for e in titled["entries"]] == [False]
+        text = caulbart("explain", str(bare["id"]))
+        assert "headline derived from the enclosure" in text.stdout, text.stdout
