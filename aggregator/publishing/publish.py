@@ -56,7 +56,16 @@ from aggregator import limits
 from aggregator.ingest import normalise
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import make_engine, read_sessions
-from aggregator.storage.models import Entry, FeedChange, Prune, Source, Story, StoryTag, Tag
+from aggregator.storage.models import (
+    Entry,
+    FeedChange,
+    Prune,
+    Setting,
+    Source,
+    Story,
+    StoryTag,
+    Tag,
+)
 from aggregator.stories import review, tag_index, tagging
 from aggregator.types import Config, Enclosure, SiteConfig
 
@@ -519,10 +528,12 @@ def load_stories(
     for entry_id, story_id, link, title, source_id in rows:
         tellings[story_id].append((Telling(entry_id, link, title), sources[source_id]))
     tags = story_tags(session, ids)
+    authority = tag_authority(session, site)
     files = _enclosures(session, [s.best_entry_id for s in stories if s.best_entry_id])
     return {
         story.id: published_story(
             site,
+            authority,
             story,
             tellings[story.id],
             tags.get(story.id, []),
@@ -551,6 +562,7 @@ def _enclosures(session: Session, entry_ids: list[int]) -> dict[int, tuple[Enclo
 
 def published_story(
     site: SiteConfig,
+    authority: str,
     story: Story,
     tellings: list[tuple[Telling, Source]],
     tags: list[str],
@@ -567,7 +579,7 @@ def published_story(
         body = without_images(body)
     return PublishedStory(
         id=story.id,
-        tag_uri=story_tag_uri(site.base_url, story.id, story.created_at),
+        tag_uri=story_tag_uri(authority, story.id, story.created_at),
         url=story_url(site.base_url, story.id, story.slug, story.published),
         title=story.title,
         lede=story.lede,
@@ -601,11 +613,17 @@ def published_story(
     )
 
 
-def story_tag_uri(base_url: str, story_id: int, created: datetime) -> str:
-    """RFC 4151 tag URI: the site's host, the day Caulbart made the story, its id. Never changes
-    with the headline or slug (only with the site's host)."""
-    host = urlsplit(base_url).hostname or "localhost"
-    return f"tag:{host},{created.astimezone(UTC):%Y-%m-%d}:story:{story_id}"
+def story_tag_uri(authority: str, story_id: int, created: datetime) -> str:
+    """RFC 4151 tag URI: the site's tag authority (a host), the day Caulbart made the story,
+    its id. Never changes with the headline, the slug or the site's address."""
+    return f"tag:{authority},{created.astimezone(UTC):%Y-%m-%d}:story:{story_id}"
+
+
+def tag_authority(session: Session, site: SiteConfig) -> str:
+    """The host fixed in the database at the first run (models.Setting); before any run has
+    fixed it (a web front started on an empty database), the host of `base_url`."""
+    stored = session.scalar(select(Setting.value).where(Setting.name == "tag_authority"))
+    return stored or urlsplit(site.base_url).hostname or "localhost"
 
 
 def without_images(body_html: str) -> str:

@@ -139,6 +139,18 @@ class Source(Base):
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
 
 
+class Setting(Base):
+    """A value fixed once for the life of the site's database, whatever feeds.yaml says later:
+    `tag_authority`, the host in every feed item's id (publish.story_tag_uri), taken from
+    `site.base_url` at the first run, so that moving the site to another address never
+    re-delivers its stories to subscribers."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class Host(Base):
     """A publisher's host: the request budget its sources share across all workers."""
 

@@ -23,7 +23,7 @@ from aggregator import dates, limits
 from aggregator.ingest.normalise import collapse, plain_text
 from aggregator.ingest.scheduler import claimer_is_dead
 from aggregator.storage.db import among, insert_missing, insert_rows, serialise, write_rows
-from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
+from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Setting, Source, Story
 from aggregator.stories import dedupe, review
 from aggregator.types import (
     Config,
@@ -56,9 +56,23 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+# settings.name of the host in feed item ids (models.Setting).
+TAG_AUTHORITY = "tag_authority"
+
+
+def keep_setting(session: Session, name: str, value: str) -> str:
+    """The setting's stored value; `value` is stored first when there is none yet."""
+    stored = session.get(Setting, name)
+    if stored is None:
+        stored = Setting(name=name, value=value)
+        session.add(stored)
+    return stored.value
+
+
 def sync_sources(session: Session, config: Config, now: datetime) -> None:
     """Make the sources table match feeds.yaml; removed sources are disabled, never deleted."""
     serialise(session, ["sync_sources"])  # workers starting together must not insert twice
+    keep_setting(session, TAG_AUTHORITY, host_of(config.site.base_url) or "localhost")
     stored = {source.id: source for source in session.scalars(select(Source))}
     for declared in config.sources:
         source = stored.pop(declared.id, None)

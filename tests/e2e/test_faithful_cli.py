@@ -362,3 +362,40 @@ def test_untitled_items_are_kept_with_a_derived_headline_that_explain_names(
         assert [e["title_derived"] for e in titled["entries"]] == [False]
         text = caulbart("explain", str(bare["id"]))
         assert "headline derived from the enclosure" in text.stdout, text.stdout
+
+
+# --- ids that never change --------------------------------------------------------------------
+
+
+def feed_ids(site: Site) -> dict[str, list[str]]:
+    return {
+        "atom": [e.id for e in feedparser.parse(site.feed("atom")).entries],
+        "rss": [e.id for e in feedparser.parse(site.feed("rss")).entries],
+        "json": [i["id"] for i in site.feed("json")["items"]],
+    }
+
+
+def test_feed_ids_stay_the_same_when_base_url_moves_to_the_real_domain(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    feeds = podcast_feeds()
+    with published(caulbart, feed_server, feeds) as site:
+        before = feed_ids(site)
+    assert len(before["atom"]) == 6 and before["atom"] == before["rss"] == before["json"]
+    assert all(i.startswith("tag:caulbart.test,") for i in before["atom"])
+
+    config = yaml.safe_load(caulbart.config.read_text(encoding="utf-8"))
+    config["site"]["base_url"] = "https://news.example.org"
+    caulbart.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    fetched = caulbart("fetch", "--all")  # a pass under the new address stores nothing new
+    assert fetched.returncode == 0, fetched.stderr
+    engine = open_database(caulbart.database_url)
+    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    try:
+        moved = Site(caulbart, app.test_client())
+        assert feed_ids(moved) == before
+        # Links follow the new address; only the ids stay.
+        assert all(s["url"].startswith("https://news.example.org/") for s in moved.stories())
+    finally:
+        app.extensions["caulbart.feeds"].close()
+        engine.dispose()
