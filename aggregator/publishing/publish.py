@@ -872,12 +872,35 @@ def render_rss(
         entry.title(story.title)
         entry.link(href=story.url)
         entry.pubDate(story.published)
-        entry.description(html.escape(story.lede, quote=False) or html.escape(story.title))
+        entry.description(rss_description(story))
         if story.body_html:
-            entry.content(story.body_html)
+            entry.content(rss_content(story, story.body_html))
         for label in story.tags:
             entry.category(term=label, scheme=_tag_scheme(site))
     return bytes(feed.rss_str(pretty=False))
+
+
+def rss_description(story: PublishedStory) -> str:
+    """The lede, then a link to the original article naming its agency: RSS has no `rel="via"`,
+    and many readers show only the description."""
+    text = f"<p>{html.escape(story.lede or story.title, quote=False)}</p>"
+    original = next((o for o in story.originals if o.link), None)
+    if original is None:
+        return text
+    link = html.escape(original.link or "")
+    return f'{text}<p>Read the original at <a href="{link}">{html.escape(original.agency)}</a></p>'
+
+
+def rss_content(story: PublishedStory, body_html: str) -> str:
+    """The body, opened by the story's image and its credit (the agency's name when the feed
+    gave none) unless the body shows that image already: readers of content:encoded ignore
+    media:content."""
+    if not story.image_url or f'src="{html.escape(story.image_url)}"' in body_html:
+        return body_html
+    credit = story.image_credit or (story.originals[0].agency if story.originals else "")
+    caption = f"<figcaption>{html.escape(credit)}</figcaption>" if credit else ""
+    image = f'<img src="{html.escape(story.image_url)}" alt="{html.escape(story.title)}">'
+    return f"<figure>{image}{caption}</figure>{body_html}"
 
 
 def render_json(site: SiteConfig, page: FeedPage, links: FeedLinks) -> bytes:

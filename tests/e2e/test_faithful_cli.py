@@ -399,3 +399,35 @@ def test_feed_ids_stay_the_same_when_base_url_moves_to_the_real_domain(
     finally:
         app.extensions["caulbart.feeds"].close()
         engine.dispose()
+
+
+# --- our RSS: the original and the image ------------------------------------------------------
+
+
+def test_rss_items_link_the_original_and_carry_the_image_with_its_credit(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    photo = "https://img.vesper.example/summit.jpg"
+    summit = item(
+        "v-1",
+        "Leaders agree air defence plan",
+        link="https://vesper.example/world/summit",
+        description=SUMMIT,
+        extra=(
+            f'<media:content url="{photo}" medium="image">'
+            "<media:credit>Photo: Ana Lund / Vesper</media:credit></media:content>"
+        ),
+    )
+    feeds = {"vesper": (rss("vesper.example", summit), {"agency": "Vesper Dispatch"})}
+    with published(caulbart, feed_server, feeds) as site:
+        parsed = feedparser.parse(site.feed("rss"))
+        entry = parsed.entries[0]
+        assert entry.source.href == feed_server.url("/vesper.xml")
+        assert entry.source.title
+        summary = lxml.html.fromstring(f"<div>{entry.summary}</div>")
+        links = {a.get("href"): a.text_content() for a in summary.xpath("//a")}
+        assert links.get("https://vesper.example/world/summit") == "Vesper Dispatch"
+        content = lxml.html.fromstring(f"<div>{entry.content[0].value}</div>")
+        assert [i.get("src") for i in content.xpath("//figure/img")] == [photo]
+        assert content.xpath("//figure/figcaption")[0].text_content() == "Photo: Ana Lund / Vesper"
+        assert "eastern border" in entry.content[0].value  # the body follows the image
