@@ -7,6 +7,7 @@ Atom/RSS/JSON feeds, `caulbart export` and `caulbart explain`.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -431,3 +432,50 @@ def test_rss_items_link_the_original_and_carry_the_image_with_its_credit(
         assert [i.get("src") for i in content.xpath("//figure/img")] == [photo]
         assert content.xpath("//figure/figcaption")[0].text_content() == "Photo: Ana Lund / Vesper"
         assert "eastern border" in entry.content[0].value  # the body follows the image
+
+
+# --- a source's page --------------------------------------------------------------------------
+
+
+def test_a_source_page_shows_that_source_s_own_telling_of_each_story(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    alpha = item(
+        "a-1",
+        "Leaders agree NATO air defence plan",
+        link="https://alpha.example/summit",
+        description=f"<p>{SUMMIT}</p>",
+    )
+    vesper = item(
+        "v-1",
+        "Thirty nations sign air defence pact in Geneva",
+        link="https://vesper.example/summit",
+        description=html.escape(f"<p>Thirty nations signed a pact in Geneva.</p><p>{SUMMIT}</p>"),
+    )
+    feeds = {
+        "alpha": (rss("alpha.example", alpha), {"agency": "Alpha Wire", "priority": 10}),
+        "vesper": (rss("vesper.example", vesper), {"agency": "Vesper Dispatch"}),
+    }
+    with published(caulbart, feed_server, feeds) as site:
+        [story] = site.stories()
+        assert sorted(e["source"] for e in story["entries"]) == ["alpha", "vesper"]
+        assert story["title"] == "Leaders agree NATO air defence plan"  # the voice: priority
+
+        def cards(source_id: str) -> list[tuple[str, str]]:
+            page = site.html(f"{BASE}/source/{source_id}")
+            return [
+                (card.xpath("string(.//*[@class='card-title'])").strip(),
+                 card.xpath("string(.//*[@class='card-lede'])").strip())
+                for card in page.xpath("//li[@class='card']")
+            ]  # fmt: skip
+
+        assert cards("vesper") == [
+            (
+                "Thirty nations sign air defence pact in Geneva",
+                "Thirty nations signed a pact in Geneva.",
+            )
+        ]
+        [(title, lede)] = cards("alpha")
+        assert title == "Leaders agree NATO air defence plan" and lede.startswith(
+            "Leaders of thirty"
+        )
