@@ -169,7 +169,18 @@ class SourceConfig:
     filters: FilterRules = field(default_factory=FilterRules)
     # "auto" publishes at once; "review" holds its stories until an editor approves them.
     publish: str = "auto"
+    # Wire headline styles cleaned for readers (aggregator.headlines); false shows them as given.
+    clean_headlines: bool = True
     line: int = 0
+
+
+@dataclass(frozen=True)
+class HeadlineStyle:
+    """What a source's headlines are cleaned of (aggregator.headlines): its agency's name, and
+    these section names (casefolded) before a colon."""
+
+    agency: str
+    sections: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -363,6 +374,8 @@ class Item:
     enclosures: tuple[Enclosure, ...] = ()
     # The feed gave no title: `title` was made from the text, an enclosure's name or the link.
     title_derived: bool = False
+    # The headline as the feed gave it, when `title` is cleaned of a wire style; else None.
+    raw_title: str | None = None
 
 
 @dataclass(frozen=True)

@@ -623,6 +623,8 @@ def _explain_story(
         )
         click.echo(f"    {entry.published}  {entry.link or '(no link)'}")
         click.echo(f"    {entry.reason}")
+        if entry.raw_title:
+            click.echo(f"    headline as the feed gave it: {entry.raw_title}")
         if entry.title_derived:
             click.echo(
                 f"    headline derived from the {entry.title_source}: the feed gave no title"

@@ -247,6 +247,8 @@ class Entry(Base):
     has_full_text: Mapped[bool] = mapped_column(Boolean)
     # Its files (types.Enclosure as {"url", "type", "length"}), None when it carries none.
     enclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # The headline as the feed gave it, when `title` is cleaned of a wire style; else None.
+    raw_title: Mapped[str | None] = mapped_column(Text)
     # The feed gave no title: `title` was made from the text, an enclosure's name or the link.
     title_derived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Why the linked article's text is not the body (`full_text` sources); None when it is.

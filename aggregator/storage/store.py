@@ -827,6 +827,7 @@ ITEM_COLUMNS = (
     "link", "title", "lede", "body_html", "author", "categories", "image_url", "image_credit",
     "language", "has_full_text", "full_text_error", "text_hash", "content_hash", "shingles",
     "published", "updated", "date_note", "changed_at", "enclosures", "title_derived",
+    "raw_title",
 )  # fmt: skip
 ENTRY_COLUMNS = (
     "id", "source_id", "story_id", "guid", "first_seen_at", "match_rule", "match_score",
@@ -843,7 +844,7 @@ def _item_values(
         item.image_url, item.image_credit, item.language, item.has_full_text,
         item.full_text_error, item.text_hash, item.content_hash,
         print_.packed if print_ else None, item.published, item.updated, item.date_note, now,
-        [asdict(e) for e in item.enclosures] or None, item.title_derived,
+        [asdict(e) for e in item.enclosures] or None, item.title_derived, item.raw_title,
     )  # fmt: skip
 
 

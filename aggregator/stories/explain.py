@@ -52,6 +52,8 @@ class EntryReason:
     # The feed gave no title: `title` was made (`title_source`: "text", "enclosure" or "link").
     title_derived: bool = False
     title_source: str | None = None
+    # The headline as the feed gave it, when `title` was cleaned of a wire style.
+    raw_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryRe
         voice=entry.id == voice_id,
         title_derived=entry.title_derived,
         title_source=_title_source(entry) if entry.title_derived else None,
+        raw_title=entry.raw_title,
     )
 
 

@@ -479,3 +479,79 @@ def test_a_source_page_shows_that_source_s_own_telling_of_each_story(
         assert title == "Leaders agree NATO air defence plan" and lede.startswith(
             "Leaders of thirty"
         )
+
+
+# --- wire headline styles ---------------------------------------------------------------------
+
+
+def test_wire_headline_styles_are_cleaned_for_readers_and_kept_raw_for_explain(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    vesper = rss(
+        "vesper.example",
+        item(
+            "v-1",
+            "WORLD LEADERS AGREE NATO PLAN IN GENEVA - Vesper Dispatch",
+            link="https://vesper.example/1",
+            description=SUMMIT,
+        ),
+        item(
+            "v-2",
+            "Politics: Senate passes budget bill",
+            link="https://vesper.example/2",
+            description="The Senate passed the budget bill by a narrow margin late on Tuesday.",
+        ),
+        item(
+            "v-3",
+            "Vesper Dispatch: Storm hits the coast",
+            link="https://vesper.example/3",
+            description="A storm hit the northern coast overnight, cutting power to thousands.",
+        ),
+    )
+    raw = rss(
+        "raw.example",
+        item(
+            "r-1",
+            "Politics: Farm bill stalls - Raw Wire",
+            link="https://raw.example/1",
+            description="The farm bill stalled in committee for a third week running.",
+        ),
+    )
+    feeds = {
+        "vesper": (vesper, {"agency": "Vesper Dispatch"}),
+        "raw": (raw, {"agency": "Raw Wire", "clean_headlines": False}),
+    }
+    with published(caulbart, feed_server, feeds) as site:
+        titles = {s["title"] for s in site.stories()}
+        assert titles == {
+            "World leaders agree NATO plan in Geneva",
+            "Senate passes budget bill",
+            "Storm hits the coast",
+            "Politics: Farm bill stalls - Raw Wire",  # its source opted out
+        }
+        summit = site.story("World leaders agree NATO plan in Geneva")
+        page = site.html(summit["url"])
+        assert page.xpath("string(//h1)") == "World leaders agree NATO plan in Geneva"
+        atom_titles = {e.title for e in feedparser.parse(site.feed("atom")).entries}
+        assert "World leaders agree NATO plan in Geneva" in atom_titles
+        json_titles = {i["title"] for i in site.feed("json")["items"]}
+        assert "Senate passes budget bill" in json_titles
+
+        explained = site.explain(summit["id"])
+        [entry] = explained["entries"]
+        assert entry["raw_title"] == "WORLD LEADERS AGREE NATO PLAN IN GENEVA - Vesper Dispatch"
+        text = caulbart("explain", str(summit["id"]))
+        assert "WORLD LEADERS AGREE NATO PLAN IN GENEVA - Vesper Dispatch" in text.stdout
+
+
+def test_clean_headlines_is_a_source_setting_checked_with_file_and_line(caulbart: Caulbart) -> None:
+    source = {"id": "vesper", "url": "http://vesper.example/feed.xml"}
+    write_feeds_yaml(caulbart.config, [{**source, "clean_headlines": False}])
+    checked = caulbart("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    write_feeds_yaml(caulbart.config, [{**source, "clean_headlines": "maybe"}])
+    checked = caulbart("check")
+    assert checked.returncode == 1
+    problems = checked.stdout + checked.stderr
+    assert re.search(r"feeds\.yaml:\d+: sources\[0\]\.clean_headlines: ", problems), problems

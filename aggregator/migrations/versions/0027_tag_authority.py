@@ -5,8 +5,8 @@ its real domain changed every id and re-delivered every story to every subscribe
 now fixed in `settings` at the first run (store.sync_sources): on an existing database, from the
 `base_url` of the first run after this upgrade, so the ids it has published stay as they were.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
