@@ -113,12 +113,12 @@ def _spellings(text: str) -> dict[str, str]:
     for match in WORD.finditer(text):
         word = match.group()
         key = word.casefold()
-        # A capital that starts a sentence says nothing about the word.
+        # A capital that starts a sentence says nothing about the word; an acronym's do.
         opens = previous_end == 0 or bool(SENTENCE_END.search(text[previous_end : match.start()]))
         previous_end = match.end()
         if word == word.lower():
             lower.add(key)
-        elif not opens:
+        elif not opens or (word.isupper() and len(word) > 1):
             seen.setdefault(key, Counter())[word] += 1
     return {
         key: forms.most_common(1)[0][0]
