@@ -169,15 +169,15 @@ class SourceConfig:
     filters: FilterRules = field(default_factory=FilterRules)
     # "auto" publishes at once; "review" holds its stories until an editor approves them.
     publish: str = "auto"
-    # Wire headline styles cleaned for readers (aggregator.headlines); false shows them as given.
+    # Wire headline styles cleaned for readers (aggregator.ingest.headlines); false: as given.
     clean_headlines: bool = True
     line: int = 0
 
 
 @dataclass(frozen=True)
 class HeadlineStyle:
-    """What a source's headlines are cleaned of (aggregator.headlines): its agency's name, and
-    these section names (casefolded) before a colon."""
+    """What a source's headlines are cleaned of (aggregator.ingest.headlines): its agency's
+    name, and these section names (casefolded) before a colon."""
 
     agency: str
     sections: frozenset[str]

@@ -1,7 +1,7 @@
 """entries.raw_title: the headline as the feed gave it, when the shown one is cleaned
 
 Wire headline styles (ALL CAPS, " - Agency", "Politics:") are cleaned for readers
-(aggregator.headlines); `caulbart explain` shows the feed's own from here. NULL: the headline is
+(aggregator.ingest.headlines); `caulbart explain` shows the feed's own from here. NULL: the headline is
 shown as the feed gave it.
 
 Revision ID: 0028

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aggregator.headlines import SECTION_NAMES, clean_headline, is_shouting, sentence_case
+from aggregator.ingest.headlines import SECTION_NAMES, clean_headline, is_shouting, sentence_case
 from aggregator.types import HeadlineStyle
 
 STYLE = HeadlineStyle(agency="Vesper Dispatch", sections=SECTION_NAMES | {"metro"})
