@@ -51,6 +51,10 @@ MAX_GUID_CHARS = 1024
 MAX_AUTHOR_CHARS = 200
 MAX_CATEGORY_CHARS = 100
 MAX_CATEGORIES = 30
+# Files one entry carries (podcast audio, video): a feed listing more is a catalogue, not an item.
+MAX_ENCLOSURES = 20
+# A headline derived from an untitled item's text: its first words, about a line.
+DERIVED_TITLE_CHARS = 120
 # A date this far ahead of now is a publisher's clock error: the entry is dated when it was
 # fetched, as an undated one is (normalise), and the date kept as a note on the entry.
 FUTURE_TOLERANCE_SECONDS = 10 * 60

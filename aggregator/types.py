@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aggregator import limits
 
@@ -169,7 +169,18 @@ class SourceConfig:
     filters: FilterRules = field(default_factory=FilterRules)
     # "auto" publishes at once; "review" holds its stories until an editor approves them.
     publish: str = "auto"
+    # Wire headline styles cleaned for readers (aggregator.ingest.headlines); false: as given.
+    clean_headlines: bool = True
     line: int = 0
+
+
+@dataclass(frozen=True)
+class HeadlineStyle:
+    """What a source's headlines are cleaned of (aggregator.ingest.headlines): its agency's
+    name, and these section names (casefolded) before a colon."""
+
+    agency: str
+    sections: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -268,6 +279,27 @@ class FetchResult:
 
 
 @dataclass(frozen=True)
+class Enclosure:
+    """A file an entry carries: an RSS `enclosure`, an Atom `link rel="enclosure"`, a JSON Feed
+    attachment, an MRSS audio or video `media:content`. `length` is in bytes, when known."""
+
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+    @property
+    def medium(self) -> str | None:
+        """ "audio", "video", "image"... from the MIME type; None when it is not known."""
+        return self.type.split("/", 1)[0] if self.type else None
+
+    @property
+    def file_name(self) -> str:
+        """The last segment of the URL's path, decoded ("Morning Show 14.mp3")."""
+        path = urlsplit(self.url).path
+        return unquote(path.rstrip("/").rsplit("/", 1)[-1]) or urlsplit(self.url).netloc
+
+
+@dataclass(frozen=True)
 class RawEntry:
     """One entry as feedparser read it, reduced to the fields Caulbart uses (values untrusted)."""
 
@@ -286,6 +318,7 @@ class RawEntry:
     language: str | None
     # The URL relative links in this entry's HTML resolve against (xml:base or the feed's URL).
     base: str | None = None
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,6 +370,12 @@ class Item:
     section: str | None = None
     # Why the feed's dates were set aside for the time it was fetched (out of range); None if not.
     date_note: str | None = None
+    # Every file the entry carries, http(s) only, each once.
+    enclosures: tuple[Enclosure, ...] = ()
+    # The feed gave no title: `title` was made from the text, an enclosure's name or the link.
+    title_derived: bool = False
+    # The headline as the feed gave it, when `title` is cleaned of a wire style; else None.
+    raw_title: str | None = None
 
 
 @dataclass(frozen=True)

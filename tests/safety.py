@@ -12,6 +12,13 @@ DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "style", "form", "input
 URL_ATTRIBUTES = {"href", "src", "cite", "action", "background", "poster", "srcset", "data"}
 # Markup in what must be plain text (titles, ledes, names): "<" opening a tag, as HTML reads it.
 MARKUP = re.compile(r"<[a-zA-Z!/?]")
+# Markup in a headline, which is text and may hold literal brackets ("Nice <gorilla>"): a tag of
+# an element that formats or runs (`<b>`, `</i>`, `<script`), or any tag with attributes.
+HEADLINE_MARKUP = re.compile(
+    r"</?(?:a|b|i|u|p|br|em|strong|span|div|font|img|script|style|iframe|svg|body|meta|link|"
+    r"object|embed|table|input|frame)\b|<[a-zA-Z][\w:-]*\s+[^\s>/]",
+    re.IGNORECASE,
+)
 
 
 class ExecutableFinder(HTMLParser):

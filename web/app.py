@@ -17,13 +17,15 @@ from aggregator.storage.models import Source
 from aggregator.types import Config, Defaults, SiteConfig
 
 # No script runs on Caulbart's pages: JSON-LD is a data block, which CSP does not execute or
-# block. Images come from the sources' hosts, so any https (or http) image is allowed.
+# block. Images, audio and video come from the sources' hosts (normalise keeps only http(s)
+# URLs), so any https or http one is allowed.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "script-src 'none'",
         "style-src 'self'",
         "img-src 'self' https: http: data:",
+        "media-src 'self' https: http:",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -248,6 +248,8 @@ def story(year: int, month: int, day: int, ref: StoryRef) -> ResponseReturnValue
         story=found,
         body=body,
         show_lede=not body or not _body_opens_with(found.body_html or "", found.lede),
+        # Image files are the story's image already, or a gallery the body shows.
+        media=[e for e in found.enclosures if e.medium != "image"],
         agencies=agency_links(found),
         tag_links=[(label, tag_slug(label)) for label in found.tags],
         around=queries.neighbours(engine, found.id, found.published),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,7 +170,24 @@ def source_stories(
             source.id, source.name, source.agency, source.section, source.url, source.feed_title
         )
         told = stories_among(session, Entry.story_id, Entry.source_id == source_id)
-        return link, _listing(session, [told], page, per_page)
+        return link, _own_tellings(session, source_id, _listing(session, [told], page, per_page))
+
+
+def _own_tellings(session: Session, source_id: str, listing: Listing) -> Listing:
+    """The listing's cards with the source's own headline and lede (its latest telling of each
+    story), not the story's, which may be another agency's."""
+    ids = [card.id for card in listing.cards]
+    rows = session.execute(
+        select(Entry.story_id, Entry.title, Entry.lede)
+        .where(Entry.source_id == source_id, Entry.story_id.in_(ids))
+        .order_by(Entry.published, Entry.id)
+    )
+    own = {story_id: (title, lede) for story_id, title, lede in rows}  # the latest wins
+    cards = tuple(
+        replace(card, title=own[card.id][0], lede=own[card.id][1]) if card.id in own else card
+        for card in listing.cards
+    )
+    return replace(listing, cards=cards)
 
 
 def archive_stories(

@@ -623,6 +623,12 @@ def _explain_story(
         )
         click.echo(f"    {entry.published}  {entry.link or '(no link)'}")
         click.echo(f"    {entry.reason}")
+        if entry.raw_title:
+            click.echo(f"    headline as the feed gave it: {entry.raw_title}")
+        if entry.title_derived:
+            click.echo(
+                f"    headline derived from the {entry.title_source}: the feed gave no title"
+            )
         if entry.full_text_error:
             click.echo(f"    full text: {entry.full_text_error} (the feed's summary is shown)")
         if entry.date_note:

@@ -97,6 +97,7 @@ SOURCE_KEYS = FILTER_KEYS | {
     "images",
     "full_text",
     "publish",
+    "clean_headlines",
 }
 # `publish:` of a source: at once, or held for an editor (aggregator/stories/review.py).
 PUBLISH_MODES = ("auto", "review")
@@ -468,6 +469,7 @@ def _read_source(reader: _Reader, node: Node, index: int) -> SourceConfig | None
         "excerpt_only": "bool",
         "images": "bool",
         "publish": "str",
+        "clean_headlines": "bool",
     }
     values: dict[str, Any] = {"filters": _read_filters(reader, fields, where)}
     for key, item in fields.items():

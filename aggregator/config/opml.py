@@ -14,6 +14,7 @@ from defusedxml.ElementTree import fromstring
 
 from aggregator.config.load import check_url
 from aggregator.errors import CaulbartError
+from aggregator.ingest.normalise import collapse
 from aggregator.storage.store import slugify
 from aggregator.types import SourceDraft
 
@@ -72,8 +73,9 @@ def _walk(
 
 
 def _attribute(outline: Element, name: str) -> str | None:
-    """OPML writers disagree on case (xmlUrl, xmlurl); values are trimmed, empty is none."""
+    """OPML writers disagree on case (xmlUrl, xmlurl); values are trimmed and without control
+    characters, empty is none."""
     for key, value in outline.attrib.items():
-        if key.lower() == name.lower() and value.strip():
-            return value.strip()
+        if key.lower() == name.lower() and (text := collapse(value)):
+            return text
     return None

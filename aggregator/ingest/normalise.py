@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import mimetypes
 import re
 import unicodedata
 from collections import Counter
@@ -18,7 +19,7 @@ import nh3
 
 from aggregator import dates, limits
 from aggregator.ingest.filters import strip_title
-from aggregator.types import Item, RawEntry, TextPattern
+from aggregator.types import Enclosure, Item, RawEntry, TextPattern
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dfn", "div",
@@ -78,6 +79,7 @@ WORD = re.compile(r"\w+")
 # (U+200B-200D, U+2060, U+FEFF): invisible, yet they make text read otherwise than it is
 # ("fdp.exe" behind U+202E shows as "exe.pdf") or two equal-looking links differ.
 INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u200b-\u200d\u2060\ufeff]")
+MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -240,6 +242,19 @@ def plain_text(markup: str) -> str:
     return text
 
 
+def headline_text(raw: RawEntry) -> str:
+    """The entry's title as text: markup read only where the feed says the title is HTML.
+
+    A plain-text title ("Nice <gorilla>", `&#x3C;` in the XML) is text, its brackets included;
+    templates and feed writers escape it when they print it.
+    """
+    if not raw.title:
+        return ""
+    return (
+        plain_text(raw.title) if raw.title_is_html else collapse(raw.title.removeprefix("\ufeff"))
+    )
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut at a word boundary with an ellipsis; short text is returned unchanged."""
     if len(text) <= limit:
@@ -285,6 +300,7 @@ def sanitise_html(markup: str, base: str | None) -> str:
     inside a link, a table inside either) one step per pass, and what is stored must come out of
     a second sanitising the same (its content hash, a re-ingest). Well-formed markup takes two.
     """
+    markup = CONTROL_CHARS.sub("", markup)  # C0 and C1 controls: never text for a reader
     for _ in range(SANITISE_PASSES):
         cleaned = _sanitise_once(markup, base)
         if cleaned == markup:
@@ -391,14 +407,21 @@ def normalise_entry(
     else:
         lede = first_paragraph(body_html)
     lede = truncate(visible(lede), limits.MAX_LEDE_CHARS)
-    headline = visible(plain_text(raw.title or ""))
+    headline = visible(headline_text(raw))
     title = strip_title(truncate(headline, limits.MAX_TITLE_CHARS), title_strip)
-    if not title:
-        title = truncate(lede or visible(body_text), 120) if (lede or body_text) else ""
-    if not title and not link and not body_text:
+    enclosures = _enclosures(raw.enclosures, base)
+    if not title and not link and not body_text and not enclosures:
         return None
-    if not title:
-        title = link or "Untitled"
+    title_derived = not title
+    if title_derived:
+        # Its first words, else its media file's name, else its link: never "Untitled".
+        names = [e.file_name for e in enclosures if e.medium != "image"] or [
+            e.file_name for e in enclosures
+        ]
+        text = lede or visible(body_text)
+        title = truncate(text, limits.DERIVED_TITLE_CHARS) if text else names[0] if names else ""
+        title = visible(title)
+        title = title or link or "Untitled"
 
     published, updated, date_note = _dates(raw, now)
     categories = _categories(raw.categories)
@@ -424,6 +447,7 @@ def normalise_entry(
                 image_credit or "",
                 author or "",
                 *list(categories),
+                *[f"{e.url} {e.type} {e.length}" for e in enclosures],
             ]
         ).encode()
     ).hexdigest()
@@ -447,7 +471,34 @@ def normalise_entry(
         has_full_text=has_full_text,
         body_text=body_text,
         date_note=date_note,
+        enclosures=enclosures,
+        title_derived=title_derived,
     )
+
+
+def media_url(url: str, base: str | None) -> str | None:
+    """An enclosure's absolute http(s) URL, its query kept (podcast hosts sign their files)."""
+    url = collapse(url).replace(" ", "%20")
+    if UNSAFE_URL_CHARS.search(url) or len(url) > limits.MAX_URL_CHARS:
+        return None
+    return _absolute(url, base)
+
+
+def _enclosures(found: tuple[Enclosure, ...], base: str | None) -> tuple[Enclosure, ...]:
+    """Each http(s) file once, with a MIME type (the feed's, else guessed from the name)."""
+    kept: dict[str, Enclosure] = {}
+    for enclosure in found:
+        url = media_url(enclosure.url, base)
+        if url is None or url in kept:
+            continue
+        declared = collapse(enclosure.type or "").lower().split(";")[0].strip()
+        kind = declared if MIME_TYPE.match(declared) and len(declared) <= 100 else None
+        kind = kind or mimetypes.guess_type(urlsplit(url).path)[0]
+        length = enclosure.length if enclosure.length and enclosure.length < 2**53 else None
+        kept[url] = Enclosure(url, kind, length)
+        if len(kept) == limits.MAX_ENCLOSURES:
+            break
+    return tuple(kept.values())
 
 
 def _dates(raw: RawEntry, now: datetime) -> tuple[datetime, datetime, str | None]:

@@ -20,7 +20,7 @@ from typing import Any
 import feedparser
 
 from aggregator.errors import ParseError
-from aggregator.types import FetchResult, ParsedFeed, RawEntry
+from aggregator.types import Enclosure, FetchResult, ParsedFeed, RawEntry
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
 # sy:updatePeriod values (RSS 1.0 Syndication module) in seconds.
@@ -29,6 +29,17 @@ SY_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30
 # JSON Feed 1.0 and 1.1 name their version by URL (https://www.jsonfeed.org/version/1.1/).
 JSON_FEED_VERSION = re.compile(r"^https?://(?:www\.)?jsonfeed\.org/version/1(?:\.\d+)?/?$")
 UTF8_BOM = b"\xef\xbb\xbf"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+# An RSS title has no declared type (feedparser guesses text/plain unless it sees known tags
+# closed). A tag with attributes, or one of these elements, is markup a publisher put there;
+# anything else in angle brackets ("Nice <gorilla>", "the <dialog> element") is text.
+MARKUP_ELEMENTS = {
+    "a", "abbr", "b", "big", "blink", "body", "br", "center", "cite", "code", "div", "em", "font",
+    "frame", "head", "html", "i", "iframe", "img", "input", "layer", "link", "marquee", "meta",
+    "object", "p", "script", "small", "span", "strong", "style", "sub", "sup", "svg", "table",
+    "td", "tr", "u",
+}  # fmt: skip
+TAG = re.compile(r"</?([a-zA-Z][\w:-]*)(\s+[^\s>/][^>]*)?")
 
 
 def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
@@ -59,7 +70,15 @@ def parse_feed(result: FetchResult, max_entries: int) -> ParsedFeed:
         title=_text(feed.get("title")),
         link=_text(feed.get("link")),
         language=language,
-        entries=tuple(_raw_entry(entry, language, base) for entry in entries),
+        entries=tuple(
+            _raw_entry(
+                entry,
+                language,
+                base,
+                typed_titles=str(parsed.get("version", "")).startswith("atom"),
+            )
+            for entry in entries
+        ),
         warning=warning,
         truncated_from=truncated_from,
         refresh_hint=feed_refresh_hint(
@@ -129,6 +148,16 @@ def _json_entry(
         image_credit=None,
         language=_text(item.get("language")) or feed_language,
         base=base,
+        enclosures=_json_attachments(item),
+    )
+
+
+def _json_attachments(item: dict[str, Any]) -> tuple[Enclosure, ...]:
+    attachments = item.get("attachments")
+    return tuple(
+        Enclosure(url, _text(a.get("mime_type")), _length(a.get("size_in_bytes")))
+        for a in (attachments if isinstance(attachments, list) else ())
+        if isinstance(a, dict) and (url := _text(a.get("url")))
     )
 
 
@@ -201,7 +230,20 @@ def _datetime(value: object) -> datetime | None:
         return None
 
 
-def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntry:
+def _title_is_html(title: object, declared: object, typed: bool) -> bool:
+    """Is the title markup? Atom says so (`type`); an RSS title is, when it holds markup."""
+    if declared in HTML_TYPES:
+        return True
+    if typed or not isinstance(title, str):
+        return False
+    return any(
+        attributes or name.lower() in MARKUP_ELEMENTS for name, attributes in TAG.findall(title)
+    )
+
+
+def _raw_entry(
+    entry: Any, feed_language: str | None, feed_base: str, *, typed_titles: bool = False
+) -> RawEntry:
     content = None
     base = None
     language = None
@@ -226,7 +268,7 @@ def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntr
         id=_text(entry.get("id")),
         link=_text(entry.get("link")),
         title=_text(entry.get("title")),
-        title_is_html=title_detail.get("type") in ("text/html", "application/xhtml+xml"),
+        title_is_html=_title_is_html(entry.get("title"), title_detail.get("type"), typed_titles),
         summary=summary,
         content=content,
         published=_datetime(entry.get("published_parsed")),
@@ -238,7 +280,32 @@ def _raw_entry(entry: Any, feed_language: str | None, feed_base: str) -> RawEntr
         image_credit=image_credit,
         language=_text(language) or feed_language,
         base=_text(base) or feed_base,
+        enclosures=_enclosures(entry),
     )
+
+
+def _length(value: object) -> int | None:
+    """A size in bytes as feeds write it ("12345678", 777); None when absent or not a size."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()) or None
+    return None
+
+
+def _enclosures(entry: Any) -> tuple[Enclosure, ...]:
+    """Every enclosure (RSS, and Atom's rel="enclosure" links, which feedparser lists with them),
+    then MRSS audio and video media:content (podcasts often give both: normalise keeps one)."""
+    found = [
+        Enclosure(url, _text(e.get("type")), _length(e.get("length")))
+        for e in entry.get("enclosures") or ()
+        if (url := _text(e.get("href")))
+    ]
+    for media in entry.get("media_content") or ():
+        kind = _text(media.get("medium")) or (_text(media.get("type")) or "").split("/")[0]
+        if kind in ("audio", "video") and (url := _text(media.get("url"))):
+            found.append(Enclosure(url, _text(media.get("type")), _length(media.get("fileSize"))))
+    return tuple(found)
 
 
 def _is_image(url: str | None, medium: str | None, mime: str | None) -> bool:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from aggregator import limits
 from aggregator.errors import ParseError
-from aggregator.ingest import filters
+from aggregator.ingest import filters, headlines
 from aggregator.ingest.normalise import normalise_entry
 from aggregator.ingest.parse import parse_feed
 from aggregator.storage.db import among, make_engine
@@ -108,7 +108,8 @@ def prepare(
         return Prepared(error=f"parse error: {exc}")
     source = config.source(result.source_id)
     rules = config.rules_for(source) if source else config.filters
-    items = items_of(feed, now, rules.title_strip)
+    style = headlines.style_for(config, source)
+    items = [headlines.restyle(item, style) for item in items_of(feed, now, rules.title_strip)]
     stored, told = _stored(engine, result.source_id, items) if engine is not None else ({}, set())
     # Filters judge arriving entries only: a stored story is never taken back by a later rule.
     kept, filtered = filters.apply_filters(

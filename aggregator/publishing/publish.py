@@ -56,9 +56,18 @@ from aggregator import limits
 from aggregator.ingest import normalise
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import make_engine, read_sessions
-from aggregator.storage.models import Entry, FeedChange, Prune, Source, Story, StoryTag, Tag
+from aggregator.storage.models import (
+    Entry,
+    FeedChange,
+    Prune,
+    Setting,
+    Source,
+    Story,
+    StoryTag,
+    Tag,
+)
 from aggregator.stories import review, tag_index, tagging
-from aggregator.types import Config, SiteConfig
+from aggregator.types import Config, Enclosure, SiteConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +85,9 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR = "Caulbart"
+OCTET_STREAM = "application/octet-stream"
+# media:content's `medium` values (MRSS 1.5); other files go without one.
+MRSS_MEDIA = ("image", "audio", "video", "document", "executable")
 
 
 class FeedNotFound(LookupError):
@@ -180,6 +192,8 @@ class PublishedStory:
     originals: tuple[Original, ...]
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
+    # The best telling's files (audio, video...), under its source's terms.
+    enclosures: tuple[Enclosure, ...] = ()
 
     @property
     def external_url(self) -> str | None:
@@ -514,16 +528,48 @@ def load_stories(
     for entry_id, story_id, link, title, source_id in rows:
         tellings[story_id].append((Telling(entry_id, link, title), sources[source_id]))
     tags = story_tags(session, ids)
+    authority = tag_authority(session, site)
+    files = _enclosures(session, [s.best_entry_id for s in stories if s.best_entry_id])
     return {
-        story.id: published_story(site, story, tellings[story.id], tags.get(story.id, []))
+        story.id: published_story(
+            site,
+            authority,
+            story,
+            tellings[story.id],
+            tags.get(story.id, []),
+            files.get(story.best_entry_id or 0, ()),
+        )
         for story in stories
     }
 
 
+def _enclosures(session: Session, entry_ids: list[int]) -> dict[int, tuple[Enclosure, ...]]:
+    """The files of these entries, by entry id (only those that carry some)."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(
+        select(Entry.id, Entry.enclosures).where(
+            Entry.id.in_(entry_ids), Entry.enclosures.is_not(None)
+        )
+    )
+    return {
+        entry_id: tuple(
+            Enclosure(str(f["url"]), f.get("type"), f.get("length")) for f in files or ()
+        )
+        for entry_id, files in rows
+    }
+
+
 def published_story(
-    site: SiteConfig, story: Story, tellings: list[tuple[Telling, Source]], tags: list[str]
+    site: SiteConfig,
+    authority: str,
+    story: Story,
+    tellings: list[tuple[Telling, Source]],
+    tags: list[str],
+    enclosures: tuple[Enclosure, ...] = (),
 ) -> PublishedStory:
-    """Apply the best telling's source terms: excerpt_only drops the body, images: false images."""
+    """Apply the best telling's source terms: excerpt_only drops the body and the files (lede and
+    link only), images: false images (image files too)."""
     ordered = sorted(tellings, key=lambda pair: (pair[0].id != story.best_entry_id, pair[0].id))
     best_source = ordered[0][1] if ordered else None
     excerpt_only = bool(best_source and best_source.excerpt_only)
@@ -533,7 +579,7 @@ def published_story(
         body = without_images(body)
     return PublishedStory(
         id=story.id,
-        tag_uri=story_tag_uri(site.base_url, story.id, story.created_at),
+        tag_uri=story_tag_uri(authority, story.id, story.created_at),
         url=story_url(site.base_url, story.id, story.slug, story.published),
         title=story.title,
         lede=story.lede,
@@ -561,14 +607,23 @@ def published_story(
         ),
         withdrawn_at=story.withdrawn_at,
         withdrawn_reason=story.withdrawn_reason,
+        enclosures=()
+        if excerpt_only
+        else tuple(e for e in enclosures if images or e.medium != "image"),
     )
 
 
-def story_tag_uri(base_url: str, story_id: int, created: datetime) -> str:
-    """RFC 4151 tag URI: the site's host, the day Caulbart made the story, its id. Never changes
-    with the headline or slug (only with the site's host)."""
-    host = urlsplit(base_url).hostname or "localhost"
-    return f"tag:{host},{created.astimezone(UTC):%Y-%m-%d}:story:{story_id}"
+def story_tag_uri(authority: str, story_id: int, created: datetime) -> str:
+    """RFC 4151 tag URI: the site's tag authority (a host), the day Caulbart made the story,
+    its id. Never changes with the headline, the slug or the site's address."""
+    return f"tag:{authority},{created.astimezone(UTC):%Y-%m-%d}:story:{story_id}"
+
+
+def tag_authority(session: Session, site: SiteConfig) -> str:
+    """The host fixed in the database at the first run (models.Setting); before any run has
+    fixed it (a web front started on an empty database), the host of `base_url`."""
+    stored = session.scalar(select(Setting.value).where(Setting.name == "tag_authority"))
+    return stored or urlsplit(site.base_url).hostname or "localhost"
 
 
 def without_images(body_html: str) -> str:
@@ -672,6 +727,15 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
                 xml_elem("link", entry, rel="via", href=original.link, title=original.title)
         if story.image_url:
             xml_elem("link", entry, rel="enclosure", href=story.image_url, type=_image_type(story))
+        for enclosure in story.enclosures:
+            if enclosure.url != story.image_url:
+                xml_elem(
+                    "link",
+                    entry,
+                    rel="enclosure",
+                    href=enclosure.url,
+                    **_file_attributes(enclosure, "length"),
+                )
         if story.originals:
             best = story.originals[0]
             source = xml_elem("source", entry)
@@ -690,7 +754,16 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
             xml_elem(f"{{{DC_NS}}}creator", item).text = agency
         if story.rights:
             xml_elem(f"{{{DC_NS}}}rights", item).text = story.rights
-        if story.image_url:
+        played = rss_enclosure(story)
+        if played is not None:
+            xml_elem(
+                "enclosure",
+                item,
+                url=played.url,
+                length=str(played.length or 0),
+                type=played.type or OCTET_STREAM,
+            )
+        elif story.image_url:
             xml_elem("enclosure", item, url=story.image_url, length="0", type=_image_type(story))
         self._media(item, story)
         if story.originals:
@@ -700,17 +773,39 @@ class _CaulbartEntry(BaseEntryExtension):  # type: ignore[misc]
 
     @staticmethod
     def _media(parent: Any, story: PublishedStory) -> None:
-        if not story.image_url:
-            return
-        content = xml_elem(
-            f"{{{MEDIA_NS}}}content",
-            parent,
-            url=story.image_url,
-            medium="image",
-            type=_image_type(story),
-        )
-        if story.image_credit:
-            xml_elem(f"{{{MEDIA_NS}}}credit", content).text = story.image_credit
+        if story.image_url:
+            content = xml_elem(
+                f"{{{MEDIA_NS}}}content",
+                parent,
+                url=story.image_url,
+                medium="image",
+                type=_image_type(story),
+            )
+            if story.image_credit:
+                xml_elem(f"{{{MEDIA_NS}}}credit", content).text = story.image_credit
+        for enclosure in story.enclosures:
+            if enclosure.url != story.image_url:
+                medium = {"medium": enclosure.medium} if enclosure.medium in MRSS_MEDIA else {}
+                xml_elem(
+                    f"{{{MEDIA_NS}}}content",
+                    parent,
+                    url=enclosure.url,
+                    **medium,
+                    **_file_attributes(enclosure, "fileSize"),
+                )
+
+
+def rss_enclosure(story: PublishedStory) -> Enclosure | None:
+    """RSS 2.0 allows one enclosure an item: the first audio or video file (what a podcast
+    client plays), else none (the image takes the slot). Every file is also a media:content."""
+    return next((e for e in story.enclosures if e.medium in ("audio", "video")), None)
+
+
+def _file_attributes(enclosure: Enclosure, length_name: str) -> dict[str, str]:
+    attributes = {"type": enclosure.type} if enclosure.type else {}
+    if enclosure.length:
+        attributes[length_name] = str(enclosure.length)
+    return attributes
 
 
 def _image_type(story: PublishedStory) -> str:
@@ -777,12 +872,35 @@ def render_rss(
         entry.title(story.title)
         entry.link(href=story.url)
         entry.pubDate(story.published)
-        entry.description(html.escape(story.lede, quote=False) or html.escape(story.title))
+        entry.description(rss_description(story))
         if story.body_html:
-            entry.content(story.body_html)
+            entry.content(rss_content(story, story.body_html))
         for label in story.tags:
             entry.category(term=label, scheme=_tag_scheme(site))
     return bytes(feed.rss_str(pretty=False))
+
+
+def rss_description(story: PublishedStory) -> str:
+    """The lede, then a link to the original article naming its agency: RSS has no `rel="via"`,
+    and many readers show only the description."""
+    text = f"<p>{html.escape(story.lede or story.title, quote=False)}</p>"
+    original = next((o for o in story.originals if o.link), None)
+    if original is None:
+        return text
+    link = html.escape(original.link or "")
+    return f'{text}<p>Read the original at <a href="{link}">{html.escape(original.agency)}</a></p>'
+
+
+def rss_content(story: PublishedStory, body_html: str) -> str:
+    """The body, opened by the story's image and its credit (the agency's name when the feed
+    gave none) unless the body shows that image already: readers of content:encoded ignore
+    media:content."""
+    if not story.image_url or f'src="{html.escape(story.image_url)}"' in body_html:
+        return body_html
+    credit = story.image_credit or (story.originals[0].agency if story.originals else "")
+    caption = f"<figcaption>{html.escape(credit)}</figcaption>" if credit else ""
+    image = f'<img src="{html.escape(story.image_url)}" alt="{html.escape(story.title)}">'
+    return f"<figure>{image}{caption}</figure>{body_html}"
 
 
 def render_json(site: SiteConfig, page: FeedPage, links: FeedLinks) -> bytes:
@@ -817,6 +935,8 @@ def _json_item(story: PublishedStory) -> dict[str, Any]:
         item["summary"] = story.lede
     if story.image_url:
         item["image"] = story.image_url
+    if story.enclosures:
+        item["attachments"] = [_attachment(e) for e in story.enclosures]
     item["date_published"] = iso_utc(story.published)
     item["date_modified"] = iso_utc(story.updated)
     item["authors"] = [{"name": agency} for agency in story.authors]
@@ -843,6 +963,14 @@ def _json_item(story: PublishedStory) -> dict[str, Any]:
         extension["image_credit"] = story.image_credit
     item["_caulbart"] = extension
     return item
+
+
+def _attachment(enclosure: Enclosure) -> dict[str, Any]:
+    """A JSON Feed attachment: `mime_type` is required, so an unknown type is a byte stream."""
+    attachment: dict[str, Any] = {"url": enclosure.url, "mime_type": enclosure.type or OCTET_STREAM}
+    if enclosure.length:
+        attachment["size_in_bytes"] = enclosure.length
+    return attachment
 
 
 def _tag_scheme(site: SiteConfig) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -138,6 +139,18 @@ class Source(Base):
     entries: Mapped[list[Entry]] = relationship(back_populates="source")
 
 
+class Setting(Base):
+    """A value fixed once for the life of the site's database, whatever feeds.yaml says later:
+    `tag_authority`, the host in every feed item's id (publish.story_tag_uri), taken from
+    `site.base_url` at the first run, so that moving the site to another address never
+    re-delivers its stories to subscribers."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class Host(Base):
     """A publisher's host: the request budget its sources share across all workers."""
 
@@ -232,6 +245,12 @@ class Entry(Base):
     image_credit: Mapped[str | None] = mapped_column(String(500))
     language: Mapped[str | None] = mapped_column(String(35))
     has_full_text: Mapped[bool] = mapped_column(Boolean)
+    # Its files (types.Enclosure as {"url", "type", "length"}), None when it carries none.
+    enclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # The headline as the feed gave it, when `title` is cleaned of a wire style; else None.
+    raw_title: Mapped[str | None] = mapped_column(Text)
+    # The feed gave no title: `title` was made from the text, an enclosure's name or the link.
+    title_derived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Why the linked article's text is not the body (`full_text` sources); None when it is.
     full_text_error: Mapped[str | None] = mapped_column(String(500))
     # Why the feed's dates were set aside and the entry dated when it was fetched (a date out of

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -20,10 +20,10 @@ from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dates, limits
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.normalise import collapse, plain_text
 from aggregator.ingest.scheduler import claimer_is_dead
 from aggregator.storage.db import among, insert_missing, insert_rows, serialise, write_rows
-from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Source, Story
+from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Setting, Source, Story
 from aggregator.stories import dedupe, review
 from aggregator.types import (
     Config,
@@ -56,9 +56,23 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+# settings.name of the host in feed item ids (models.Setting).
+TAG_AUTHORITY = "tag_authority"
+
+
+def keep_setting(session: Session, name: str, value: str) -> str:
+    """The setting's stored value; `value` is stored first when there is none yet."""
+    stored = session.get(Setting, name)
+    if stored is None:
+        stored = Setting(name=name, value=value)
+        session.add(stored)
+    return stored.value
+
+
 def sync_sources(session: Session, config: Config, now: datetime) -> None:
     """Make the sources table match feeds.yaml; removed sources are disabled, never deleted."""
     serialise(session, ["sync_sources"])  # workers starting together must not insert twice
+    keep_setting(session, TAG_AUTHORITY, host_of(config.site.base_url) or "localhost")
     stored = {source.id: source for source in session.scalars(select(Source))}
     for declared in config.sources:
         source = stored.pop(declared.id, None)
@@ -812,7 +826,8 @@ def _story_row(story: _NewStory) -> tuple[object, ...]:
 ITEM_COLUMNS = (
     "link", "title", "lede", "body_html", "author", "categories", "image_url", "image_credit",
     "language", "has_full_text", "full_text_error", "text_hash", "content_hash", "shingles",
-    "published", "updated", "date_note", "changed_at",
+    "published", "updated", "date_note", "changed_at", "enclosures", "title_derived",
+    "raw_title",
 )  # fmt: skip
 ENTRY_COLUMNS = (
     "id", "source_id", "story_id", "guid", "first_seen_at", "match_rule", "match_score",
@@ -829,6 +844,7 @@ def _item_values(
         item.image_url, item.image_credit, item.language, item.has_full_text,
         item.full_text_error, item.text_hash, item.content_hash,
         print_.packed if print_ else None, item.published, item.updated, item.date_note, now,
+        [asdict(e) for e in item.enclosures] or None, item.title_derived, item.raw_title,
     )  # fmt: skip
 
 
@@ -954,8 +970,8 @@ def record_fetch(
     if result.status is FetchStatus.OK:
         source.etag = result.validators.etag
         source.last_modified = result.validators.last_modified
-        if feed_title:
-            source.feed_title = feed_title[:500]
+        if feed_title and (title := collapse(feed_title)):
+            source.feed_title = title[:500]
 
 
 def active_sources(session: Session, ids: Iterable[str] | None = None) -> list[Source]:

@@ -43,8 +43,9 @@ EXCERPT_LENGTH = 120
 # local@domain.tld with no spaces, angle brackets or a second @: what a reply needs to reach
 # the reader, not the whole of RFC 5322 (whose quoted forms no commenter types).
 EMAIL_PATTERN = re.compile(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;.]{2,}")
-# Control characters other than tab and newline: invisible, and NUL is refused by PostgreSQL.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Control characters (C0 other than tab and newline, DEL, C1): invisible, and NUL is refused by
+# PostgreSQL.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # An http(s) URL in running text, not preceded by a word character or a slash; trailing
 # punctuation (the full stop ending a sentence, a closing bracket) is left out of the link.
 URL = re.compile(r"(?<![\w/@])https?://[^\s<>\"'`]+", re.IGNORECASE)

@@ -18,6 +18,7 @@ from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import read_sessions
 from aggregator.storage.models import Entry, FilteredEntry, Source, Story
 from aggregator.stories import dedupe
+from aggregator.types import Enclosure
 
 RULE_TEXT = {
     dedupe.Rule.NEW: "started the story",
@@ -48,6 +49,11 @@ class EntryReason:
     matched_entry_id: int | None
     reason: str
     voice: bool
+    # The feed gave no title: `title` was made (`title_source`: "text", "enclosure" or "link").
+    title_derived: bool = False
+    title_source: str | None = None
+    # The headline as the feed gave it, when `title` was cleaned of a wire style.
+    raw_title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,18 @@ def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryRe
         matched_entry_id=entry.matched_entry_id,
         reason=reason,
         voice=entry.id == voice_id,
+        title_derived=entry.title_derived,
+        title_source=_title_source(entry) if entry.title_derived else None,
+        raw_title=entry.raw_title,
     )
+
+
+def _title_source(entry: Entry) -> str:
+    """What an untitled entry's headline was made from (normalise.normalise_entry's order)."""
+    names = {Enclosure(str(f["url"])).file_name for f in entry.enclosures or ()}
+    if entry.title in names:
+        return "enclosure"
+    return "link" if entry.title == entry.link else "text"
 
 
 def _voice_reason(rows: list[tuple[Entry, Source]], voice_id: int | None) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -315,10 +316,20 @@ def test_rss_items_carry_every_field_and_credit_the_originals(shared_site: Site)
             assert [t.term for t in item.get("tags", [])] == story.tags
             assert item.author == story.agencies[-1]  # feedparser keeps the last dc:creator
             assert item.source.href == story.feed_url
+            if story.links:  # the original, linked from the description
+                assert f'href="{html.escape(story.links[0])}"' in item.summary
             if story.excerpt_only:
                 assert "content" not in item
             else:
-                assert same_html(item.content[0].value, story.body)
+                content = item.content[0].value
+                if story.image_url and f'src="{html.escape(story.image_url)}"' not in story.body:
+                    # The image and its credit open the content.
+                    figure, _, content = content.partition("</figure>")
+                    image = lxml.html.fragment_fromstring(figure + "</figure>")
+                    assert image.xpath("img/@src") == [story.image_url]
+                    caption = story.image_credit or story.agencies[0]
+                    assert image.xpath("string(figcaption)") == caption
+                assert same_html(content, story.body)
             if story.rights:
                 assert item.rights == story.rights
             if story.image_url and story.images:

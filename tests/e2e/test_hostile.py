@@ -21,7 +21,7 @@ from sqlalchemy import select
 from aggregator.storage.db import open_database, session_factory
 from aggregator.storage.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
-from tests.safety import MARKUP, executable
+from tests.safety import HEADLINE_MARKUP, MARKUP, executable
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
 JSON_LD = re.compile(r'<script type="application/ld\+json">.*?</script>', re.DOTALL)
@@ -248,13 +248,15 @@ def test_hostile_feeds_end_as_recorded_errors_or_clean_stories(
         assert len(xss) >= 60
         for entry in xss:
             assert not executable(entry.body_html), (executable(entry.body_html), entry.body_html)
-            for text in (entry.title, entry.lede, entry.author or "", *entry.categories):
+            for text in (entry.lede, entry.author or "", *entry.categories):
                 assert not MARKUP.search(text), text  # plain text: no tags survive, even encoded
+            # A headline is text: literal brackets stay ("<XSS>"), escaped wherever it is shown.
+            assert not HEADLINE_MARKUP.search(entry.title), entry.title
             for url in (entry.link, entry.image_url):
                 assert url is None or url.startswith(("http://", "https://")), url
         for story in session.scalars(select(Story)):
             assert not executable(story.body_html)
-            assert not MARKUP.search(story.title + story.lede)
+            assert not HEADLINE_MARKUP.search(story.title) and not MARKUP.search(story.lede)
     engine.dispose()
 
 
@@ -270,7 +272,7 @@ def test_a_hostile_pass_leaves_every_honest_entry_exportable(
         assert str(story["url"]).startswith("http://caulbart.test/")
         for entry in story["entries"]:
             assert entry["link"] is None or entry["link"].startswith(("http://", "https://"))
-            assert not MARKUP.search(entry["title"])
+            assert not HEADLINE_MARKUP.search(entry["title"])
 
 
 def test_nothing_executable_reaches_a_republished_feed_or_a_page(
@@ -294,7 +296,7 @@ def test_nothing_executable_reaches_a_republished_feed_or_a_page(
             for entry in document.entries:
                 for part in [*entry.get("content", []), entry.get("summary_detail", {})]:
                     assert not executable(part.get("value", "")), part.get("value")
-                assert not MARKUP.search(entry.get("title", ""))
+                assert not HEADLINE_MARKUP.search(entry.get("title", ""))
                 checked += 1
             page = page + 1 if any(l.rel == "next" for l in document.feed.links) else 0  # noqa: E741
     feed_json = client.get("/feed.json").get_json()
