@@ -344,12 +344,12 @@ def save_items(
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
-    stored = _stored_matches(session, list(fresh.values()), prints, window)
+    stored = _stored_matches(session, list(fresh.values()), prints, window, source_id=source.id)
     if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
-        stored.update(_stored_matches(session, lost, prints, window))
+        stored.update(_stored_matches(session, lost, prints, window, source_id=source.id))
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -506,11 +506,13 @@ def _stored_matches(
     items: Sequence[Item],
     prints: Mapping[str, dedupe.Fingerprint | None],
     window: timedelta,
+    *,
+    source_id: str | None = None,
 ) -> dict[str, Match | None]:
-    """Each item's stored telling of the same news: same link or text, else a confirmed
-    near-duplicate. A few queries for the whole batch, not three per item."""
+    """Each item's stored telling of the same news: same link (in another source) or text,
+    else a confirmed near-duplicate. A few queries for the whole batch, not three per item."""
     matches: dict[str, Match | None] = {item.guid: None for item in items}
-    matches.update(_exact_matches(session, items))
+    matches.update(_exact_matches(session, items, source_id))
     near = [
         (item, print_)
         for item in items
@@ -530,9 +532,16 @@ def _stored_matches(
     return matches
 
 
-def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
-    """Items whose canonical link or text hash a stored entry has, with the oldest such entry."""
-    by_link = _stored_by(session, Entry.link, {i.link for i in items if i.link})
+def _exact_matches(
+    session: Session, items: Sequence[Item], source_id: str | None
+) -> dict[str, Match]:
+    """Items whose canonical link or text hash a stored entry has, with the oldest such entry.
+
+    A link joins only another source's entry: within a source, a guid of its own is an item of
+    its own (a weblog's posts of one day, linking to the day's page), unless its text says not.
+    """
+    links = {i.link for i in items if i.link}
+    by_link = _stored_by(session, Entry.link, links, other_than=source_id)
     by_text = _stored_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
     matches: dict[str, Match] = {}
     for item in items:
@@ -547,16 +556,19 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
 
 
 def _stored_by(
-    session: Session, column: InstrumentedAttribute[Any], values: set[Any]
+    session: Session,
+    column: InstrumentedAttribute[Any],
+    values: set[Any],
+    other_than: str | None = None,
 ) -> dict[Any, _StoredEntry]:
-    """value -> the oldest entry whose `column` holds it, as a _StoredEntry."""
+    """value -> the oldest entry whose `column` holds it (of a source other than `other_than`),
+    as a _StoredEntry."""
     found: dict[Any, _StoredEntry] = {}
     for is_wanted in among(session, column, sorted(values)):
-        rows = session.execute(
-            select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
-            .where(is_wanted)
-            .order_by(Entry.id.desc())
-        )
+        statement = select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
+        if other_than is not None:
+            is_wanted = is_wanted & (Entry.source_id != other_than)
+        rows = session.execute(statement.where(is_wanted).order_by(Entry.id.desc()))
         # The oldest last, so it is the one kept.
         found.update((value, _StoredEntry(*stored)) for value, *stored in rows if value)
     return found
@@ -665,18 +677,15 @@ class _BatchIndex:
         position = len(self.placed)
         self.placed.append(entry)
         by_key = self.by_key
-        by_key[("link", entry.item.link)].append(position)
         by_key[("text", entry.item.text_hash)].append(position)
         for band in entry.print_.bands if entry.print_ else ():
             by_key[band].append(position)
 
     def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
-        for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
-            positions = self.by_key.get((rule.value, key)) if key else None
-            if positions:
-                placed = self.placed[positions[0]]
-                same_text = item.text_hash is not None and placed.item.text_hash == item.text_hash
-                return Match(placed, dedupe.Verdict(rule, 1.0), same_text)
+        # One batch is one source's: a shared link does not make its items one (_exact_matches).
+        positions = self.by_key.get(("text", item.text_hash)) if item.text_hash else None
+        if positions:
+            return Match(self.placed[positions[0]], dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
         if print_ is None:
             return None
         near = {p for band in print_.bands for p in self.by_key.get(band, ())}
