@@ -489,9 +489,26 @@ def _categories(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _guid(raw: RawEntry, link: str | None, title: str, body_text: str) -> str:
-    """The feed's id, else the canonical link, else a hash of the content; never too long."""
+    """The feed's id, else the canonical link, else a hash of the content; never too long.
+
+    Items without an id that share a link are told apart by `told_apart_guid`."""
     candidate = collapse(raw.id) if raw.id else (link or "")
     if candidate and len(candidate) <= limits.MAX_GUID_CHARS:
         return candidate
     material = candidate or f"{title}\x1f{body_text}"
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def told_apart_guid(raw: RawEntry, item: Item) -> str:
+    """The identity of an item without an id whose link (or content hash) another item of the
+    same document shares: a podcast's episodes all linking to the show's home page.
+
+    The link alone would fold them into one entry; with the headline, the text and the date
+    the feed gives (never the time of fetching, which moves), each episode is an entry of its
+    own, and only a true repeat of the same item keeps the same identity.
+    """
+    given = raw.published or raw.updated
+    material = "\x1f".join(
+        (item.guid, item.title, item.body_text, given.isoformat() if given else "")
+    )
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()

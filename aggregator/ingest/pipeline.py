@@ -324,6 +324,9 @@ def _store(
         notes.append(
             f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
         )
+    if prepared.repeated:
+        repeats = "item repeats" if prepared.repeated == 1 else "items repeat"
+        notes.append(f"{prepared.repeated} {repeats} another item of the feed: skipped")
     items = list(prepared.items)
     prints = prepared.prints
     # New and edited entries of a full_text source get their articles' text.

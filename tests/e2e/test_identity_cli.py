@@ -84,6 +84,58 @@ def explain(caulbart: Caulbart, story_id: int) -> dict[str, Any]:
 # --- identity: every item of a feed is an entry, distinct guids distinct stories ---------
 
 
+GUESTS = (
+    ("Ada Brandt", "rebuilding a wooden ketch with hand tools"),
+    ("Oskar Lind", "the winter the harbour froze solid"),
+    ("Mira Castell", "tide tables and why they are sometimes wrong"),
+    ("Jonas Perl", "running the ferry for forty years"),
+    ("Lena Voss", "her book on lighthouse keepers' diaries"),
+    ("Tomas Ekberg", "salvaging a sunken fishing boat"),
+    ("Hana Ruiz", "oyster farming in cold water"),
+    ("Piet Janssen", "charting sandbanks with a borrowed sonar"),
+    ("Noor Haddad", "teaching children to sail in a storm season"),
+    ("Ivo Marek", "the smugglers' tunnels under the old quay"),
+    ("Sara Holm", "recording the sounds of the fish market"),
+    ("Ben Okafor", "building a harbour museum from donations"),
+    ("Eva Lund", "rescue swimmers and their training"),
+    ("Karl Berg", "restoring the harbour master's clock"),
+    ("Rita Moss", "the last rope maker on the coast"),
+)
+
+
+def episode(number: int) -> str:
+    """A podcast episode as some hosts publish it: no guid, the show's home page as link."""
+    guest, topic = GUESTS[number - 1]
+    return item(
+        f"Episode {number}: {guest}",
+        f"{guest} joins us to talk about {topic}.",
+        link="https://harbour.example/podcast",
+        when=NOW - timedelta(days=20 - number),
+        enclosure=f"https://cdn.harbour.example/episode-{number}.mp3",
+    )
+
+
+def test_items_without_guid_sharing_one_link_are_each_kept(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    episodes = [episode(n) for n in range(1, 16)]
+    serve(caulbart, feed_server, {"harbour": rss(*episodes, episodes[0])})  # the first twice
+
+    output = fetch(caulbart)
+
+    assert "15 new" in output
+    assert "1 item repeats another item of the feed" in output  # said, not silently dropped
+    stored = entries(caulbart)
+    assert len(stored) == 15
+    assert len({entry["story"] for entry in stored}) == 15
+    assert {entry["link"] for entry in stored} == {"https://harbour.example/podcast"}
+    status = [json.loads(line) for line in caulbart("status", "--json").stdout.splitlines()]
+    assert [row["entries"] for row in status] == [15]
+    # A second fetch of the same items (in a retitled document: no 304) finds the same entries.
+    serve(caulbart, feed_server, {"harbour": rss(*episodes, title="Harbour")})
+    assert "0 new, 0 updated, 15 unchanged" in fetch(caulbart)
+
+
 def test_distinct_guids_with_one_day_page_as_link_stay_distinct_stories(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
