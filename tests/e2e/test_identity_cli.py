@@ -188,3 +188,36 @@ def test_same_link_in_two_sources_still_joins_one_story(
     fetch(caulbart)
     (story,) = export(caulbart)
     assert len(story["entries"]) == 2
+
+
+# --- links: fragments ------------------------------------------------------------------------
+
+
+def test_link_fragments_are_kept_unless_they_track(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    live = "https://live.example/election"
+    serve(
+        caulbart,
+        feed_server,
+        {
+            "live": rss(
+                item("First results", "Counting has begun in the north.", link=f"{live}#post-1"),
+                item("Turnout up", "Turnout is higher than four years ago.", link=f"{live}#post-2"),
+                item(
+                    "Polls closed",
+                    "Polling stations closed at eight.",
+                    link="https://live.example/closed#xtor=RSS-3",
+                ),
+                item("Map", "Results by district.", link="https://live.example/map#ref=rss"),
+            )
+        },
+    )
+    fetch(caulbart)
+    links = {entry["title"]: entry["link"] for entry in entries(caulbart)}
+    assert links == {
+        "First results": f"{live}#post-1",
+        "Turnout up": f"{live}#post-2",
+        "Polls closed": "https://live.example/closed",
+        "Map": "https://live.example/map",
+    }
