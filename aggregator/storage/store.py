@@ -357,7 +357,7 @@ def save_items(
     # Loaded in one query and held while the batch joins them: edited entries find theirs in
     # the session's (weak) identity map; loaded one by one, each load also flushed the batch.
     held = {story.id: story for story in _stories_by_id(session, stored_story_ids)}
-    placed = _BatchIndex(window)
+    placed = _BatchIndex(window, source.id)
     added: dict[str, _NewEntry] = {}
     reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
@@ -523,7 +523,7 @@ def _stored_matches(
     verdicts: dict[str, tuple[int, dedupe.Verdict]] = {}
     for item, print_ in near:
         found = [tellings[e] for e in candidates[item.guid] if e in tellings]
-        best = dedupe.best_verdict(item, print_, found)
+        best = dedupe.best_verdict(item, print_, found, source_id)
         if best is not None:
             verdicts[item.guid] = (best[0].entry_id, best[1])
     entries = _stored_by(session, Entry.id, {entry_id for entry_id, _ in verdicts.values()})
@@ -612,10 +612,11 @@ def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling
     tellings: dict[int, dedupe.Telling] = {}
     for is_wanted in among(session, Entry.id, sorted(entry_ids)):
         rows = session.execute(
-            select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
-                is_wanted
-            )
-        )
+            select(
+                Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles,
+                Entry.lede, Entry.link,
+            ).where(is_wanted)
+        )  # fmt: skip
         for row in rows:
             tellings[row.id] = dedupe.Telling(
                 row.id,
@@ -623,6 +624,8 @@ def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling
                 row.source_id,
                 row.title,
                 dedupe.shingles_from_bytes(row.shingles),
+                row.lede,
+                row.link,
             )
     return tellings
 
@@ -667,8 +670,9 @@ def _stories_by_id(session: Session, story_ids: set[int]) -> list[Story]:
 class _BatchIndex:
     """This batch's new entries, matched in memory: a feed may carry a story and its re-send."""
 
-    def __init__(self, window: timedelta) -> None:
+    def __init__(self, window: timedelta, source_id: str) -> None:
         self.window = window
+        self.source_id = source_id  # a batch is one source's items
         self.placed: list[_NewEntry] = []
         # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
         self.by_key: defaultdict[object, list[int]] = defaultdict(list)
@@ -696,10 +700,11 @@ class _BatchIndex:
                 continue
             tellings.append(
                 dedupe.Telling(
-                    position, 0, other.source_id, other.item.title, other.print_.shingles
+                    position, 0, other.source_id, other.item.title, other.print_.shingles,
+                    other.item.lede, other.item.link,
                 )
-            )
-        best = dedupe.best_verdict(item, print_, tellings)
+            )  # fmt: skip
+        best = dedupe.best_verdict(item, print_, tellings, self.source_id)
         if best is None:
             return None
         return Match(self.placed[best[0].entry_id], best[1])

@@ -221,3 +221,57 @@ def test_link_fragments_are_kept_unless_they_track(
         "Polls closed": "https://live.example/closed",
         "Map": "https://live.example/map",
     }
+
+
+# --- near-duplicates: templated items of one source ------------------------------------------
+
+
+def callout(number: int, day: int, street: str) -> str:
+    """A fire brigade's call-out notice: one template, its numbers, date and street its own."""
+    when = NOW - timedelta(days=10 - day)
+    return item(
+        f"Einsatz {number}: Brandmeldeanlage",
+        f"Am {when:%d.%m.%Y} um {8 + day}:15 Uhr wurde die Feuerwehr zu einer ausgelösten "
+        f"Brandmeldeanlage in der {street} alarmiert. Vor Ort stellte sich heraus, dass die "
+        "Anlage durch Wasserdampf ausgelöst wurde. Die Anlage wurde zurückgestellt und die "
+        "Einsatzstelle an den Betreiber übergeben. Im Einsatz waren das Löschfahrzeug und die "
+        "Drehleiter der Hauptwache mit insgesamt neun Einsatzkräften.",
+        guid=f"fw-{number}",
+        link=f"https://feuerwehr.example/einsaetze/2026-{number}",
+        when=when,
+    )
+
+
+def test_templated_call_outs_of_one_source_stay_separate_stories(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    calls = [
+        callout(417, 1, "Hauptstraße 4"),
+        callout(418, 2, "Bahnhofstraße 12"),
+        callout(421, 4, "Hauptstraße 4"),
+        callout(425, 6, "Lindenweg 9"),
+    ]
+    serve(caulbart, feed_server, {"feuerwehr": rss(*calls)})
+
+    fetch(caulbart)
+
+    assert len(export(caulbart)) == 4
+
+
+def test_a_copy_of_one_call_out_by_another_source_joins_its_story(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    copy = callout(418, 2, "Bahnhofstraße 12").replace(
+        "https://feuerwehr.example/einsaetze/2026-418", "https://zeitung.example/blaulicht/77"
+    )
+    serve(
+        caulbart,
+        feed_server,
+        {
+            "feuerwehr": rss(callout(417, 1, "Hauptstraße 4"), callout(418, 2, "Bahnhofstraße 12")),
+            "zeitung": rss(copy.replace("fw-418", "z-77")),
+        },
+    )
+    fetch(caulbart)
+    by_guid = {entry["guid"]: entry["story"] for entry in entries(caulbart)}
+    assert by_guid["z-77"] == by_guid["fw-418"] != by_guid["fw-417"]
