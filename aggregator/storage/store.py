@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -344,12 +344,14 @@ def save_items(
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
-    stored = _stored_matches(session, list(fresh.values()), prints, window, source_id=source.id)
+    stored = _stored_matches(
+        session, list(fresh.values()), prints, window, source_id=source.id, now=now
+    )
     if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
-        stored.update(_stored_matches(session, lost, prints, window, source_id=source.id))
+        stored.update(_stored_matches(session, lost, prints, window, source_id=source.id, now=now))
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -357,7 +359,7 @@ def save_items(
     # Loaded in one query and held while the batch joins them: edited entries find theirs in
     # the session's (weak) identity map; loaded one by one, each load also flushed the batch.
     held = {story.id: story for story in _stories_by_id(session, stored_story_ids)}
-    placed = _BatchIndex(window, source.id)
+    placed = _BatchIndex(window, source.id, now)
     added: dict[str, _NewEntry] = {}
     reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
@@ -399,6 +401,9 @@ def save_items(
                     retold.add(entry.text_hash)
                 if entry.categories:
                     labelled.add(id(entry.story))
+                if item.published == now:
+                    # Undated: its published time is when it was first seen, and stays so.
+                    item = replace(item, published=entry.published)
                 _copy_item(entry, item, print_, now)
                 story = entry.story
                 story.updated = max(story.updated, now)
@@ -508,6 +513,7 @@ def _stored_matches(
     window: timedelta,
     *,
     source_id: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Match | None]:
     """Each item's stored telling of the same news: same link (in another source) or text,
     else a confirmed near-duplicate. A few queries for the whole batch, not three per item."""
@@ -519,6 +525,9 @@ def _stored_matches(
         if matches[item.guid] is None and (print_ := prints.get(item.guid)) is not None
     ]
     candidates = _band_candidates(session, near, window)
+    if now is not None:
+        for guid, seen in _first_seen_candidates(session, near, window, now).items():
+            candidates[guid] = list(dict.fromkeys([*candidates[guid], *seen]))
     tellings = _tellings(session, {e for ids in candidates.values() for e in ids})
     verdicts: dict[str, tuple[int, dedupe.Verdict]] = {}
     for item, print_ in near:
@@ -608,6 +617,49 @@ def _band_candidates(
     return candidates
 
 
+def _first_seen_candidates(
+    session: Session,
+    near: Sequence[tuple[Item, dedupe.Fingerprint]],
+    window: timedelta,
+    now: datetime,
+) -> dict[str, list[int]]:
+    """Per item, the stored entries sharing most band keys with it that were first seen within
+    the dedup window, where one of the two is undated.
+
+    An undated item is dated when first seen (published == first seen, and `now` for an
+    arriving one), days after its dated copies: by published time alone it falls outside their
+    window and splits the story. When either side is undated, first seen is compared instead.
+    """
+    if not near:
+        return {}
+    since = now - window
+    any_undated = any(item.published == now for item, _ in near)
+    wanted = sorted({band for _, print_ in near for band in print_.bands})
+    holders: dict[int, list[tuple[int, bool]]] = {}
+    for holds_band in among(session, EntryBand.band, wanted):
+        # Undated entries' band rows are dated when they were first seen: a range of the index.
+        recent = Entry.first_seen_at >= since if any_undated else EntryBand.published >= since
+        rows = session.execute(
+            select(EntryBand.band, EntryBand.entry_id, Entry.published, Entry.first_seen_at)
+            .join(Entry, Entry.id == EntryBand.entry_id)
+            .where(holds_band, recent)
+        )
+        for band, entry_id, published, first_seen in rows:
+            holders.setdefault(band, []).append((entry_id, published == first_seen))
+    candidates: dict[str, list[int]] = {}
+    for item, print_ in near:
+        undated = item.published == now
+        shared = Counter(
+            entry_id
+            for band in print_.bands
+            for entry_id, holder_undated in holders.get(band, ())
+            if undated or holder_undated
+        )
+        ranked = sorted(shared.items(), key=lambda pair: (-pair[1], pair[0]))
+        candidates[item.guid] = [entry_id for entry_id, _ in ranked[: dedupe.CANDIDATES]]
+    return candidates
+
+
 def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling]:
     tellings: dict[int, dedupe.Telling] = {}
     for is_wanted in among(session, Entry.id, sorted(entry_ids)):
@@ -670,9 +722,10 @@ def _stories_by_id(session: Session, story_ids: set[int]) -> list[Story]:
 class _BatchIndex:
     """This batch's new entries, matched in memory: a feed may carry a story and its re-send."""
 
-    def __init__(self, window: timedelta, source_id: str) -> None:
+    def __init__(self, window: timedelta, source_id: str, now: datetime) -> None:
         self.window = window
         self.source_id = source_id  # a batch is one source's items
+        self.now = now  # an item published `now` is undated: all of the batch is seen now
         self.placed: list[_NewEntry] = []
         # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
         self.by_key: defaultdict[object, list[int]] = defaultdict(list)
@@ -696,7 +749,10 @@ class _BatchIndex:
         tellings = []
         for position in sorted(near):
             other = self.placed[position]
-            if other.print_ is None or abs(other.published - item.published) > self.window:
+            if other.print_ is None:
+                continue
+            undated = self.now in (item.published, other.published)
+            if not undated and abs(other.published - item.published) > self.window:
                 continue
             tellings.append(
                 dedupe.Telling(

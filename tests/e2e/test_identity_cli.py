@@ -275,3 +275,55 @@ def test_a_copy_of_one_call_out_by_another_source_joins_its_story(
     fetch(caulbart)
     by_guid = {entry["guid"]: entry["story"] for entry in entries(caulbart)}
     assert by_guid["z-77"] == by_guid["fw-418"] != by_guid["fw-417"]
+
+
+# --- undated copies --------------------------------------------------------------------------
+
+UNDATED_TEXT = (
+    "Divers recovered a bronze statue from the harbour floor on Tuesday, ending a search that "
+    "began when the statue fell from a barge during a storm three winters ago. The city "
+    "museum will restore it before it returns to the square."
+)
+
+
+def test_an_undated_copy_joins_its_dated_twin_outside_the_window(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    dated = item(
+        "Bronze statue recovered from harbour",
+        UNDATED_TEXT,
+        guid="wire-1",
+        link="https://wire.example/statue",
+        when=NOW - timedelta(days=5),
+    )
+    # The gazette's copy, undated, with a closing line of its own: not word for word the same.
+    undated = item(
+        "Bronze statue recovered from harbour",
+        UNDATED_TEXT + " Gazette readers can see it there from the spring.",
+        guid="gazette-1",
+        link="https://gazette.example/statue",
+    )
+    serve(caulbart, feed_server, {"wire": rss(dated), "gazette": rss(undated)})
+
+    fetch(caulbart)
+
+    (story,) = export(caulbart)
+    assert {entry["source"] for entry in story["entries"]} == {"wire", "gazette"}
+    assert story["related"] == []
+
+
+def test_an_undated_item_keeps_its_published_time_when_edited(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    def document(text: str) -> str:
+        return rss(item("Statue", text, guid="gazette-1", link="https://gazette.example/s"))
+
+    serve(caulbart, feed_server, {"gazette": document(UNDATED_TEXT)})
+    fetch(caulbart)
+    (first,) = entries(caulbart)
+
+    feed_server.add("/gazette.rss", document(UNDATED_TEXT + " Correction: four winters ago."))
+    assert "1 updated" in fetch(caulbart)
+
+    (edited,) = entries(caulbart)
+    assert edited["published"] == first["published"]
