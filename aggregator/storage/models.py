@@ -192,6 +192,9 @@ class Story(Base):
     # Moves whenever the story changes (an entry joins or is edited, a withdrawal); indexed
     # because max(updated) is the published feeds' version check.
     updated: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When its own headline or text last changed, as told by the same source (an edit, a
+    # re-send): what readers see as "Updated". Another agency's copy joining it is no revision.
+    revised: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when an editor or a wire KILL advisory withdraws the story: its page answers 410.
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

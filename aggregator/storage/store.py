@@ -430,7 +430,10 @@ def save_items(
     _index_bands(session, reindexed, edited_ids)
     joined = [story for story in touched.values() if isinstance(story, Story)]
     before = {story.id: (_tag_inputs(story), story.published) for story in joined}
-    refresh_stories(session, joined)
+    revised = refresh_stories(session, joined)
+    for story in joined:
+        if story.id in revised:
+            story.revised = now
     retag = [story.id for story in new_stories]
     redated: list[int] = []
     for story in joined:
@@ -945,8 +948,9 @@ def _voice(entry: _NewEntry) -> _Voice:
     )  # fmt: skip
 
 
-def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
-    """Take each story's headline, text and image from its best entry (one query a chunk)."""
+def refresh_stories(session: Session, stories: Iterable[Story]) -> set[int]:
+    """Take each story's headline, text and image from its best entry (one query a chunk);
+    returns the stories whose own telling changed (see _refresh_story)."""
     by_id = {story.id: story for story in stories}
     voices: dict[int, list[tuple[_Voice, int]]] = {}
     for in_story in among(session, Entry.story_id, sorted(by_id)):
@@ -957,12 +961,16 @@ def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
         )
         for story_id, priority, *fields in rows:
             voices.setdefault(story_id, []).append((_Voice(*fields), priority))
-    for story_id, told in voices.items():
-        _refresh_story(by_id[story_id], told)
+    return {story_id for story_id, told in voices.items() if _refresh_story(by_id[story_id], told)}
 
 
-def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> None:
+def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> bool:
+    """Take the story's headline, text and image from its best entry; returns whether its own
+    telling changed: a new headline or text from the source that told it before (an edit, a
+    re-send), not another source's copy taking over or joining."""
     entries = {voice.id: voice for voice, _ in voices}
+    before = (story.title, story.lede, story.body_html)
+    previous = entries.get(story.best_entry_id) if story.best_entry_id is not None else None
     # Each source's latest telling is its current one; earlier ones were re-sent since.
     latest: dict[str, int] = {}
     for entry in sorted(entries.values(), key=lambda e: (e.published, e.id)):
@@ -989,6 +997,8 @@ def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -
     story.image_credit = chosen.image_credit
     story.language = chosen.language or story.language
     story.published = min(entry.published for entry in entries.values())
+    told_again = previous is not None and previous.source_id == chosen.source_id
+    return told_again and before != (story.title, story.lede, story.body_html)
 
 
 def record_fetch(

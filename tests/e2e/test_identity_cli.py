@@ -13,7 +13,12 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import lxml.etree
+import lxml.html
+from sqlalchemy import Engine
+
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from web import create_app
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -327,3 +332,62 @@ def test_an_undated_item_keeps_its_published_time_when_edited(
 
     (edited,) = entries(caulbart)
     assert edited["published"] == first["published"]
+
+
+# --- what "Updated" means --------------------------------------------------------------------
+
+
+def story_page_dates(engine: Engine, caulbart: Caulbart, url: str) -> str:
+    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    try:
+        response = app.test_client().get(url.removeprefix("http://caulbart.test"))
+        assert response.status_code == 200
+        page = lxml.html.fromstring(response.get_data(as_text=True))
+        (dates,) = page.xpath("//p[contains(@class, 'dates')]")
+        return " ".join(dates.text_content().split())
+    finally:
+        app.extensions["caulbart.feeds"].close()
+
+
+def atom_updated(engine: Engine, caulbart: Caulbart) -> list[str]:
+    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    try:
+        body = app.test_client().get("/feed.atom").get_data()
+    finally:
+        app.extensions["caulbart.feeds"].close()
+    tree = lxml.etree.fromstring(body)
+    atom = "{http://www.w3.org/2005/Atom}"
+    return [e.findtext(f"{atom}updated") for e in tree.iter(f"{atom}entry")]
+
+
+def test_another_agencys_copy_does_not_make_a_story_updated(
+    caulbart: Caulbart, feed_server: FeedServer, engine: Engine
+) -> None:
+    when = NOW - timedelta(hours=5)
+    wire = item(
+        "Statue recovered", UNDATED_TEXT, guid="w-1", link="https://wire.example/s", when=when
+    )
+    serve(caulbart, feed_server, {"wire": rss(wire)})
+    fetch(caulbart)
+    assert len(export(caulbart)) == 1
+    feed_before = atom_updated(engine, caulbart)
+
+    # Another agency's copy of the same text joins the story, an hour later by its date.
+    copy = item(
+        "Statue recovered", UNDATED_TEXT, guid="g-1", link="https://gazette.example/s",
+        when=when + timedelta(hours=1),
+    )  # fmt: skip
+    serve(caulbart, feed_server, {"wire": rss(wire), "gazette": rss(copy)})
+    fetch(caulbart)
+
+    (joined,) = export(caulbart)
+    assert len(joined["entries"]) == 2
+    assert "Updated" not in story_page_dates(engine, caulbart, joined["url"])
+    assert atom_updated(engine, caulbart) == feed_before
+
+    # The wire's own correction of its text is an update.
+    edited = wire.replace("three winters ago", "four winters ago")
+    serve(caulbart, feed_server, {"wire": rss(edited), "gazette": rss(copy)})
+    assert "1 updated" in fetch(caulbart)
+    assert "Updated" in story_page_dates(engine, caulbart, joined["url"])
+    assert atom_updated(engine, caulbart) != feed_before
