@@ -390,6 +390,8 @@ def _store(
         )
         if full_text is not None and full_text.tried:
             source.full_text_error = full_text.source_error
+        if feed is not None:  # a document was read (not a 304)
+            source.repeated_items = prepared.repeated
         return counts, related, filtered
 
     counts, related, filtered = in_transaction(engine, store_source)

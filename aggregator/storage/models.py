@@ -126,6 +126,9 @@ class Source(Base):
     images: Mapped[bool] = mapped_column(Boolean, default=True)
     # `full_text` sources: why articles of the last pass that tried some kept their summary.
     full_text_error: Mapped[str | None] = mapped_column(Text)
+    # Entries of the last document read that repeated an identity already read in it (the same
+    # guid twice, or a guid-less item twice): skipped, and counted for `caulbart status`.
+    repeated_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When those terms last changed: published feeds built under the old terms are stale.
     terms_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # feeds.yaml `publish`: "auto", or "review" to hold its stories for an editor.

@@ -135,7 +135,8 @@ def test_items_without_guid_sharing_one_link_are_each_kept(
     assert len({entry["story"] for entry in stored}) == 15
     assert {entry["link"] for entry in stored} == {"https://harbour.example/podcast"}
     status = [json.loads(line) for line in caulbart("status", "--json").stdout.splitlines()]
-    assert [row["entries"] for row in status] == [15]
+    assert [(row["entries"], row["repeated_items"]) for row in status] == [(15, 1)]
+    assert "1 repeated item(s) of the feed skipped" in caulbart("status").stdout
     # A second fetch of the same items (in a retitled document: no 304) finds the same entries.
     serve(caulbart, feed_server, {"harbour": rss(*episodes, title="Harbour")})
     assert "0 new, 0 updated, 15 unchanged" in fetch(caulbart)
