@@ -579,7 +579,7 @@ def _stored_by(
     for is_wanted in among(session, column, sorted(values)):
         statement = select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
         if other_than is not None:
-            is_wanted = is_wanted & (Entry.source_id != other_than)
+            statement = statement.where(Entry.source_id != other_than)
         rows = session.execute(statement.where(is_wanted).order_by(Entry.id.desc()))
         # The oldest last, so it is the one kept.
         found.update((value, _StoredEntry(*stored)) for value, *stored in rows if value)
