@@ -7,8 +7,8 @@ headline or text changes as told by the same source; existing stories start with
 `sources.repeated_items` counts the entries of the last document read that repeated another's
 identity and were skipped, so `caulbart status` says so instead of nothing.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
