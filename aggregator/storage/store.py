@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import repeat
@@ -344,14 +344,21 @@ def save_items(
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
+    # A link several items of the document share (a podcast's home page) names none of them.
+    links = Counter(item.link for item in items if item.link)
+    shared = {link for link, count in links.items() if count > 1}
     stored = _stored_matches(
-        session, list(fresh.values()), prints, window, source_id=source.id, now=now
+        session, list(fresh.values()), prints, window, source_id=source.id, now=now, shared=shared
     )
     if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
-        stored.update(_stored_matches(session, lost, prints, window, source_id=source.id, now=now))
+        stored.update(
+            _stored_matches(
+                session, lost, prints, window, source_id=source.id, now=now, shared=shared
+            )
+        )
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -517,11 +524,12 @@ def _stored_matches(
     *,
     source_id: str | None = None,
     now: datetime | None = None,
+    shared: Set[str] = frozenset(),
 ) -> dict[str, Match | None]:
     """Each item's stored telling of the same news: same link (in another source) or text,
     else a confirmed near-duplicate. A few queries for the whole batch, not three per item."""
     matches: dict[str, Match | None] = {item.guid: None for item in items}
-    matches.update(_exact_matches(session, items, source_id))
+    matches.update(_exact_matches(session, items, source_id, shared))
     near = [
         (item, print_)
         for item in items
@@ -545,14 +553,15 @@ def _stored_matches(
 
 
 def _exact_matches(
-    session: Session, items: Sequence[Item], source_id: str | None
+    session: Session, items: Sequence[Item], source_id: str | None, shared: Set[str]
 ) -> dict[str, Match]:
     """Items whose canonical link or text hash a stored entry has, with the oldest such entry.
 
     A link joins only another source's entry: within a source, a guid of its own is an item of
-    its own (a weblog's posts of one day, linking to the day's page), unless its text says not.
+    its own (a weblog's posts of one day, linking to the day's page), unless its text says not;
+    and a link the source's items `shared` names none of them, so joins nothing.
     """
-    links = {i.link for i in items if i.link}
+    links = {i.link for i in items if i.link and i.link not in shared}
     by_link = _stored_by(session, Entry.link, links, other_than=source_id)
     by_text = _stored_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
     matches: dict[str, Match] = {}

@@ -50,8 +50,11 @@ CANDIDATES = 8
 # has such a token the other lacks, they are one story only if this alike (a corrected typo).
 TEMPLATE_JACCARD = 0.8
 # Within one source, items are distinct unless their text says otherwise: a near-duplicate
-# needs this Jaccard there (a re-send repeats its text), and a headline's support is not enough.
+# needs this Jaccard there (a re-send repeats its text) and this like a headline (a shop's or
+# a video channel's items share their boilerplate, not their names), with no number, date or
+# link identifier of its own, however alike; a headline's support alone is not enough.
 SAME_SOURCE_JACCARD = 0.7
+SAME_SOURCE_HEADLINE = 0.6
 
 # Wire re-send markers at the start of a headline: "UPDATE 2-", "REFILE-", "CORRECTED-", "RPT-".
 RESEND_MARKER = re.compile(
@@ -302,7 +305,9 @@ def judge(
         return None
     jaccard = shared / len(print_.shingles | other)
     same_source = telling.source_id == source_id
-    if jaccard < TEMPLATE_JACCARD and told_apart(item, telling, same_source):
+    if (same_source or jaccard < TEMPLATE_JACCARD) and told_apart(item, telling, same_source):
+        return None
+    if same_source and headline_similarity(item.title, telling.title) < SAME_SOURCE_HEADLINE:
         return None
     if jaccard >= (SAME_SOURCE_JACCARD if same_source else NEAR_JACCARD):
         return Verdict(Rule.NEAR, round(jaccard, 3))

@@ -142,6 +142,17 @@ def test_items_without_guid_sharing_one_link_are_each_kept(
     assert "0 new, 0 updated, 15 unchanged" in fetch(caulbart)
 
 
+def test_a_link_a_sources_items_share_joins_no_other_sources_story(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    episodes = [episode(n) for n in range(1, 6)]
+    # A directory lists the show's first episode; the show's own feed has all five.
+    serve(caulbart, feed_server, {"directory": rss(episodes[0]), "harbour": rss(*episodes)})
+    fetch(caulbart)
+    stories = export(caulbart)
+    assert sorted(len(story["entries"]) for story in stories) == [1, 1, 1, 1, 2]
+
+
 def test_distinct_guids_with_one_day_page_as_link_stay_distinct_stories(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
@@ -194,6 +205,27 @@ def test_same_link_in_two_sources_still_joins_one_story(
     fetch(caulbart)
     (story,) = export(caulbart)
     assert len(story["entries"]) == 2
+
+
+BLOCK_TEXT = (
+    "A solid walnut block, hand finished with oil and wax, with a felt base that protects your "
+    "desk. Ships in a recycled box within two working days; returns are free for thirty days."
+)
+
+
+def test_one_sources_items_sharing_boilerplate_under_other_names_stay_separate(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    names = ("BondiBlock", "PhonoBlock", "SynthaBlock", "DeckaBlock")
+    products = [
+        item(
+            name, f"{name}. {BLOCK_TEXT}", guid=f"shop-{name}", link=f"https://shop.example/{name}"
+        )
+        for name in names
+    ]
+    serve(caulbart, feed_server, {"shop": rss(*products)})
+    fetch(caulbart)
+    assert len(export(caulbart)) == 4
 
 
 # --- links: fragments ------------------------------------------------------------------------
