@@ -54,7 +54,7 @@ TEMPLATE_JACCARD = 0.8
 # a video channel's items share their boilerplate, not their names), with no number, date or
 # link identifier of its own, however alike; a headline's support alone is not enough.
 SAME_SOURCE_JACCARD = 0.7
-SAME_SOURCE_HEADLINE = 0.6
+SAME_SOURCE_HEADLINE = 0.7
 
 # Wire re-send markers at the start of a headline: "UPDATE 2-", "REFILE-", "CORRECTED-", "RPT-".
 RESEND_MARKER = re.compile(

@@ -166,6 +166,20 @@ LOSSES: dict[str, tuple[Loss, ...]] = {
     "real/rss-parser/missing-fields.atom": (Loss(1, NOTHING_SHOWN),),
 }
 
+# Documents whose own items share a story, with how many such stories and why: each is one
+# text told twice by its feed under two guids (the text says they are one item).
+ONE_SOURCE_TWICE: dict[str, tuple[int, str]] = {
+    "real/fastfeedparser-2026/137dd53eb3d6d860.rss": (
+        1,
+        "a post and its .fr page, untranslated: the same headline and text",
+    ),
+    "real/fastfeedparser-2026/cc314ce5dfbb3adc.rss": (
+        2,
+        "a game-status feed re-posting a service's status (Halo Infinite, AION) on other dates "
+        "under new ids: the same headline and text",
+    ),
+}
+
 # Sources that end the pass `ok` with no entry and no error: neither stored entries nor a
 # recorded error to show for them. Each with why.
 EMPTY = {
@@ -251,19 +265,19 @@ def test_whole_corpus_in_one_pass_keeps_every_entry_feedparser_reads(
         f"{len(errors)} error, 0 filtered"
     )
     assert totals in fetched.stdout
-    assert one_source_twice_in_a_story(caulbart) == {}
+    told_twice = one_source_twice_in_a_story(caulbart, ids)
+    assert told_twice == {d: count for d, (count, _) in ONE_SOURCE_TWICE.items()}
 
 
-def one_source_twice_in_a_story(caulbart: Caulbart) -> dict[int, list[str]]:
-    """Stories holding two items of one source (by their guids): a feed's distinct items are
-    distinct news unless their text says otherwise, and none of the corpus's does."""
+def one_source_twice_in_a_story(caulbart: Caulbart, ids: dict[str, str]) -> Counter[str]:
+    """Per document, the stories holding two or more of its items: a feed's distinct items are
+    distinct news unless their text says otherwise (ONE_SOURCE_TWICE lists where it does)."""
     exported = caulbart("export")
     assert exported.returncode == 0, exported.stderr
-    found: dict[int, list[str]] = {}
+    found: Counter[str] = Counter()
     for story in map(json.loads, exported.stdout.splitlines()):
         sources = Counter(entry["source"] for entry in story["entries"])
-        if any(count > 1 for count in sources.values()):
-            found[story["id"]] = [entry["guid"] for entry in story["entries"]]
+        found.update(ids[source] for source, count in sources.items() if count > 1)
     return found
 
 
