@@ -35,7 +35,7 @@ from aggregator.ingest.normalise import normalise_entry, told_apart_guid
 from aggregator.ingest.parse import parse_feed
 from aggregator.types import Defaults, FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml
-from tests.test_corpus import CONTENT_TYPES, GZIP_MAGIC
+from tests.ingest.test_corpus import CONTENT_TYPES, GZIP_MAGIC
 
 FEEDS = CORPUS / "feeds"
 FOLDERS = ("real", "conformance/feed-rs")

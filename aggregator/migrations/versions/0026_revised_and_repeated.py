@@ -7,8 +7,8 @@ headline or text changes as told by the same source; existing stories start with
 `sources.repeated_items` counts the entries of the last document read that repeated another's
 identity and were skipped, so `caulbart status` says so instead of nothing.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0025"
-down_revision = "0024"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
