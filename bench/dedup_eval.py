@@ -7,13 +7,18 @@ Builds several agencies' tellings of BBC News articles (../shared/corpus/news/ar
              (says/said, per cent), the last third of the paragraphs cut, two paragraphs swapped
   charlie    summary-only: the first paragraph as description, its own link and headline case
   alpha      (second fetch) "UPDATE 2-" re-sends: a new guid, one more paragraph
-plus AG News wire leads (summary-only, other agencies) and untold BBC articles of the same
-categories as hard negatives. Each agency has a feed per category. The feeds are served on
-loopback and ingested by the real pipeline into a fresh database; each entry's guid carries its
-true story, so the stored clustering is scored with B-cubed precision/recall/F1 and pair
-precision/recall. Then the per-item cost of the dedup step at 1k, 10k and 100k stored stories.
+  echo       an undated copy (no pubDate: it is dated when fetched, days after the others):
+             the headline and first two paragraphs, its own link, a closing line of its own
+plus a fire brigade's call-outs (brigade: one template, each its own incident, number, street
+and time, all in one feed), AG News wire leads (summary-only, other agencies) and untold BBC
+articles of the same categories as hard negatives. Each agency has a feed per category. The
+feeds are served on loopback and ingested by the real pipeline into a fresh database; each
+entry's guid carries its true story, so the stored clustering is scored with B-cubed
+precision/recall/F1 and pair precision/recall. Then the per-item cost of the dedup step at
+1k, 10k and 100k stored stories.
 
     .venv/bin/python bench/dedup_eval.py [--articles 400] [--sizes 1000,10000,100000]
+        [--call-outs 60] [--undated 0.15]   (0 and 0: the corpus without them)
         [--database-url URL]   (default: a fresh SQLite file)
 """
 
@@ -50,7 +55,7 @@ from aggregator.types import Config, FetchResult, FetchStatus
 
 NEWS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news"
 START = datetime(2026, 11, 20, tzinfo=UTC)
-AGENCIES = ("alpha", "alpha-top", "bravo", "charlie", "delta")
+AGENCIES = ("alpha", "alpha-top", "bravo", "charlie", "delta", "echo", "brigade")
 AGENCY_SUFFIX = re.compile(r"\s*\((?:AP|AFP|Reuters|[A-Za-z. ]+\.com)\)\s*$")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -65,7 +70,7 @@ class Telling:
         guid: str,
         title: str,
         link: str,
-        when: datetime,
+        when: datetime | None,
         summary: str,
         content: str | None = None,
     ) -> None:
@@ -74,10 +79,11 @@ class Telling:
 
     def rss(self) -> str:
         content = f"<content:encoded><![CDATA[{self.content}]]></content:encoded>"
+        date = f"<pubDate>{format_datetime(self.when, usegmt=True)}</pubDate>" if self.when else ""
         return (
             f"<item><guid isPermaLink='false'>{html.escape(self.guid)}</guid>"
             f"<title>{html.escape(self.title)}</title><link>{html.escape(self.link)}</link>"
-            f"<pubDate>{format_datetime(self.when, usegmt=True)}</pubDate>"
+            f"{date}"
             f"<description>{html.escape(self.summary)}</description>"
             f"{content if self.content else ''}</item>"
         )
@@ -144,7 +150,9 @@ def load_wire_leads(
     return kept[:limit]
 
 
-def tellings_of(row: dict[str, str], index: int, rng: random.Random) -> list[Telling]:
+def tellings_of(
+    row: dict[str, str], index: int, rng: random.Random, undated: float = 0.0
+) -> list[Telling]:
     """The agencies' tellings of one article; which agencies carry it varies by article."""
     truth = f"{row['category']}-{row['doc']}"
     paragraphs = [p.strip() for p in row["body"].split("\n\n") if p.strip()]
@@ -194,6 +202,20 @@ def tellings_of(row: dict[str, str], index: int, rng: random.Random) -> list[Tel
                 paragraphs_html(kept),
             )
         )
+    # Drawn only when asked for, so that without them the corpus is today's to the item.
+    if undated and rng.random() < undated and len(paragraphs) >= 2:
+        result.append(
+            Telling(
+                truth,
+                "echo",
+                f"echo-{index}",
+                row["title"],
+                f"https://echo.example/copy/{index}",
+                None,
+                paragraphs[0],
+                paragraphs_html([*paragraphs[:2], "More on this story as it develops."]),
+            )
+        )
     if rng.random() < 0.6:
         result.append(
             Telling(
@@ -204,6 +226,38 @@ def tellings_of(row: dict[str, str], index: int, rng: random.Random) -> list[Tel
                 f"https://charlie.example/story?id={index}",
                 when + timedelta(minutes=rng.randrange(5, 600)),
                 paragraphs[0],
+            )
+        )
+    return result
+
+
+STREETS = ("High Street", "Station Road", "Mill Lane", "Church Street", "Park Avenue")
+CALL_OUTS = ("kitchen fire", "automatic fire alarm", "car fire", "chimney fire")
+
+
+def call_outs(count: int, rng: random.Random) -> list[Telling]:
+    """A fire brigade's notices: one template, each a call-out of its own (its own truth)."""
+    result = []
+    for number in range(count):
+        reference = 2026_0400 + number
+        when = START + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
+        kind, street = rng.choice(CALL_OUTS), rng.choice(STREETS)
+        text = (
+            f"Firefighters were called to a {kind} at {rng.randrange(1, 120)} {street} at "
+            f"{when:%H:%M} on {when:%d} November. Crews from the central station attended with "
+            f"{rng.randrange(1, 4)} appliances and the incident was closed at "
+            f"{when + timedelta(minutes=rng.randrange(20, 90)):%H:%M}. No one was hurt, the fire "
+            "service said, and residents were thanked for their patience."
+        )
+        result.append(
+            Telling(
+                f"world-brigade{number}",
+                "brigade",
+                f"brigade-{reference}",
+                f"Incident {reference}: {kind} in {street}",
+                f"https://brigade.example/incidents/{reference}",
+                when,
+                text,
             )
         )
     return result
@@ -225,7 +279,7 @@ def resend_of(original: Telling, rng: random.Random) -> Telling:
         original.guid + "-u2",
         f"UPDATE 2-{original.title}",
         original.link + "-update",
-        original.when + timedelta(minutes=rng.randrange(30, 180)),
+        (original.when or START) + timedelta(minutes=rng.randrange(30, 180)),
         original.summary,
         (original.content or "") + paragraphs_html([extra]),
     )
@@ -311,7 +365,7 @@ def quality(args: argparse.Namespace, database_url: str) -> list[Telling]:
     categories = [*sorted({row["category"] for row in articles}), "world"]
     first: list[Telling] = []
     for index, row in enumerate(articles):
-        first += tellings_of(row, index, rng)
+        first += tellings_of(row, index, rng, args.undated)
     for index, (title, lede) in enumerate(load_wire_leads(args.leads, rng, articles)):
         when = START + timedelta(minutes=rng.randrange(0, 3 * 24 * 60))
         agency = "charlie" if index % 2 else "delta"
@@ -326,6 +380,8 @@ def quality(args: argparse.Namespace, database_url: str) -> list[Telling]:
                 lede,
             )
         )
+    if args.call_outs:
+        first += call_outs(args.call_outs, rng)
     resends = [resend_of(t, rng) for t in first if t.kind == "alpha" and rng.random() < 0.25]
     documents = feed_documents(first, categories)
     server = serve(documents)
@@ -447,7 +503,9 @@ def cost(args: argparse.Namespace, database_url: str, tellings: list[Telling]) -
             for item in probes:
                 began = time.perf_counter()
                 print_ = dedupe.fingerprint(item)
-                store._stored_matches(session, [item], {item.guid: print_}, window)
+                store._stored_matches(
+                    session, [item], {item.guid: print_}, window, source_id="probe", now=now
+                )
                 timings.append(time.perf_counter() - began)
         median = statistics.median(timings) * 1000
         baseline = baseline or median
@@ -522,6 +580,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=400)
     parser.add_argument("--leads", type=int, default=300)
+    parser.add_argument("--call-outs", type=int, default=60, help="templated same-source items")
+    parser.add_argument(
+        "--undated", type=float, default=0.15, help="share of articles with an undated copy"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--sizes", default="1000,10000,100000")

@@ -265,7 +265,7 @@ def prepare_stages(urls: list[str], documents: dict[str, bytes]) -> Counter[str]
         with charged("parse"):
             feed = parse_feed(fetched, config.defaults.max_entries)
         with charged("normalise"):
-            items = prepare.items_of(feed, now)
+            items = list(prepare.items_of(feed, now).items)
         unseen = [item for item in items if item.text_hash not in told]
         told.update(item.text_hash for item in items)
         with charged("fingerprints"):

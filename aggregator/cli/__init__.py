@@ -536,7 +536,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
             iso_utc(row.next_fetch_at) if row.next_fetch_at else "-",
             str(row.entries),
             sparkline(row.items_per_day),
-            row.last_error or (f"full text: {row.full_text_error}" if row.full_text_error else ""),
+            row.last_error or _health_note(row),
         )
     console = _stdout()
     console.print(table)
@@ -547,6 +547,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
             console.print(
                 f"  {row.id}: url: {row.write_back}  (was {row.config_url})", highlight=False
             )
+
+
+def _health_note(row: Any) -> str:
+    """What `status` says of a healthy source: articles left as summaries, items skipped."""
+    notes = [f"full text: {row.full_text_error}"] if row.full_text_error else []
+    if row.repeated_items:
+        notes.append(f"{row.repeated_items} repeated item(s) of the feed skipped")
+    return "; ".join(notes)
 
 
 @main.command()

@@ -53,6 +53,9 @@ TRACKING_PARAMS = re.compile(
     r"igshid|ocid|cmpid|at_\w+|ns_\w+|sr_share|spm|_ga|xtor|cmp|icid|ito|dicbo)$",
     re.IGNORECASE,
 )
+# Keys that, besides TRACKING_PARAMS, only track the click when they make up a fragment
+# ("#ref=rss", "#Echobox=1700000000"): such a fragment is dropped, any other is kept.
+TRACKING_FRAGMENT_KEYS = re.compile(r"^(ref|src|from|source|echobox)$", re.IGNORECASE)
 # Tracking pixels: 0/1-pixel images and known counters, dropped from the body.
 PIXEL_IMG = re.compile(
     r'<img\b[^>]*?(?:\b(?:width|height)="[01]"|'
@@ -266,7 +269,9 @@ def truncate(text: str, limit: int) -> str:
 
 
 def canonical_url(url: str | None, base: str | None = None) -> str | None:
-    """Absolute http(s) URL without fragment or tracking parameters; None if not a web link."""
+    """Absolute http(s) URL without tracking parameters or tracking fragment; None if not a
+    web link. Any other fragment is kept: it may be what tells two items apart (a live page's
+    posts, a weblog's entries of one day)."""
     if not url:
         return None
     url = _encode_invisible(collapse(url).replace(" ", "%20"))
@@ -289,8 +294,18 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
     kept = [(k, v) for k, v in query if not TRACKING_PARAMS.match(k)]
     query_text = parts.query if len(kept) == len(query) else urlencode(kept)
-    result = urlunsplit((scheme, host, parts.path or "/", query_text, ""))
+    fragment = _kept_fragment(parts.fragment)
+    result = urlunsplit((scheme, host, parts.path or "/", query_text, fragment))
     return result if len(result) <= limits.MAX_URL_CHARS else None
+
+
+def _kept_fragment(fragment: str) -> str:
+    """The fragment, unless it is empty or only tracking parameters ("xtor=RSS-3")."""
+    if "=" not in fragment:
+        return fragment
+    keys = [key for key, _ in parse_qsl(fragment, keep_blank_values=True)]
+    tracking = all(TRACKING_PARAMS.match(k) or TRACKING_FRAGMENT_KEYS.match(k) for k in keys)
+    return "" if keys and tracking else fragment
 
 
 def sanitise_html(markup: str, base: str | None) -> str:
@@ -540,9 +555,27 @@ def _categories(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _guid(raw: RawEntry, link: str | None, title: str, body_text: str) -> str:
-    """The feed's id, else the canonical link, else a hash of the content; never too long."""
+    """The feed's id, else the canonical link, else a hash of the content; never too long.
+
+    Items without an id that share a link are told apart by `told_apart_guid`."""
     candidate = collapse(raw.id) if raw.id else (link or "")
     if candidate and len(candidate) <= limits.MAX_GUID_CHARS:
         return candidate
     material = candidate or f"{title}\x1f{body_text}"
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+
+
+def told_apart_guid(raw: RawEntry, item: Item) -> str:
+    """The identity of an item without an id whose link (or content hash) another item of the
+    same document shares: a podcast's episodes all linking to the show's home page.
+
+    The link alone would fold them into one entry; with the headline, the text, the files it
+    carries and the date the feed gives (never the time of fetching, which moves), each episode
+    is an entry of its own, and only a true repeat of the same item keeps the same identity.
+    """
+    given = raw.published or raw.updated
+    files = (enclosure.url for enclosure in item.enclosures)
+    material = "\x1f".join(
+        (item.guid, item.title, item.body_text, given.isoformat() if given else "", *files)
+    )
     return "sha256:" + hashlib.sha256(material.encode()).hexdigest()

@@ -324,6 +324,9 @@ def _store(
         notes.append(
             f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
         )
+    if prepared.repeated:
+        repeats = "item repeats" if prepared.repeated == 1 else "items repeat"
+        notes.append(f"{prepared.repeated} {repeats} another item of the feed: skipped")
     items = list(prepared.items)
     prints = prepared.prints
     # New and edited entries of a full_text source get their articles' text.
@@ -387,6 +390,8 @@ def _store(
         )
         if full_text is not None and full_text.tried:
             source.full_text_error = full_text.source_error
+        if feed is not None:  # a document was read (not a 304)
+            source.repeated_items = prepared.repeated
         return counts, related, filtered
 
     counts, related, filtered = in_transaction(engine, store_source)

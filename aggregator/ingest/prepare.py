@@ -23,6 +23,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session
 from aggregator import limits
 from aggregator.errors import ParseError
 from aggregator.ingest import filters, headlines
-from aggregator.ingest.normalise import normalise_entry
+from aggregator.ingest.normalise import normalise_entry, told_apart_guid
 from aggregator.ingest.parse import parse_feed
 from aggregator.storage.db import among, make_engine
 from aggregator.storage.models import Entry
@@ -90,6 +91,8 @@ class Prepared:
     error: str | None = None
     # New entries the editors' filters turned away, with the rule: recorded, never stories.
     filtered: tuple[FilteredItem, ...] = ()
+    # Entries of the document that repeat another's identity: skipped, and said so.
+    repeated: int = 0
 
 
 def prepare(
@@ -109,7 +112,8 @@ def prepare(
     source = config.source(result.source_id)
     rules = config.rules_for(source) if source else config.filters
     style = headlines.style_for(config, source)
-    items = [headlines.restyle(item, style) for item in items_of(feed, now, rules.title_strip)]
+    read = items_of(feed, now, rules.title_strip)
+    items = [headlines.restyle(item, style) for item in read.items]
     stored, told = _stored(engine, result.source_id, items) if engine is not None else ({}, set())
     # Filters judge arriving entries only: a stored story is never taken back by a later rule.
     kept, filtered = filters.apply_filters(
@@ -144,6 +148,7 @@ def prepare(
         prints,
         drafts,
         filtered=tuple(filtered),
+        repeated=read.repeated,
     )
 
 
@@ -161,19 +166,36 @@ def tag_draft_for(config: Config, source: SourceConfig | None, item: Item) -> ta
     )
 
 
+@dataclass(frozen=True)
+class FeedItems:
+    """A document's items, each identity once, and how many entries repeated one (skipped)."""
+
+    items: tuple[Item, ...]
+    repeated: int = 0
+
+
 def items_of(
     feed: ParsedFeed, now: datetime, title_strip: tuple[TextPattern, ...] = ()
-) -> list[Item]:
-    """Normalised items of a parsed feed, without empty entries or repeated guids."""
+) -> FeedItems:
+    """Normalised items of a parsed feed, without empty entries; items without an id that share
+    a link are told apart (normalise.told_apart_guid), and an entry repeating an identity
+    already read is counted, not silently dropped."""
+    read = [
+        (raw, item)
+        for raw in feed.entries
+        if (item := normalise_entry(raw, now=now, title_strip=title_strip)) is not None
+    ]
+    without_id = Counter(item.guid for raw, item in read if not raw.id)
     items: list[Item] = []
     seen: set[str] = set()
-    for raw in feed.entries:
-        item = normalise_entry(raw, now=now, title_strip=title_strip)
-        if item is None or item.guid in seen:
+    for raw, item in read:
+        if not raw.id and without_id[item.guid] > 1:
+            item = replace(item, guid=told_apart_guid(raw, item))
+        if item.guid in seen:
             continue
         seen.add(item.guid)
         items.append(item)
-    return items
+    return FeedItems(tuple(items), len(read) - len(items))
 
 
 def _stored(engine: Engine, source_id: str, items: list[Item]) -> tuple[dict[str, str], set[str]]:

@@ -585,7 +585,8 @@ def published_story(
         lede=story.lede,
         body_html=body,
         published=story.published,
-        updated=max(story.updated, story.published),
+        # Revised as told by its own source; another agency's copy joining it is no update.
+        updated=max(story.revised or story.published, story.published),
         section=story.section,
         language=story.language,
         authors=tuple(dict.fromkeys(source.agency for _, source in ordered)),

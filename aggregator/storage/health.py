@@ -41,6 +41,8 @@ class SourceHealth:
     # `full_text` sources: why articles of the last pass that tried some kept their summary.
     full_text_error: str | None
     entries: int
+    # Entries of the last document read skipped as repeats of another (store: repeated_items).
+    repeated_items: int
     # Entries published on each of the last HEALTH_DAYS days (UTC), oldest first.
     items_per_day: tuple[int, ...]
     first_day: date
@@ -113,6 +115,7 @@ def source_health(engine: Engine, now: datetime, days: int = HEALTH_DAYS) -> lis
                 moved_to=s.moved_to,
                 full_text_error=s.full_text_error,
                 entries=counts.get(s.id, 0),
+                repeated_items=s.repeated_items,
                 items_per_day=tuple(per_day.get(s.id, {}).get(label, 0) for label in labels),
                 first_day=first_day,
             )

@@ -127,6 +127,9 @@ class Source(Base):
     images: Mapped[bool] = mapped_column(Boolean, default=True)
     # `full_text` sources: why articles of the last pass that tried some kept their summary.
     full_text_error: Mapped[str | None] = mapped_column(Text)
+    # Entries of the last document read that repeated an identity already read in it (the same
+    # guid twice, or a guid-less item twice): skipped, and counted for `caulbart status`.
+    repeated_items: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When those terms last changed: published feeds built under the old terms are stale.
     terms_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # feeds.yaml `publish`: "auto", or "review" to hold its stories for an editor.
@@ -205,6 +208,9 @@ class Story(Base):
     # Moves whenever the story changes (an entry joins or is edited, a withdrawal); indexed
     # because max(updated) is the published feeds' version check.
     updated: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # When its own headline or text last changed, as told by the same source (an edit, a
+    # re-send): what readers see as "Updated". Another agency's copy joining it is no revision.
+    revised: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set when an editor or a wire KILL advisory withdraws the story: its page answers 410.
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

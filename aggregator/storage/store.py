@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence, Set
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -358,12 +358,21 @@ def save_items(
     # Lock what this batch matches on before looking, so two workers storing the same news at
     # once queue instead of both deciding it is new (PostgreSQL; SQLite has a single writer).
     serialise(session, (k for i in fresh.values() for k in dedupe.match_keys(i, prints[i.guid])))
-    stored = _stored_matches(session, list(fresh.values()), prints, window)
+    # A link several items of the document share (a podcast's home page) names none of them.
+    links = Counter(item.link for item in items if item.link)
+    shared = {link for link, count in links.items() if count > 1}
+    stored = _stored_matches(
+        session, list(fresh.values()), prints, window, source_id=source.id, now=now, shared=shared
+    )
     if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
-        stored.update(_stored_matches(session, lost, prints, window))
+        stored.update(
+            _stored_matches(
+                session, lost, prints, window, source_id=source.id, now=now, shared=shared
+            )
+        )
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
     matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
@@ -371,7 +380,7 @@ def save_items(
     # Loaded in one query and held while the batch joins them: edited entries find theirs in
     # the session's (weak) identity map; loaded one by one, each load also flushed the batch.
     held = {story.id: story for story in _stories_by_id(session, stored_story_ids)}
-    placed = _BatchIndex(window)
+    placed = _BatchIndex(window, source.id, now)
     added: dict[str, _NewEntry] = {}
     reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
     edited_ids: list[int] = []
@@ -413,6 +422,9 @@ def save_items(
                     retold.add(entry.text_hash)
                 if entry.categories:
                     labelled.add(id(entry.story))
+                if item.published == now:
+                    # Undated: its published time is when it was first seen, and stays so.
+                    item = replace(item, published=entry.published)
                 _copy_item(entry, item, print_, now)
                 story = entry.story
                 story.updated = max(story.updated, now)
@@ -439,7 +451,10 @@ def save_items(
     _index_bands(session, reindexed, edited_ids)
     joined = [story for story in touched.values() if isinstance(story, Story)]
     before = {story.id: (_tag_inputs(story), story.published) for story in joined}
-    refresh_stories(session, joined)
+    revised = refresh_stories(session, joined)
+    for story in joined:
+        if story.id in revised:
+            story.revised = now
     retag = [story.id for story in new_stories]
     redated: list[int] = []
     for story in joined:
@@ -520,22 +535,29 @@ def _stored_matches(
     items: Sequence[Item],
     prints: Mapping[str, dedupe.Fingerprint | None],
     window: timedelta,
+    *,
+    source_id: str | None = None,
+    now: datetime | None = None,
+    shared: Set[str] = frozenset(),
 ) -> dict[str, Match | None]:
-    """Each item's stored telling of the same news: same link or text, else a confirmed
-    near-duplicate. A few queries for the whole batch, not three per item."""
+    """Each item's stored telling of the same news: same link (in another source) or text,
+    else a confirmed near-duplicate. A few queries for the whole batch, not three per item."""
     matches: dict[str, Match | None] = {item.guid: None for item in items}
-    matches.update(_exact_matches(session, items))
+    matches.update(_exact_matches(session, items, source_id, shared))
     near = [
         (item, print_)
         for item in items
         if matches[item.guid] is None and (print_ := prints.get(item.guid)) is not None
     ]
     candidates = _band_candidates(session, near, window)
+    if now is not None:
+        for guid, seen in _first_seen_candidates(session, near, window, now).items():
+            candidates[guid] = list(dict.fromkeys([*candidates[guid], *seen]))
     tellings = _tellings(session, {e for ids in candidates.values() for e in ids})
     verdicts: dict[str, tuple[int, dedupe.Verdict]] = {}
     for item, print_ in near:
         found = [tellings[e] for e in candidates[item.guid] if e in tellings]
-        best = dedupe.best_verdict(item, print_, found)
+        best = dedupe.best_verdict(item, print_, found, source_id)
         if best is not None:
             verdicts[item.guid] = (best[0].entry_id, best[1])
     entries = _stored_by(session, Entry.id, {entry_id for entry_id, _ in verdicts.values()})
@@ -544,9 +566,17 @@ def _stored_matches(
     return matches
 
 
-def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
-    """Items whose canonical link or text hash a stored entry has, with the oldest such entry."""
-    by_link = _stored_by(session, Entry.link, {i.link for i in items if i.link})
+def _exact_matches(
+    session: Session, items: Sequence[Item], source_id: str | None, shared: Set[str]
+) -> dict[str, Match]:
+    """Items whose canonical link or text hash a stored entry has, with the oldest such entry.
+
+    A link joins only another source's entry: within a source, a guid of its own is an item of
+    its own (a weblog's posts of one day, linking to the day's page), unless its text says not;
+    and a link the source's items `shared` names none of them, so joins nothing.
+    """
+    links = {i.link for i in items if i.link and i.link not in shared}
+    by_link = _stored_by(session, Entry.link, links, other_than=source_id)
     by_text = _stored_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
     matches: dict[str, Match] = {}
     for item in items:
@@ -561,16 +591,19 @@ def _exact_matches(session: Session, items: Sequence[Item]) -> dict[str, Match]:
 
 
 def _stored_by(
-    session: Session, column: InstrumentedAttribute[Any], values: set[Any]
+    session: Session,
+    column: InstrumentedAttribute[Any],
+    values: set[Any],
+    other_than: str | None = None,
 ) -> dict[Any, _StoredEntry]:
-    """value -> the oldest entry whose `column` holds it, as a _StoredEntry."""
+    """value -> the oldest entry whose `column` holds it (of a source other than `other_than`),
+    as a _StoredEntry."""
     found: dict[Any, _StoredEntry] = {}
     for is_wanted in among(session, column, sorted(values)):
-        rows = session.execute(
-            select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
-            .where(is_wanted)
-            .order_by(Entry.id.desc())
-        )
+        statement = select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
+        if other_than is not None:
+            statement = statement.where(Entry.source_id != other_than)
+        rows = session.execute(statement.where(is_wanted).order_by(Entry.id.desc()))
         # The oldest last, so it is the one kept.
         found.update((value, _StoredEntry(*stored)) for value, *stored in rows if value)
     return found
@@ -610,14 +643,58 @@ def _band_candidates(
     return candidates
 
 
+def _first_seen_candidates(
+    session: Session,
+    near: Sequence[tuple[Item, dedupe.Fingerprint]],
+    window: timedelta,
+    now: datetime,
+) -> dict[str, list[int]]:
+    """Per item, the stored entries sharing most band keys with it that were first seen within
+    the dedup window, where one of the two is undated.
+
+    An undated item is dated when first seen (published == first seen, and `now` for an
+    arriving one), days after its dated copies: by published time alone it falls outside their
+    window and splits the story. When either side is undated, first seen is compared instead.
+    """
+    if not near:
+        return {}
+    since = now - window
+    any_undated = any(item.published == now for item, _ in near)
+    wanted = sorted({band for _, print_ in near for band in print_.bands})
+    holders: dict[int, list[tuple[int, bool]]] = {}
+    for holds_band in among(session, EntryBand.band, wanted):
+        # Undated entries' band rows are dated when they were first seen: a range of the index.
+        recent = Entry.first_seen_at >= since if any_undated else EntryBand.published >= since
+        rows = session.execute(
+            select(EntryBand.band, EntryBand.entry_id, Entry.published, Entry.first_seen_at)
+            .join(Entry, Entry.id == EntryBand.entry_id)
+            .where(holds_band, recent)
+        )
+        for band, entry_id, published, first_seen in rows:
+            holders.setdefault(band, []).append((entry_id, published == first_seen))
+    candidates: dict[str, list[int]] = {}
+    for item, print_ in near:
+        undated = item.published == now
+        shared = Counter(
+            entry_id
+            for band in print_.bands
+            for entry_id, holder_undated in holders.get(band, ())
+            if undated or holder_undated
+        )
+        ranked = sorted(shared.items(), key=lambda pair: (-pair[1], pair[0]))
+        candidates[item.guid] = [entry_id for entry_id, _ in ranked[: dedupe.CANDIDATES]]
+    return candidates
+
+
 def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling]:
     tellings: dict[int, dedupe.Telling] = {}
     for is_wanted in among(session, Entry.id, sorted(entry_ids)):
         rows = session.execute(
-            select(Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles).where(
-                is_wanted
-            )
-        )
+            select(
+                Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles,
+                Entry.lede, Entry.link,
+            ).where(is_wanted)
+        )  # fmt: skip
         for row in rows:
             tellings[row.id] = dedupe.Telling(
                 row.id,
@@ -625,6 +702,8 @@ def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling
                 row.source_id,
                 row.title,
                 dedupe.shingles_from_bytes(row.shingles),
+                row.lede,
+                row.link,
             )
     return tellings
 
@@ -669,8 +748,10 @@ def _stories_by_id(session: Session, story_ids: set[int]) -> list[Story]:
 class _BatchIndex:
     """This batch's new entries, matched in memory: a feed may carry a story and its re-send."""
 
-    def __init__(self, window: timedelta) -> None:
+    def __init__(self, window: timedelta, source_id: str, now: datetime) -> None:
         self.window = window
+        self.source_id = source_id  # a batch is one source's items
+        self.now = now  # an item published `now` is undated: all of the batch is seen now
         self.placed: list[_NewEntry] = []
         # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
         self.by_key: defaultdict[object, list[int]] = defaultdict(list)
@@ -679,32 +760,33 @@ class _BatchIndex:
         position = len(self.placed)
         self.placed.append(entry)
         by_key = self.by_key
-        by_key[("link", entry.item.link)].append(position)
         by_key[("text", entry.item.text_hash)].append(position)
         for band in entry.print_.bands if entry.print_ else ():
             by_key[band].append(position)
 
     def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
-        for rule, key in ((dedupe.Rule.LINK, item.link), (dedupe.Rule.TEXT, item.text_hash)):
-            positions = self.by_key.get((rule.value, key)) if key else None
-            if positions:
-                placed = self.placed[positions[0]]
-                same_text = item.text_hash is not None and placed.item.text_hash == item.text_hash
-                return Match(placed, dedupe.Verdict(rule, 1.0), same_text)
+        # One batch is one source's: a shared link does not make its items one (_exact_matches).
+        positions = self.by_key.get(("text", item.text_hash)) if item.text_hash else None
+        if positions:
+            return Match(self.placed[positions[0]], dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
         if print_ is None:
             return None
         near = {p for band in print_.bands for p in self.by_key.get(band, ())}
         tellings = []
         for position in sorted(near):
             other = self.placed[position]
-            if other.print_ is None or abs(other.published - item.published) > self.window:
+            if other.print_ is None:
+                continue
+            undated = self.now in (item.published, other.published)
+            if not undated and abs(other.published - item.published) > self.window:
                 continue
             tellings.append(
                 dedupe.Telling(
-                    position, 0, other.source_id, other.item.title, other.print_.shingles
+                    position, 0, other.source_id, other.item.title, other.print_.shingles,
+                    other.item.lede, other.item.link,
                 )
-            )
-        best = dedupe.best_verdict(item, print_, tellings)
+            )  # fmt: skip
+        best = dedupe.best_verdict(item, print_, tellings, self.source_id)
         if best is None:
             return None
         return Match(self.placed[best[0].entry_id], best[1])
@@ -891,8 +973,9 @@ def _voice(entry: _NewEntry) -> _Voice:
     )  # fmt: skip
 
 
-def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
-    """Take each story's headline, text and image from its best entry (one query a chunk)."""
+def refresh_stories(session: Session, stories: Iterable[Story]) -> set[int]:
+    """Take each story's headline, text and image from its best entry (one query a chunk);
+    returns the stories whose own telling changed (see _refresh_story)."""
     by_id = {story.id: story for story in stories}
     voices: dict[int, list[tuple[_Voice, int]]] = {}
     for in_story in among(session, Entry.story_id, sorted(by_id)):
@@ -903,12 +986,16 @@ def refresh_stories(session: Session, stories: Iterable[Story]) -> None:
         )
         for story_id, priority, *fields in rows:
             voices.setdefault(story_id, []).append((_Voice(*fields), priority))
-    for story_id, told in voices.items():
-        _refresh_story(by_id[story_id], told)
+    return {story_id for story_id, told in voices.items() if _refresh_story(by_id[story_id], told)}
 
 
-def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> None:
+def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> bool:
+    """Take the story's headline, text and image from its best entry; returns whether its own
+    telling changed: a new headline or text from the source that told it before (an edit, a
+    re-send), not another source's copy taking over or joining."""
     entries = {voice.id: voice for voice, _ in voices}
+    before = (story.title, story.lede, story.body_html)
+    previous = entries.get(story.best_entry_id) if story.best_entry_id is not None else None
     # Each source's latest telling is its current one; earlier ones were re-sent since.
     latest: dict[str, int] = {}
     for entry in sorted(entries.values(), key=lambda e: (e.published, e.id)):
@@ -935,6 +1022,8 @@ def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -
     story.image_credit = chosen.image_credit
     story.language = chosen.language or story.language
     story.published = min(entry.published for entry in entries.values())
+    told_again = previous is not None and previous.source_id == chosen.source_id
+    return told_again and before != (story.title, story.lede, story.body_html)
 
 
 def record_fetch(

@@ -10,6 +10,7 @@ summary beside its full text. When in doubt, the item starts a story of its own.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 import zlib
@@ -44,6 +45,16 @@ SUPPORTED_JACCARD = 0.3
 SUPPORTING_HEADLINE = 0.5
 # Candidates (by shared band keys) confirmed per item: the best few are enough.
 CANDIDATES = 8
+# Two texts from one template (a fire brigade's call-outs, a weather office's warnings) differ
+# in a few numbers, dates or identifiers, and are as alike as a copy and its rewrite: when each
+# has such a token the other lacks, they are one story only if this alike (a corrected typo).
+TEMPLATE_JACCARD = 0.8
+# Within one source, items are distinct unless their text says otherwise: a near-duplicate
+# needs this Jaccard there (a re-send repeats its text) and this like a headline (a shop's or
+# a video channel's items share their boilerplate, not their names), with no number, date or
+# link identifier of its own, however alike; a headline's support alone is not enough.
+SAME_SOURCE_JACCARD = 0.7
+SAME_SOURCE_HEADLINE = 0.7
 
 # Wire re-send markers at the start of a headline: "UPDATE 2-", "REFILE-", "CORRECTED-", "RPT-".
 RESEND_MARKER = re.compile(
@@ -101,6 +112,8 @@ class Telling:
     source_id: str
     title: str
     shingles: frozenset[int]
+    lede: str = ""
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,18 +260,62 @@ def headline_similarity(a: str, b: str) -> float:
     return len(left & right) / len(left | right)
 
 
-def judge(item: Item, print_: Fingerprint, telling: Telling) -> Verdict | None:
-    """Confirm a candidate on the real shingles; None unless it is clearly the same news."""
+@functools.lru_cache(maxsize=4096)
+def marks(title: str, lede: str) -> frozenset[str]:
+    """The tokens that tell one event of a template from another: words holding a digit
+    (numbers, dates, times, incident numbers) in the headline and the lede."""
+    return frozenset(w for w in words(f"{wire_headline(title)} {lede}") if _has_digit(w))
+
+
+def link_marks(link: str | None) -> frozenset[str]:
+    """Words holding a digit in a link's path, query and fragment: its identifiers."""
+    if not link:
+        return frozenset()
+    path = link.split("://", 1)[-1].partition("/")[2]
+    return frozenset(w for w in WORD.findall(path) if _has_digit(w))
+
+
+def _has_digit(word: str) -> bool:
+    return any(c.isdigit() for c in word)
+
+
+def _conflict(left: frozenset[str], right: frozenset[str]) -> bool:
+    """Each side holds a mark the other lacks (one adding detail to the other is no conflict)."""
+    return bool(left - right) and bool(right - left)
+
+
+def told_apart(item: Item, telling: Telling, same_source: bool) -> bool:
+    """Whether the two name different events: different numbers or dates, or (within one
+    source, where links are comparable) different identifiers in their links."""
+    if _conflict(marks(item.title, item.lede), marks(telling.title, telling.lede)):
+        return True
+    return same_source and _conflict(link_marks(item.link), link_marks(telling.link))
+
+
+def judge(
+    item: Item, print_: Fingerprint, telling: Telling, source_id: str | None = None
+) -> Verdict | None:
+    """Confirm a candidate on the real shingles; None unless it is clearly the same news.
+
+    `source_id` is the item's source: a candidate of the same source is judged more strictly.
+    """
     other = telling.shingles
     shared = len(print_.shingles & other)
     if shared < MIN_SHINGLES:
         return None
     jaccard = shared / len(print_.shingles | other)
-    if jaccard >= NEAR_JACCARD:
+    same_source = telling.source_id == source_id
+    if (same_source or jaccard < TEMPLATE_JACCARD) and told_apart(item, telling, same_source):
+        return None
+    if same_source and headline_similarity(item.title, telling.title) < SAME_SOURCE_HEADLINE:
+        return None
+    if jaccard >= (SAME_SOURCE_JACCARD if same_source else NEAR_JACCARD):
         return Verdict(Rule.NEAR, round(jaccard, 3))
     containment = shared / min(len(print_.shingles), len(other))
     if containment >= CONTAINED:
         return Verdict(Rule.CONTAINED, round(containment, 3))
+    if same_source:
+        return None
     headline = headline_similarity(item.title, telling.title)
     if jaccard >= SUPPORTED_JACCARD and headline >= SUPPORTING_HEADLINE:
         return Verdict(Rule.HEADLINE, round(jaccard, 3))
@@ -266,13 +323,13 @@ def judge(item: Item, print_: Fingerprint, telling: Telling) -> Verdict | None:
 
 
 def best_verdict(
-    item: Item, print_: Fingerprint, tellings: Iterable[Telling]
+    item: Item, print_: Fingerprint, tellings: Iterable[Telling], source_id: str | None = None
 ) -> tuple[Telling, Verdict] | None:
     """The candidate most surely telling the same news, if any is confirmed.
 
     Like texts (Jaccard) before a text inside another (containment), before a headline's support.
     """
-    confirmed = [(t, v) for t in tellings if (v := judge(item, print_, t)) is not None]
+    confirmed = [(t, v) for t in tellings if (v := judge(item, print_, t, source_id)) is not None]
     if not confirmed:
         return None
     strength = {Rule.NEAR: 2, Rule.CONTAINED: 1, Rule.HEADLINE: 0}

@@ -112,8 +112,17 @@ def test_truncate_keeps_short_text() -> None:
     [
         (
             "http://EXAMPLE.com:80/a?utm_source=rss&id=3&fbclid=xyz#comments",
-            "http://example.com/a?id=3",
+            "http://example.com/a?id=3#comments",
         ),
+        # A fragment may tell items apart and is kept; one that only tracks the click is not.
+        (
+            "http://example.com/2002/09/29#When:6:56:02PM",
+            "http://example.com/2002/09/29#When:6:56:02PM",
+        ),
+        ("http://example.com/a#xtor=RSS-3", "http://example.com/a"),
+        ("http://example.com/a#ref=rss", "http://example.com/a"),
+        ("http://example.com/a#utm_source=feed&utm_medium=rss", "http://example.com/a"),
+        ("http://example.com/a#", "http://example.com/a"),
         ("https://Example.COM:443/path", "https://example.com/path"),
         ("http://example.com:8080/x", "http://example.com:8080/x"),
         ("http://example.com/a?gclid=1&utm_medium=feed&UTM_CAMPAIGN=x", "http://example.com/a"),
@@ -153,7 +162,7 @@ def test_canonical_url_refuses_what_is_not_a_web_link(url: str | None) -> None:
 
 def test_item_link_is_canonical_and_relative_links_use_the_base() -> None:
     result = item(title="t", link="/world/2024/story?utm_source=feed#top")
-    assert result.link == "http://news.test/world/2024/story"
+    assert result.link == "http://news.test/world/2024/story#top"
 
 
 def test_item_with_a_javascript_link_has_no_link() -> None:
@@ -386,7 +395,7 @@ def test_guid_is_the_feed_id_first() -> None:
 
 def test_guid_falls_back_to_the_canonical_link() -> None:
     result = item(link="HTTP://News.test/a?utm_source=x#frag", title="t")
-    assert result.guid == "http://news.test/a"
+    assert result.guid == "http://news.test/a#frag"
 
 
 def test_guid_falls_back_to_a_content_hash() -> None:

@@ -213,3 +213,49 @@ def test_a_superseded_version_never_speaks_for_the_story() -> None:
     old = candidate(1, superseded=True)
     resend = candidate(2, published=NOW + timedelta(hours=1))
     assert dedupe.best_entry([old, resend]).entry_id == 2
+
+
+def call_out(number: int, day: int, street: str) -> Item:
+    """A fire brigade's notice from one template: its number, date, time and street its own."""
+    text = (
+        f"Firefighters were called to a kitchen fire at {street} at {day + 8}:15 on {day} "
+        "November. Crews from the central station attended with two appliances and the "
+        "incident was closed within the hour. No one was hurt, the fire service said, and "
+        "residents were thanked for their patience."
+    )
+    found = item(f"Incident {number}: kitchen fire", [text], guid=f"fw-{number}")
+    return replace(found, link=f"https://brigade.example/incidents/{number}")
+
+
+def judged(a: Item, b: Item, *, b_source: str, a_source: str = "brigade") -> dedupe.Verdict | None:
+    print_, other = dedupe.fingerprint(a), dedupe.fingerprint(b)
+    assert print_ is not None and other is not None
+    told = Telling(1, 1, b_source, b.title, other.shingles, b.lede, b.link)
+    return dedupe.judge(a, print_, told, a_source)
+
+
+def test_templated_items_with_other_numbers_and_dates_are_different_news() -> None:
+    first, second = call_out(417, 1, "12 High Street"), call_out(418, 2, "12 High Street")
+    print_, other = dedupe.fingerprint(first), dedupe.fingerprint(second)
+    assert print_ is not None and other is not None
+    shared = print_.shingles & other.shingles
+    assert len(shared) / len(print_.shingles | other.shingles) >= dedupe.NEAR_JACCARD
+    assert judged(first, second, b_source="brigade") is None
+    assert judged(first, second, b_source="gazette") is None
+
+
+def test_a_copy_with_the_same_numbers_is_the_same_news() -> None:
+    first = call_out(418, 2, "12 High Street")
+    copy = replace(first, link="https://gazette.example/news/77", lede=first.lede + " More soon.")
+    copy = replace(copy, body_text=copy.body_text + " More soon.")
+    verdict = judged(copy, first, b_source="brigade", a_source="gazette")
+    assert verdict is not None and verdict.rule is Rule.NEAR
+
+
+def test_one_sources_items_are_held_to_a_higher_jaccard() -> None:
+    title, paragraphs = article("business", "001")
+    probe = item(title, paragraphs[:4])
+    other = replace(item(title, paragraphs[2:6]), lede=probe.lede)  # about half shared
+    across = judged(probe, other, b_source="gazette", a_source="wire")
+    assert across is not None and across.score < dedupe.SAME_SOURCE_JACCARD
+    assert judged(probe, other, b_source="wire", a_source="wire") is None
