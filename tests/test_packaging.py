@@ -22,6 +22,8 @@ USED_WITHOUT_IMPORT = {
     "psycopg": "the PostgreSQL driver",
     # lxml.html.clean, which trafilatura's fallback extractor (jusText) imports.
     "lxml-html-clean": "trafilatura's jusText fallback",
+    # The client the limits library loads for a redis:// CAULBART_RATELIMIT_STORAGE.
+    "redis": "the shared comment rate limit of several web processes",
 }
 
 
