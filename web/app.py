@@ -1,4 +1,4 @@
-"""The Flask application factory; pages, feeds and comments arrive as blueprints."""
+"""The Flask application factory: every blueprint is listed here, each in its own module."""
 
 from __future__ import annotations
 
@@ -8,13 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, render_template
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine
 
 from aggregator.config.load import load_config
-from aggregator.publishing.publish import FeedCache
 from aggregator.storage.db import open_database
-from aggregator.storage.models import Source
 from aggregator.types import Config, Defaults, SiteConfig
+from web import context, queries
+from web.admin import admin
+from web.comments import comments
+from web.feeds import feeds
+from web.guard import guard
+from web.pages import pages
+from web.routing import register_converters
+from web.sitemap import sitemap
 
 # No script runs on Caulbart's pages: JSON-LD is a data block, which CSP does not execute or
 # block. Images, audio and video come from the sources' hosts (normalise keeps only http(s)
@@ -44,40 +50,23 @@ SECURITY_HEADERS = {
 def create_app(engine: Engine | None = None, config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config or {})
-    app.extensions["caulbart.engine"] = engine or open_database()
-    app.extensions["caulbart.config"] = site_config(app.config.get("CAULBART_CONFIG"))
-    app.extensions["caulbart.feeds"] = FeedCache(
-        app.extensions["caulbart.engine"], app.extensions["caulbart.config"]
-    )
-
-    import web.sources  # noqa: F401  -- /admin/sources joins the admin blueprint before it registers
-    from web.comments import init_comments
-    from web.feeds import feeds
-    from web.pages import pages
-    from web.review import init_review  # adds /admin/review to the admin blueprint
-    from web.routing import register_converters
-    from web.sitemap import sitemap
-
+    context.install(app, engine or open_database(), site_config(app.config.get("CAULBART_CONFIG")))
     register_converters(app.url_map)
+    guard(app)  # before the blueprints: comments and admin add their limits to its limiter
     app.register_blueprint(feeds)
     app.register_blueprint(pages)
     app.register_blueprint(sitemap)
-    limiter = init_comments(app)  # after pages: a refused reply re-renders the story page's view
-    init_review(app, limiter)
+    app.register_blueprint(comments)
+    app.register_blueprint(admin)
+    app.add_url_rule("/healthz", view_func=healthz)
     register_site_chrome(app)
-
-    @app.get("/healthz")
-    def healthz() -> tuple[dict[str, Any], int]:
-        """Database reachable and the last successful ingest, for load balancers and operators."""
-        db: Engine = app.extensions["caulbart.engine"]
-        with db.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            last = connection.execute(select(func.max(Source.last_success_at))).scalar()
-        if isinstance(last, str):  # SQLite aggregate bypasses the column type
-            last = datetime.fromisoformat(last).replace(tzinfo=UTC)
-        return {"status": "ok", "last_success_at": last.isoformat() if last else None}, 200
-
     return app
+
+
+def healthz() -> tuple[dict[str, Any], int]:
+    """Database reachable and the last successful ingest, for load balancers and operators."""
+    last = queries.health_summary(context.engine()).last_success_at
+    return {"status": "ok", "last_success_at": last.isoformat() if last else None}, 200
 
 
 def register_site_chrome(app: Flask) -> None:
@@ -91,7 +80,7 @@ def register_site_chrome(app: Flask) -> None:
 
     @app.context_processor
     def layout_values() -> dict[str, Any]:
-        config: Config = app.extensions["caulbart.config"]
+        config = context.config()
         sections = list(dict.fromkeys(source.section for source in config.sources))
         return {"site": config.site, "nav_sections": sections, "now": datetime.now(UTC)}
 

@@ -7,29 +7,22 @@ import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from flask.typing import ResponseReturnValue
 
-from aggregator.publishing.publish import FeedCache, FeedNotFound, FeedQuery
-from aggregator.types import Config
-from web import queries
+from aggregator.publishing.publish import FeedNotFound, FeedQuery
+from web import context, queries
 
 feeds = Blueprint("feeds", __name__)
-
-
-def _config() -> Config:
-    config: Config = current_app.extensions["caulbart.config"]
-    return config
 
 
 @feeds.get("/feed.<fmt>")
 @feeds.get("/<any(section, tag, source):kind>/<value>/feed.<fmt>")
 def feed(fmt: str, kind: str = "all", value: str = "") -> ResponseReturnValue:
-    cache: FeedCache = current_app.extensions["caulbart.feeds"]
     page = request.args.get("page", 1, type=int)
     archive = request.args.get("archive", None, type=int)
     try:
-        document = cache.document(FeedQuery(kind, value), fmt, page, archive)
+        document = context.feed_cache().document(FeedQuery(kind, value), fmt, page, archive)
     except (FeedNotFound, ValueError):
         abort(404)
     # Headers written directly: this is the hot path of every poll, 200 or 304.
@@ -38,7 +31,7 @@ def feed(fmt: str, kind: str = "all", value: str = "") -> ResponseReturnValue:
         "ETag": etag,
         "Last-Modified": format_datetime(document.last_modified, usegmt=True),
         # Near the ingest interval: the quickest any source refreshes (feeds.yaml min_interval).
-        "Cache-Control": f"public, max-age={_config().defaults.min_interval}",
+        "Cache-Control": f"public, max-age={context.config().defaults.min_interval}",
     }
     if _not_modified(etag, document.last_modified):
         # Note: waitress closes the connection after a 304 (it has no Content-Length).
@@ -65,13 +58,13 @@ def _not_modified(etag: str, last_modified: datetime) -> bool:
 @feeds.get("/sources.opml")
 def sources_opml() -> ResponseReturnValue:
     """OPML 2.0 of the enabled sources, so readers can subscribe to the originals too."""
-    config = _config()
+    config = context.config()
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = f"{config.site.title}: sources"
     ElementTree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ElementTree.SubElement(root, "body")
-    for source in queries.enabled_sources(current_app.extensions["caulbart.engine"]):
+    for source in queries.enabled_sources(context.engine()):
         ElementTree.SubElement(
             body,
             "outline",

@@ -12,16 +12,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
-from sqlalchemy import Engine
 
 from aggregator.ingest.normalise import plain_text
 from aggregator.publishing.publish import FORMATS, FeedQuery, PublishedStory
 from aggregator.stories.tagging import tag_slug
 from aggregator.types import Config
 from web import queries, search, structured
+from web.context import config as _config
+from web.context import engine as _engine
 from web.routing import StoryRef
 
 pages = Blueprint("pages", __name__)
@@ -45,16 +46,6 @@ class FeedLink:
     title: str
     type: str
     href: str
-
-
-def _config() -> Config:
-    config: Config = current_app.extensions["caulbart.config"]
-    return config
-
-
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["caulbart.engine"]
-    return engine
 
 
 def discovery_links(config: Config, section: str, tags: tuple[str, ...]) -> list[FeedLink]:

@@ -260,6 +260,20 @@ def known_sections(engine: Engine) -> list[str]:
         )
 
 
+@dataclass(frozen=True)
+class Health:
+    """What /healthz reports: the newest successful ingest of any source, if any."""
+
+    last_success_at: datetime | None
+
+
+def health_summary(engine: Engine) -> Health:
+    """One read that also proves the database answers."""
+    with engine.connect() as connection:
+        last = connection.execute(select(func.max(Source.last_success_at))).scalar()
+    return Health(last_success_at=_utc(last))
+
+
 def last_change(engine: Engine) -> datetime | None:
     """When any visible story last changed (stored, edited, withdrawn, approved) or stories were
     pruned: a walk down ix_stories_updated to the first story not held in review, and the newest

@@ -13,13 +13,11 @@ import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Engine
 
 from aggregator.permalinks import iso_utc
-from aggregator.types import Config
-from web import queries
+from web import context, queries
 from web.pages import current_sections
 
 sitemap = Blueprint("sitemap", __name__)
@@ -35,18 +33,8 @@ ElementTree.register_namespace("", SITEMAP_NS)
 ElementTree.register_namespace("news", NEWS_NS)
 
 
-def _config() -> Config:
-    config: Config = current_app.extensions["caulbart.config"]
-    return config
-
-
-def _engine() -> Engine:
-    engine: Engine = current_app.extensions["caulbart.engine"]
-    return engine
-
-
 def _base() -> str:
-    return _config().site.base_url.rstrip("/")
+    return context.config().site.base_url.rstrip("/")
 
 
 @sitemap.get("/sitemap.xml")
@@ -54,9 +42,9 @@ def sitemap_index() -> ResponseReturnValue:
     """The sitemaps: pages, the last two days' news when there is any, every stories block."""
     base = _base()
     names = ["sitemap-pages.xml"]
-    if queries.recent_stories(_engine(), datetime.now(UTC) - NEWS_WINDOW, 1):
+    if queries.recent_stories(context.engine(), datetime.now(UTC) - NEWS_WINDOW, 1):
         names.append("sitemap-news.xml")
-    blocks = queries.sitemap_blocks(_engine(), STORIES_PER_SITEMAP)
+    blocks = queries.sitemap_blocks(context.engine(), STORIES_PER_SITEMAP)
     names += [f"sitemap-stories-{block}.xml" for block in blocks]
     root = ElementTree.Element(f"{{{SITEMAP_NS}}}sitemapindex")
     for name in names:
@@ -78,7 +66,9 @@ def pages_sitemap() -> ResponseReturnValue:
 @sitemap.get("/sitemap-stories-<id:block>.xml")
 def stories_sitemap(block: int) -> ResponseReturnValue:
     """One block of story ids: its published stories, with their last change."""
-    stories = queries.block_stories(_engine(), block, STORIES_PER_SITEMAP) if block > 0 else []
+    stories = (
+        queries.block_stories(context.engine(), block, STORIES_PER_SITEMAP) if block > 0 else []
+    )
     if not stories:
         abort(404)  # beyond the newest story, or every story of it withdrawn or pruned
     base, root = _base(), _urlset()
@@ -90,10 +80,10 @@ def stories_sitemap(block: int) -> ResponseReturnValue:
 @sitemap.get("/sitemap-news.xml")
 def news_sitemap() -> ResponseReturnValue:
     """The last two days' stories with Google News tags, newest first."""
-    config = _config()
+    config = context.config()
     base, root = _base(), _urlset()
     recent = datetime.now(UTC) - NEWS_WINDOW
-    for story in queries.recent_stories(_engine(), recent, MAX_NEWS):
+    for story in queries.recent_stories(context.engine(), recent, MAX_NEWS):
         url = _story_url(root, base, story)
         news = ElementTree.SubElement(url, f"{{{NEWS_NS}}}news")
         publication = ElementTree.SubElement(news, f"{{{NEWS_NS}}}publication")

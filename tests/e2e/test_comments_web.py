@@ -413,7 +413,7 @@ def test_story_pages_stay_conditional_and_private_to_their_reader(site: Site) ->
 def test_the_secret_key_is_made_once_and_kept_under_instance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from web.comments import secret_key
+    from web.guard import secret_key
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CAULBART_SECRET_KEY", raising=False)
