@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from aggregator.errors import UnknownSource as UnknownSource
 from aggregator.ingest import fulltext, prepare, scheduler
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.publishing import publish
@@ -68,12 +69,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class UnknownSource(Exception):
-    def __init__(self, ids: list[str]) -> None:
-        super().__init__(f"unknown or disabled source id(s): {', '.join(ids)}")
-        self.ids = ids
 
 
 def sync_config(engine: Engine, config: Config, clock: Clock = utc_now) -> None:

@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import limits
+from aggregator.errors import FeedNotFound as FeedNotFound
 from aggregator.ingest import normalise
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import make_engine, read_sessions
@@ -76,10 +77,6 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 GENERATOR = "Caulbart"
-
-
-class FeedNotFound(LookupError):
-    """No such section, tag or source, or a page or archive beyond the feed's end."""
 
 
 # --- values ---------------------------------------------------------------------------------
