@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
 
 
 class CaulbartError(Exception):
     """Base of every error Caulbart raises on purpose."""
 
-    exit_code: ClassVar[int] = 1  # a refusal the command explains
+    exit_code = 1  # a refusal the command explains
 
     def lines(self) -> list[str]:
         """What the command line prints for this error, one line each."""
         return [str(self)]
+
+
+class UsageError(CaulbartError):
+    """The command was given something it cannot take, as click's own usage errors."""
+
+    exit_code = 2
 
 
 # --- configuration --------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from aggregator.types import (
     ParsedFeed,
     RelatedLists,
     SourceOutcome,
+    SourceStatus,
     Validators,
 )
 
@@ -391,7 +392,7 @@ def _store(
     if counts.new:
         _refresh_statistics(engine, source_id)
 
-    status = result.status.value
+    status = SourceStatus(result.status.value)
     # Logged once committed: inside a write group a source is not stored until the group is.
     after_commit(
         functools.partial(
@@ -513,7 +514,7 @@ def _record_failure(
     exception): in its own transaction, its stored entries untouched, its claim released and its
     next fetch backed off. A failure of the database while recording it is raised."""
     error = error[:ERROR_CHARS]
-    status = "gone" if result.status is FetchStatus.GONE else "error"
+    status = SourceStatus.GONE if result.status is FetchStatus.GONE else SourceStatus.ERROR
 
     def record(session: Session) -> None:
         source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
