@@ -244,6 +244,20 @@ class FetchStatus(enum.Enum):
     ERROR = "error"
 
 
+class SourceStatus(enum.StrEnum):
+    """What one pass came to for a source (`caulbart fetch`'s status column, the log line): the
+    fetch's status, unless a later stage failed, which makes it an error."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    GONE = "gone"
+    ERROR = "error"
+
+    @property
+    def failed(self) -> bool:
+        return self in (SourceStatus.GONE, SourceStatus.ERROR)
+
+
 @dataclass(frozen=True)
 class Validators:
     """What a conditional GET sends back to the server."""
@@ -446,7 +460,7 @@ class SourceOutcome:
     """What one pass did for one source: the row of `caulbart fetch`'s summary table."""
 
     source_id: str
-    status: str  # "ok", "not_modified", "gone", "error"
+    status: SourceStatus
     http_status: int | None = None
     new: int = 0
     updated: int = 0

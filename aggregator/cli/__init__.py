@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,17 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aggregator import __version__
 from aggregator.config.feeds_file import Plan
-from aggregator.config.load import ConfigError, load_config
-from aggregator.ingest.pipeline import UnknownSource, claim, next_due, run_pass, sync_config
+from aggregator.config.load import load_config
+from aggregator.errors import CaulbartError, ConfigError, NotFound, Refused, UsageError
+from aggregator.ingest.pipeline import claim, next_due, run_pass, sync_config
 from aggregator.ingest.prepare import tune_garbage_collector
-from aggregator.ingest.scheduler import DEFAULT_TICK, WorkerAlreadyRunning, worker_name
+from aggregator.ingest.scheduler import DEFAULT_TICK, worker_name
 from aggregator.permalinks import iso_utc
 from aggregator.publishing.export import export_stories
 from aggregator.storage.db import database_url, open_database, read_sessions, session_factory
 from aggregator.storage.models import Story
 from aggregator.stories import tag_index
-from aggregator.types import Config, ProbeReport, SourceOutcome
+from aggregator.types import Config, ProbeReport, SourceOutcome, SourceStatus
 
 log = logging.getLogger("aggregator.cli")
 
@@ -52,29 +55,53 @@ def _setup_logging(verbose: int, interactive: bool) -> None:
 
 
 def _load(ctx: click.Context) -> Config:
-    try:
-        return load_config(ctx.obj["config_path"])
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        ctx.exit(1)
-        raise  # unreachable: ctx.exit raises
+    """feeds.yaml, parsed; an invalid one ends the command (its problems, exit 1)."""
+    return load_config(ctx.obj["config_path"])
 
 
-# Exit codes (README, "Exit codes"); 0 is success, 1 a refusal the command explains, 2 a usage
-# error (click's own, or an unknown source id).
-EXIT_WORKER_RUNNING = 3
+# Exit codes (README, "Exit codes"); 0 is success, and each CaulbartError carries its own (1 a
+# refusal the command explains, 2 a usage error, 3 a second worker on one SQLite file).
 EXIT_DATABASE = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
+class _Worded(CaulbartError):
+    """An error as the command that it ended words it (see `_wording`)."""
+
+    def __init__(self, lines: list[str], exit_code: int) -> None:
+        super().__init__("\n".join(lines))
+        self._lines = lines
+        self.exit_code = exit_code
+
+    def lines(self) -> list[str]:
+        return self._lines
+
+
+@contextlib.contextmanager
+def _wording(prefix: str = "", suffix: str = "", after: tuple[str, ...] = ()) -> Iterator[None]:
+    """A CaulbartError raised inside is told as `prefix + line + suffix` for each of its lines,
+    then the lines `after`; the innermost wording wins."""
+    try:
+        yield
+    except _Worded:
+        raise
+    except CaulbartError as exc:
+        lines = [f"{prefix}{line}{suffix}" for line in exc.lines()]
+        raise _Worded([*lines, *after], exc.exit_code) from exc
+
+
 class CaulbartGroup(click.Group):
-    """Turns a database that is unreachable, full, locked or read-only into one clear line
-    (exit 4), and Ctrl-C into one line (exit 130): never a traceback."""
+    """The one place a command ends on an error: a CaulbartError prints its lines and exits
+    with its code; a database that is unreachable, full, locked or read-only is one clear line
+    (exit 4), and Ctrl-C one line (exit 130): never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CaulbartError as exc:
+            for line in exc.lines():
+                click.echo(line, err=True)
+            ctx.exit(exc.exit_code)
         except SQLAlchemyError as exc:
             url = make_url(database_url()).render_as_string(hide_password=True)
             orig = exc.orig if isinstance(exc, DBAPIError) else None
@@ -115,11 +142,10 @@ def check(ctx: click.Context, probe: bool, as_json: bool) -> None:
     """Validate feeds.yaml: exit 0 if valid, else print file:line: message per problem, exit 1."""
     try:
         config = load_config(ctx.obj["config_path"])
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem))
+    except ConfigError as exc:  # the problems are check's report: on stdout, not as an error
+        for line in exc.lines():
+            click.echo(line)
         ctx.exit(1)
-        return
     enabled = sum(1 for s in config.sources if s.enabled)
     summary = f"{config.path}: OK, {len(config.sources)} sources ({enabled} enabled)"
     if not probe:
@@ -180,31 +206,21 @@ def _print_probes(reports: list[ProbeReport], title: str) -> None:
     )
 
 
-def _config_or_exit(ctx: click.Context, path: Path) -> Config:
-    """feeds.yaml as it is now (empty if missing); every problem printed, exit 1, if invalid."""
+def _config_to_edit(path: Path) -> Config:
+    """feeds.yaml as it is now (empty if missing); an invalid one is not added to."""
     from aggregator.config.feeds_file import read_config
 
-    try:
+    with _wording(after=("caulbart: feeds.yaml must be valid before sources are added to it",)):
         return read_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo("caulbart: feeds.yaml must be valid before sources are added to it", err=True)
-        ctx.exit(1)
-        raise  # unreachable: ctx.exit raises
 
 
-def _write_sources(ctx: click.Context, path: Path, plan: Plan) -> None:
+def _write_sources(path: Path, plan: Plan) -> None:
     from aggregator.config.feeds_file import append_sources
 
     if plan.added:
-        try:
+        # A generated source the file refuses: nothing is written.
+        with _wording(after=(f"caulbart: {path} left unchanged",)):
             append_sources(path, plan.added)
-        except ConfigError as exc:  # a generated source the file refuses: nothing is written
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            click.echo(f"caulbart: {path} left unchanged", err=True)
-            ctx.exit(1)
     for source in plan.added:
         click.echo(
             f"added {source.id}: {source.url}"
@@ -221,20 +237,16 @@ def _write_sources(ctx: click.Context, path: Path, plan: Plan) -> None:
 def import_opml(ctx: click.Context, opml_file: Path, section: str | None) -> None:
     """Add an OPML list's feeds to feeds.yaml (comments and order kept), skipping known ones."""
     from aggregator.config.feeds_file import plan_additions
-    from aggregator.config.opml import OpmlError, read_opml
+    from aggregator.config.opml import read_opml
 
     path = Path(ctx.obj["config_path"])
-    config = _config_or_exit(ctx, path)
-    try:
+    config = _config_to_edit(path)
+    with _wording(suffix=f"; {path} left unchanged"):
         drafts, notes = read_opml(opml_file.read_bytes(), str(opml_file))
-    except OpmlError as exc:
-        click.echo(f"{exc}; {path} left unchanged", err=True)
-        ctx.exit(1)
-        return
     if section:
         drafts = [d if d.section else dataclasses.replace(d, section=section) for d in drafts]
     plan = plan_additions(config, drafts)
-    _write_sources(ctx, path, plan)
+    _write_sources(path, plan)
     for note in notes:
         click.echo(f"not taken: {note}")
     click.echo(
@@ -254,48 +266,38 @@ def add(ctx: click.Context, url: str, section: str | None) -> None:
     from aggregator.config.feeds_file import plan_additions
     from aggregator.config.load import check_url
     from aggregator.ingest.fetch import Fetcher, user_agent
-    from aggregator.ingest.probe import NoFeedFound, discover, on_site
+    from aggregator.ingest.probe import discover, on_site
     from aggregator.types import SourceDraft
 
     path = Path(ctx.obj["config_path"])
-    config = _config_or_exit(ctx, path)
+    config = _config_to_edit(path)
     try:
         url = check_url(url)
     except ValueError as exc:
-        click.echo(f"caulbart add: {exc}", err=True)
-        ctx.exit(2)
-        return
+        raise UsageError(f"caulbart add: {exc}") from None
 
     def refuse_own_site(found: str) -> None:
         """The site's own feeds would feed the site into itself: its stories, again and again."""
         base = config.site.base_url
         if on_site(base, found):
-            click.echo(
-                f"caulbart add: {found} is on this site (site.base_url {base}): adding its "
-                f"feed would feed the site into itself; {path} left unchanged",
-                err=True,
+            raise Refused(
+                f"{found} is on this site (site.base_url {base}): adding its feed would feed "
+                "the site into itself"
             )
-            ctx.exit(1)
 
-    refuse_own_site(url)
-    try:
+    with _wording("caulbart add: ", f"; {path} left unchanged"):
+        refuse_own_site(url)
         with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
             report = discover(fetcher, url, datetime.now(UTC))
-    except NoFeedFound as exc:
-        click.echo(f"caulbart add: {exc}; {path} left unchanged", err=True)
-        ctx.exit(1)
-        return
-    _print_probes([report], "caulbart add")
-    if not report.ok:
-        click.echo(f"caulbart add: {report.url}: {report.error}; {path} left unchanged", err=True)
-        ctx.exit(1)
-        return
-    # A permanent redirect is followed once here, so the file names where the feed lives now.
-    feed_url = report.final_url or report.url
-    refuse_own_site(report.url)
-    refuse_own_site(feed_url)
+        _print_probes([report], "caulbart add")
+        if not report.ok:
+            raise NotFound(f"{report.url}: {report.error}")
+        # A permanent redirect is followed once here, so the file names where the feed lives now.
+        feed_url = report.final_url or report.url
+        refuse_own_site(report.url)
+        refuse_own_site(feed_url)
     plan = plan_additions(config, [SourceDraft(feed_url, report.title, section)])
-    _write_sources(ctx, path, plan)
+    _write_sources(path, plan)
 
 
 @main.command()
@@ -309,7 +311,7 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
     config = _load(ctx)
     engine = open_database()
     sync_config(engine, config)
-    try:
+    with _wording("caulbart fetch: "):
         # Claimed like a worker would, so a running worker never fetches the same source at once.
         requests = claim(
             engine,
@@ -320,10 +322,6 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
             due_only=not (all_sources or source_ids),
             host_budget=False,
         )
-    except UnknownSource as exc:
-        click.echo(f"caulbart fetch: {exc}", err=True)
-        ctx.exit(2)
-        return
     if not requests and not (source_ids or all_sources):
         click.echo(_nothing_due(engine))
         return
@@ -368,7 +366,7 @@ def _print_summary(outcomes: list[SourceOutcome]) -> None:
         table.add_column(column, justify="right" if column in ("new", "updated") else "left")
     for outcome in sorted(outcomes, key=lambda o: o.source_id):
         note = outcome.error or "; ".join(outcome.notes)
-        status = "304" if outcome.status == "not_modified" else outcome.status
+        status = "304" if outcome.status is SourceStatus.NOT_MODIFIED else outcome.status.value
         table.add_row(
             outcome.source_id,
             status,
@@ -383,8 +381,8 @@ def _print_summary(outcomes: list[SourceOutcome]) -> None:
         "new": sum(o.new for o in outcomes),
         "updated": sum(o.updated for o in outcomes),
         "unchanged": sum(o.unchanged for o in outcomes),
-        "304": sum(1 for o in outcomes if o.status == "not_modified"),
-        "error": sum(1 for o in outcomes if o.status in ("error", "gone")),
+        "304": sum(1 for o in outcomes if o.status is SourceStatus.NOT_MODIFIED),
+        "error": sum(1 for o in outcomes if o.status.failed),
         "filtered": sum(o.filtered for o in outcomes),
     }
     console = _stdout()
@@ -404,14 +402,11 @@ def _long_running(
     _setup_logging(max(ctx.obj["verbose"], 1), interactive=False)
     _load(ctx)  # refuse to start on an invalid feeds.yaml, with every problem listed
     engine = open_database()
-    try:
+    with _wording("caulbart: "):
         runner.run(
             ctx.obj["config_path"], engine, clock=clock, web=web, host=host, port=port,
             tick_seconds=tick,
         )  # fmt: skip
-    except WorkerAlreadyRunning as exc:
-        click.echo(f"caulbart: {exc}", err=True)
-        ctx.exit(EXIT_WORKER_RUNNING)
 
 
 _host = click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -581,21 +576,18 @@ def explain(
     if filtered:
         _print_filtered(filtered_items(engine, source_ids, limit), as_json)
         return
-    if target is None:
-        click.echo("caulbart explain: give a STORY_ID, a LINK, or --filtered", err=True)
-        ctx.exit(2)
-        return
-    if target.isdigit():
-        _explain_story(ctx, engine, config, int(target), as_json)
-        return
-    story_ids, turned_away = find_link(engine, target)
-    if not story_ids and not turned_away:
-        click.echo(f"caulbart explain: no entry or filtered item has the link {target}", err=True)
-        ctx.exit(1)
-        return
-    _print_filtered(turned_away, as_json)
-    for story_id in story_ids:
-        _explain_story(ctx, engine, config, story_id, as_json)
+    with _wording("caulbart explain: "):
+        if target is None:
+            raise UsageError("give a STORY_ID, a LINK, or --filtered")
+        if target.isdigit():
+            _explain_story(engine, config, int(target), as_json)
+            return
+        story_ids, turned_away = find_link(engine, target)
+        if not story_ids and not turned_away:
+            raise NotFound(f"no entry or filtered item has the link {target}")
+        _print_filtered(turned_away, as_json)
+        for story_id in story_ids:
+            _explain_story(engine, config, story_id, as_json)
 
 
 def _print_filtered(reasons: list[Any], as_json: bool) -> None:
@@ -608,16 +600,12 @@ def _print_filtered(reasons: list[Any], as_json: bool) -> None:
         click.echo(f"    {reason.rule}: {reason.detail}  (last seen {reason.seen})")
 
 
-def _explain_story(
-    ctx: click.Context, engine: Engine, config: Config, story_id: int, as_json: bool
-) -> None:
+def _explain_story(engine: Engine, config: Config, story_id: int, as_json: bool) -> None:
     from aggregator.stories.explain import explain_story
 
     reasons = explain_story(engine, config.site.base_url, story_id)
     if reasons is None:
-        click.echo(f"caulbart explain: no story {story_id}", err=True)
-        ctx.exit(1)
-        return
+        raise NotFound(f"no story {story_id}")
     if as_json:
         click.echo(json.dumps(reasons.as_dict(), ensure_ascii=False))
         return
@@ -655,19 +643,14 @@ def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     from datetime import UTC, datetime
 
     from aggregator.publishing import publish
-    from aggregator.stories.withdrawals import UnknownStory, withdraw_story
+    from aggregator.stories.withdrawals import withdraw_story
 
     config = _load(ctx)
     engine = open_database()
     now = datetime.now(UTC)
-    try:
-        with session_factory(engine).begin() as session:
-            story = withdraw_story(session, story_id, reason, now)
-            first_time = story.withdrawn_at == now
-    except UnknownStory as exc:
-        click.echo(f"caulbart unpublish: {exc}", err=True)
-        ctx.exit(1)
-        return
+    with _wording("caulbart unpublish: "), session_factory(engine).begin() as session:
+        story = withdraw_story(session, story_id, reason, now)
+        first_time = story.withdrawn_at == now
     publish.announce(engine, config.site, [story_id])
     note = "" if first_time else f" (already, since {iso_utc(story.withdrawn_at or story.updated)})"
     click.echo(f"story {story_id} withdrawn{note}: {story.withdrawn_reason}")
@@ -717,16 +700,12 @@ def _comment_settings(ctx: click.Context) -> Any:
 def _moderate(ctx: click.Context, ids: tuple[int, ...], status_name: str) -> None:
     from datetime import UTC, datetime
 
-    from aggregator.stories.comments import Status, UnknownComments, forget_ips, moderate
+    from aggregator.stories.comments import Status, forget_ips, moderate
 
     engine = open_database()
     now = datetime.now(UTC)
-    try:
+    with _wording("caulbart comments: ", "; nothing was changed"):
         done = moderate(engine, ids, Status(status_name), now)
-    except UnknownComments as exc:
-        click.echo(f"caulbart comments: {exc}; nothing was changed", err=True)
-        ctx.exit(1)
-        return
     forget_ips(engine, now, _comment_settings(ctx))
     click.echo(f"{status_name}: " + " ".join(str(i) for i in done))
 
@@ -810,19 +789,16 @@ def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> Non
     from datetime import UTC, datetime
 
     from aggregator.publishing import publish
-    from aggregator.stories.review import Review, ReviewRefused, decide
+    from aggregator.stories.review import Review, decide
 
     config = _load(ctx)
     engine = open_database()
-    try:
-        with session_factory(engine).begin() as session:
-            changed = decide(session, ids, Review(decision_name), datetime.now(UTC))
-    except ReviewRefused as exc:
-        for problem in exc.problems:
-            click.echo(f"caulbart review: {problem}", err=True)
-        click.echo("caulbart review: nothing was changed", err=True)
-        ctx.exit(1)
-        return
+    nothing_changed = ("caulbart review: nothing was changed",)
+    with (
+        _wording("caulbart review: ", after=nothing_changed),
+        session_factory(engine).begin() as session,
+    ):
+        changed = decide(session, ids, Review(decision_name), datetime.now(UTC))
     publish.announce(engine, config.site, changed)
     click.echo(f"{decision_name}: " + " ".join(str(i) for i in sorted(set(ids))))
 
@@ -862,11 +838,7 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     config = _load(ctx)
     keep = config.defaults.keep
     if keep is None:
-        click.echo(
-            "caulbart prune: defaults.keep is not set in feeds.yaml: nothing to prune", err=True
-        )
-        ctx.exit(1)
-        return
+        raise Refused("caulbart prune: defaults.keep is not set in feeds.yaml: nothing to prune")
     engine = open_database()
     with session_factory(engine).begin() as session:
         report = retention.prune(session, keep, datetime.now(UTC), dry_run=dry_run)
@@ -907,16 +879,11 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 def _pin(ctx: click.Context, ids: tuple[int, ...], pinned: bool) -> None:
     from datetime import UTC, datetime
 
-    from aggregator.stories.retention import UnknownStories, set_pinned
+    from aggregator.stories.retention import set_pinned
 
     engine = open_database()
-    try:
-        with session_factory(engine).begin() as session:
-            set_pinned(session, ids, pinned, datetime.now(UTC))
-    except UnknownStories as exc:
-        click.echo(f"caulbart: {exc}; nothing was changed", err=True)
-        ctx.exit(1)
-        return
+    with _wording("caulbart: ", "; nothing was changed"), session_factory(engine).begin() as s:
+        set_pinned(s, ids, pinned, datetime.now(UTC))
     click.echo(
         ("pinned: " if pinned else "unpinned: ") + " ".join(str(i) for i in sorted(set(ids)))
     )

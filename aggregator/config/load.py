@@ -6,7 +6,6 @@ The YAML is composed into nodes (not loaded into dicts) so each value keeps the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from aggregator.errors import ConfigError as ConfigError
+from aggregator.errors import ConfigProblem as ConfigProblem
 from aggregator.ingest.filters import compile_pattern, language_tag
 from aggregator.types import (
     CommentsConfig,
@@ -28,25 +29,6 @@ from aggregator.types import (
     TagRules,
     TextPattern,
 )
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-class ConfigError(Exception):
-    """feeds.yaml is invalid; `problems` lists all of them, in file order."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = sorted(problems, key=lambda p: p.line)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
 
 # `interval: auto`: the interval follows the source's posting rate (scheduler.adaptive_interval).
 AUTO = "auto"

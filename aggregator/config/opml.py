@@ -13,21 +13,13 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from aggregator.config.load import check_url
-from aggregator.errors import CaulbartError
+from aggregator.errors import OpmlError as OpmlError
 from aggregator.ingest.normalise import collapse
 from aggregator.storage.store import slugify
 from aggregator.types import SourceDraft
 
 # No real subscription list comes near this; a larger file is refused unread.
 MAX_OPML_BYTES = 5 * 1024 * 1024
-
-
-class OpmlError(CaulbartError):
-    """The file is not an OPML list Caulbart can read; `line` is where, when known."""
-
-    def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.line = line
 
 
 def read_opml(data: bytes, path: str = "subscriptions.opml") -> tuple[list[SourceDraft], list[str]]:

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from aggregator import __version__, limits
+from aggregator.errors import AddressRefused as AddressRefused
+from aggregator.errors import FetchError as FetchError
 from aggregator.types import (
     Defaults,
     FetchResult,
@@ -103,14 +105,6 @@ class FetchRequest:
     spacing: float = 0.0
 
 
-class FetchFailed(Exception):
-    """A fetch that must stop, with the message recorded as the source's error."""
-
-
-class AddressRefused(FetchFailed):
-    """The URL's host is, or resolves to, an address an `AddressGuard` does not allow."""
-
-
 def refused_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why a guarded request may not go to `address`; None for a public address."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
@@ -164,7 +158,7 @@ async def _checked_address(url: httpx.URL) -> ipaddress.IPv4Address | ipaddress.
                 host, url.port or 443, type=socket.SOCK_STREAM
             )
         except OSError as exc:
-            raise FetchFailed(f"cannot resolve {host}: {exc}") from None
+            raise FetchError(f"cannot resolve {host}: {exc}") from None
         addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
         reason = refused_reason(address)
@@ -178,7 +172,7 @@ async def _refusals(urls: list[str]) -> list[str | None]:
     async def refusal(url: str) -> str | None:
         try:
             await _checked_address(httpx.URL(url))
-        except FetchFailed as exc:  # refused, or unresolvable: not checked, so not allowed
+        except FetchError as exc:  # refused, or unresolvable: not checked, so not allowed
             return str(exc)
         except (httpx.InvalidURL, ValueError) as exc:
             return f"bad URL: {exc}"
@@ -221,7 +215,7 @@ class BoundedDecoder:
             self._zlib = zlib.decompressobj(AUTO_HEADER)
             self._raw_fallback = encoding == "deflate"
         else:
-            raise FetchFailed(f"unsupported Content-Encoding {encoding!r}")
+            raise FetchError(f"unsupported Content-Encoding {encoding!r}")
 
     def feed(self, chunk: bytes) -> bytes:
         if self._zlib is None:
@@ -234,9 +228,9 @@ class BoundedDecoder:
                 self._zlib = zlib.decompressobj(RAW_DEFLATE)
                 self._raw_fallback = False
                 return self.feed(chunk)
-            raise FetchFailed(f"undecodable compressed body: {exc}") from None
+            raise FetchError(f"undecodable compressed body: {exc}") from None
         if self._zlib.unconsumed_tail:
-            raise FetchFailed(f"body too large: more than max_bytes {self.limit} bytes")
+            raise FetchError(f"body too large: more than max_bytes {self.limit} bytes")
         return self._count(out)
 
     def finish(self) -> bytes:
@@ -246,7 +240,7 @@ class BoundedDecoder:
     def _count(self, data: bytes) -> bytes:
         self.size += len(data)
         if self.size > self.limit:
-            raise FetchFailed(f"body too large: more than max_bytes {self.limit} bytes")
+            raise FetchError(f"body too large: more than max_bytes {self.limit} bytes")
         return data
 
 
@@ -362,7 +356,7 @@ class Fetcher:
                 "GET", request.url, headers=headers, extensions=extensions
             ) as response:
                 return await self._answer(request, response, started)
-        except FetchFailed as exc:
+        except FetchError as exc:
             return _failed(request, started, str(exc))
         except httpx.TooManyRedirects:
             return _failed(request, started, f"too many redirects (limit {limits.MAX_REDIRECTS})")
@@ -441,7 +435,7 @@ class Fetcher:
         limit = self.defaults.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise FetchFailed(f"body too large: Content-Length {declared} > max_bytes {limit}")
+            raise FetchError(f"body too large: Content-Length {declared} > max_bytes {limit}")
         decoder = BoundedDecoder(response.headers.get("Content-Encoding", ""), limit)
         chunks = [decoder.feed(chunk) async for chunk in response.aiter_raw()]
         chunks.append(decoder.finish())

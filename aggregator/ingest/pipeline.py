@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from aggregator.errors import UnknownSource as UnknownSource
 from aggregator.ingest import fulltext, prepare, scheduler
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.publishing import publish
@@ -45,6 +46,7 @@ from aggregator.types import (
     ParsedFeed,
     RelatedLists,
     SourceOutcome,
+    SourceStatus,
     Validators,
 )
 
@@ -68,12 +70,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class UnknownSource(Exception):
-    def __init__(self, ids: list[str]) -> None:
-        super().__init__(f"unknown or disabled source id(s): {', '.join(ids)}")
-        self.ids = ids
 
 
 def sync_config(engine: Engine, config: Config, clock: Clock = utc_now) -> None:
@@ -401,7 +397,7 @@ def _store(
     if counts.new:
         _refresh_statistics(engine, source_id)
 
-    status = result.status.value
+    status = SourceStatus(result.status.value)
     # Logged once committed: inside a write group a source is not stored until the group is.
     after_commit(
         functools.partial(
@@ -523,7 +519,7 @@ def _record_failure(
     exception): in its own transaction, its stored entries untouched, its claim released and its
     next fetch backed off. A failure of the database while recording it is raised."""
     error = error[:ERROR_CHARS]
-    status = "gone" if result.status is FetchStatus.GONE else "error"
+    status = SourceStatus.GONE if result.status is FetchStatus.GONE else SourceStatus.ERROR
 
     def record(session: Session) -> None:
         source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 from aggregator.config.load import check_url
+from aggregator.errors import NoFeedFound as NoFeedFound
 from aggregator.errors import ParseError
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many
 from aggregator.ingest.normalise import normalise_entry
@@ -119,10 +120,6 @@ def on_site(base_url: str, url: str) -> bool:
         return False
     prefix = site.path.rstrip("/") + "/"
     return (other.path.rstrip("/") + "/").startswith(prefix)
-
-
-class NoFeedFound(Exception):
-    """The address is neither a feed nor a page that announces one."""
 
 
 def discover(fetcher: Fetcher, url: str, now: datetime) -> ProbeReport:

@@ -27,6 +27,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from aggregator import limits
+from aggregator.errors import WorkerAlreadyRunning as WorkerAlreadyRunning
 
 if TYPE_CHECKING:  # the store imports this module, and the parsing workers the store: no httpx
     from aggregator.ingest.fetch import FetchRequest
@@ -95,10 +96,6 @@ def effective_interval(base: int, hint: int | None, min_interval: int, max_inter
 
 
 # --- the worker -----------------------------------------------------------------------------
-
-
-class WorkerAlreadyRunning(Exception):
-    """A second worker on one SQLite file: SQLite has one writer, so one worker per file."""
 
 
 @contextlib.contextmanager

@@ -53,6 +53,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import limits
+from aggregator.errors import FeedNotFound as FeedNotFound
 from aggregator.ingest import normalise
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import make_engine, read_sessions
@@ -88,10 +89,6 @@ GENERATOR = "Caulbart"
 OCTET_STREAM = "application/octet-stream"
 # media:content's `medium` values (MRSS 1.5); other files go without one.
 MRSS_MEDIA = ("image", "audio", "video", "document", "executable")
-
-
-class FeedNotFound(LookupError):
-    """No such section, tag or source, or a page or archive beyond the feed's end."""
 
 
 # --- values ---------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from aggregator.errors import StoryClosed as StoryClosed
+from aggregator.errors import UnknownComments as UnknownComments
 from aggregator.ingest.normalise import visible
 from aggregator.permalinks import story_path
 from aggregator.storage.db import read_sessions, session_factory
@@ -128,18 +130,6 @@ def token_digest(token: str) -> str:
 
 
 # --- storing and moderating -----------------------------------------------------------------
-
-
-class UnknownComments(LookupError):
-    """Moderation named comment ids that do not exist."""
-
-    def __init__(self, ids: Iterable[int]) -> None:
-        self.ids = sorted(ids)
-        super().__init__("no comment " + ", ".join(str(i) for i in self.ids))
-
-
-class StoryClosed(LookupError):
-    """The story does not exist, was withdrawn or is not published (review): no comments."""
 
 
 @dataclass(frozen=True)

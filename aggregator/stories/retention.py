@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Exists, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from aggregator.errors import UnknownStories as UnknownStories
 from aggregator.storage.db import serialise
 from aggregator.storage.models import (
     Comment,
@@ -36,12 +37,6 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # ids per IN list, below SQLite's and PostgreSQL's parameter limits
 # The scheduler prunes once a day at most, whichever worker gets there first.
 PRUNE_EVERY = timedelta(days=1)
-
-
-class UnknownStories(LookupError):
-    def __init__(self, ids: Iterable[int]) -> None:
-        self.ids = sorted(ids)
-        super().__init__("no story " + ", ".join(str(i) for i in self.ids))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Engine, literal, or_, select
 from sqlalchemy.orm import Session
 
+from aggregator.errors import ReviewRefused as ReviewRefused
 from aggregator.storage.db import read_sessions
 from aggregator.storage.models import Entry, Source, Story
 
@@ -37,14 +38,6 @@ ALLOWED = {
     Review.APPROVED: {Review.HELD, Review.REJECTED, Review.APPROVED},
     Review.REJECTED: {Review.HELD, Review.REJECTED},
 }
-
-
-class ReviewRefused(LookupError):
-    """Some ids are unknown or not awaiting that decision; nothing was changed."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 def visible() -> ColumnElement[bool]:

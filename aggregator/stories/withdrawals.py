@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aggregator.errors import UnknownStory as UnknownStory
 from aggregator.storage.models import Entry, Source, Story
 from aggregator.types import Item
 
@@ -23,12 +24,6 @@ log = logging.getLogger(__name__)
 # "Kill switch..." or "KILLER whale..." are ordinary headlines.
 ADVISORY = re.compile(r"^\s*(?:KILL|WITHDRAWN|WITHDRAWAL)\s*(?:[-—–:|]+|$)\s*(?P<headline>.*)$")
 QUOTES = "\"'“”‘’«» "
-
-
-class UnknownStory(LookupError):
-    def __init__(self, story_id: int) -> None:
-        super().__init__(f"no story with id {story_id}")
-        self.story_id = story_id
 
 
 def advisory_headline(title: str) -> str | None:
