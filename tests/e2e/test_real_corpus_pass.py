@@ -30,8 +30,10 @@ from typing import Any
 
 import feedparser
 import pytest
+import sqlalchemy
 
-from aggregator.ingest.normalise import normalise_entry, told_apart_guid
+from aggregator import limits
+from aggregator.ingest.normalise import media_url, normalise_entry, told_apart_guid
 from aggregator.ingest.parse import parse_feed
 from aggregator.types import Defaults, FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml
@@ -91,6 +93,40 @@ def distinct_entries(document: str) -> int:
         resolve_relative_uris=False,
     )
     return len({_identity(entry) for entry in parsed.entries})
+
+
+def media_files(document: str) -> set[str]:
+    """The audio and video files feedparser reads in the document's entries (each entry's first
+    `limits.MAX_ENCLOSURES`), as the absolute http(s) URLs the product stores."""
+    parsed = feedparser.parse(
+        io.BytesIO(served_bytes(document)),
+        response_headers={"content-type": content_type(document)},
+    )
+    found: set[str] = set()
+    for entry in parsed.entries:
+        for enclosure in (entry.get("enclosures") or [])[: limits.MAX_ENCLOSURES]:
+            kind = str(enclosure.get("type") or "").lower()
+            url = media_url(str(enclosure.get("href") or ""), None)
+            if url and kind.startswith(("audio/", "video/")):
+                found.add(url)
+    return found
+
+
+def stored_files(caulbart: Caulbart) -> dict[str, set[str]]:
+    """Per source, the URLs of the files its stored entries carry."""
+    engine = sqlalchemy.create_engine(caulbart.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text("SELECT source_id, enclosures FROM entries")
+            ).all()
+    finally:
+        engine.dispose()
+    files: dict[str, set[str]] = {}
+    for source, enclosures in rows:
+        listed = json.loads(enclosures) if isinstance(enclosures, str) else enclosures
+        files.setdefault(source, set()).update(e["url"] for e in listed or ())
+    return files
 
 
 def _identity(entry: Any) -> tuple[object, ...]:
@@ -267,6 +303,12 @@ def test_whole_corpus_in_one_pass_keeps_every_entry_feedparser_reads(
     assert totals in fetched.stdout
     told_twice = one_source_twice_in_a_story(caulbart, ids)
     assert told_twice == {d: count for d, (count, _) in ONE_SOURCE_TWICE.items()}
+    # Every audio and video file of a document whose entries are all kept is carried with them.
+    files = stored_files(caulbart)
+    carried = {ids[s]: files.get(s, set()) for s in ids if ids[s] not in LOSSES}
+    dropped = {d: media_files(d) - kept for d, kept in carried.items() if media_files(d) - kept}
+    assert sum(len(media_files(d)) for d in carried) > 300  # 33 documents carry such files
+    assert dropped == {}
 
 
 def one_source_twice_in_a_story(caulbart: Caulbart, ids: dict[str, str]) -> Counter[str]:
