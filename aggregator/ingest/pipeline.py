@@ -195,7 +195,8 @@ def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
     done = related = 0
     started = time.monotonic()
     try:
-        with session_factory(engine)() as session:
+        # A read: its BEGIN must not wait for the write lock a caller's write group may hold.
+        with read_sessions(engine)() as session:
             queued = tag_index.stories_to_relate(session)
         fewest, most = RELATE_CHUNK
         size = min(max(-(-len(queued) // (2 * max(preparer.processes, 1))), fewest), most)
