@@ -203,7 +203,7 @@ def expected_stories(site: Site) -> dict[int, Expected]:
                 lede=story.lede,
                 body=story.body_html if best.images else IMG.sub("", story.body_html),
                 published=story.published,
-                updated=max(story.updated, story.published),
+                updated=max(story.revised or story.published, story.published),
                 section=story.section,
                 tags=record["tags"],
                 agencies=list(dict.fromkeys(source.agency for _, source in tellings)),

@@ -15,7 +15,7 @@ from aggregator.ingest.normalise import canonical_url, normalise_entry, plain_te
 from aggregator.ingest.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, RawEntry
 from tests.conftest import corpus_path
-from tests.safety import MARKUP, executable, mutate_feed
+from tests.safety import HEADLINE_MARKUP, MARKUP, executable, mutate_feed
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 TAGS = ["p", "a", "img", "script", "iframe", "svg", "style", "form", "b", "div", "object",
@@ -112,7 +112,11 @@ def test_normalising_any_entry_never_raises_and_yields_clean_items(raw: RawEntry
     if item is None:
         return
     assert executable(item.body_html) == []
-    for text in (item.title, item.lede, item.author or "", *item.categories):
+    # A headline read as markup keeps no tag; a plain-text one is text, literal brackets and all
+    # ("Nice <gorilla>"), escaped where it is shown (test_hostile reads the pages and feeds).
+    if raw.title_is_html:
+        assert not HEADLINE_MARKUP.search(item.title)
+    for text in (item.lede, item.author or "", *item.categories):
         assert not MARKUP.search(text)
     for url in (item.link, item.image_url):
         assert url is None or url.startswith(("http://", "https://"))
