@@ -381,16 +381,19 @@ def test_workers_storing_tellings_of_the_same_news_at_once_make_one_story_each(
         articles = [row for row in csv.DictReader(handle) if row["category"] == "tech"][:6]
     sources = []
     for agency in range(12):
+        # Agencies named by letters: a number only one side's headline holds is news of its own
+        # (templated items, issue 33), and these tellings differ by their agency alone.
+        name = chr(ord("A") + agency)
         items = []
         for number, row in enumerate(articles):
             paragraphs = [p for p in row["body"].split("\n\n") if p.strip()]
-            paragraphs[0] = f"LONDON (Agency {agency}) - {paragraphs[0]}"
+            paragraphs[0] = f"LONDON (Agency {name}) - {paragraphs[0]}"
             if agency % 2:
                 paragraphs = [p.replace(" said", " says") for p in paragraphs[:-1]]
             body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
             items.append(
                 f"<item><guid>a{agency}-{number}</guid><title>{html.escape(row['title'])} "
-                f"({agency})</title><link>https://a{agency}.example/{number}</link>"
+                f"({name})</title><link>https://a{agency}.example/{number}</link>"
                 f"<description>{html.escape(body)}</description></item>"
             )
         feed = (
