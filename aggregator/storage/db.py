@@ -51,6 +51,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from aggregator.ingest import normalise
+from aggregator.storage import search_words
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The full-text index's triggers and content view read a body's words through it (0022).
     dbapi_connection.create_function(
         SEARCH_TEXT_FUNCTION, 1, normalise.search_text, deterministic=True
+    )
+    # ... and every indexed text's letters as PostgreSQL's index folds them (0030).
+    dbapi_connection.create_function(
+        search_words.SQL_FUNCTION, 1, search_words.index_words, deterministic=True
     )
     # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
     # migration that fails half-way must roll back whole.
