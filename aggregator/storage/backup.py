@@ -247,6 +247,16 @@ class _Loader:
                 f"{self.name}: table {table.name} has columns this Caulbart does not know "
                 f"({', '.join(unknown)}): nothing restored"
             )
+        missing = [
+            column.name
+            for column in table.columns
+            if column.name not in values and not _fills_itself(column)
+        ]
+        if missing:
+            raise BackupUnreadable(
+                f"{self.name}: table {table.name} lacks columns that have no default "
+                f"({', '.join(missing)}): nothing restored"
+            )
         try:
             row = {key: _decoded(table.columns[key], value) for key, value in values.items()}
         except (ValueError, TypeError) as exc:
@@ -292,6 +302,11 @@ class _Loader:
                 f"{self.name}: the backup's rows do not add up to its end record "
                 f"(read {read}, promised {promised}): nothing restored"
             )
+
+
+def _fills_itself(column: Column[Any]) -> bool:
+    """Whether a row may leave the column out: a column added after the backup was made."""
+    return column.nullable or column.default is not None or column.server_default is not None
 
 
 def _self_references(table: Table) -> list[Column[Any]]:

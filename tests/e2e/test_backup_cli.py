@@ -25,7 +25,7 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from aggregator.storage.db import open_database
-from aggregator.storage.models import Comment, Story
+from aggregator.storage.models import Comment, Source, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, database_for, write_feeds_yaml
 from web import create_app
 
@@ -268,8 +268,25 @@ def test_restore_refuses_damaged_newer_and_non_empty_leaving_the_database_as_it_
         assert "Traceback" not in refused.stderr
         assert count(caulbart.database_url, Story) == 0, case
 
-    restored = caulbart("restore", str(good))
+    # A backup of an older schema, before a column with a default was added (0029), restores:
+    # the column takes its default. One without a default is refused with its name.
+    def older(lines: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+        for record in lines[1:-1]:
+            if record["table"] == "sources":
+                del record["values"][column]
+        return [lines[0] | {"schema": "0028"}, *lines[1:]]
+
+    lacking = rewritten(good, tmp_path / "lacking.gz", lambda lines: older(lines, "url"))
+    refused = caulbart("restore", str(lacking))
+    assert refused.returncode == 1 and "lacks columns that have no default (url)" in refused.stderr
+    assert count(caulbart.database_url, Story) == 0
+    old = rewritten(good, tmp_path / "old.gz", lambda lines: older(lines, "repeated_items"))
+    restored = caulbart("restore", str(old))
     assert restored.returncode == 0, restored.stderr
+    engine = open_database(caulbart.database_url)
+    with engine.connect() as connection:
+        assert set(connection.scalars(select(Source.repeated_items))) == {0}
+    engine.dispose()
     stored = (count(caulbart.database_url, Story), count(caulbart.database_url, Comment))
     assert stored[0] > 0 and stored[1] == 2
 
