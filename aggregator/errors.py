@@ -141,6 +141,15 @@ class StoryClosed(Refused):
     """The story does not exist, was withdrawn or is not published (review): no comments."""
 
 
+class RestoreRefused(Refused):
+    """`caulbart restore` into a database that already holds rows: nothing was changed."""
+
+
+class BackupUnreadable(CaulbartError):
+    """The file is not a Caulbart backup this version can restore: damaged, cut short, or of
+    a newer format or schema."""
+
+
 class WorkerAlreadyRunning(Refused):
     """A second worker on one SQLite file: SQLite has one writer, so one worker per file."""
 

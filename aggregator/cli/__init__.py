@@ -905,5 +905,7 @@ def unpin(ctx: click.Context, ids: tuple[int, ...]) -> None:
     _pin(ctx, ids, False)
 
 
+from aggregator.cli import backup as _backup  # noqa: E402, F401  (registers backup, restore)
+
 if __name__ == "__main__":
     main()

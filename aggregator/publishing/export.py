@@ -1,6 +1,7 @@
-"""`caulbart export`: every story as one JSON object per line, the backup and portability format.
+"""`caulbart export`: every story as one JSON object per line, the portability format.
 
-The shape is a contract (ARCHITECTURE.md); other tools read it.
+The shape is a contract (ARCHITECTURE.md, README): other tools read it, so fields are only ever
+added. A complete copy of the site to restore from is `caulbart backup` (storage/backup.py).
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def story_record(
         "section": story.section,
         "tags": tags,
         "related": related,
+        # Editorial state: a held or rejected story, and a withdrawn one, is not on the site.
+        "review": story.review,
+        "held": story.review == "held",
+        "withdrawn": story.withdrawn_at is not None,
+        "withdrawn_at": iso_utc(story.withdrawn_at) if story.withdrawn_at else None,
+        "withdrawn_reason": story.withdrawn_reason,
+        "pinned": story.pinned_at is not None,
         "entries": [
             {
                 "source": entry.source_id,

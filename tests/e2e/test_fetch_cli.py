@@ -64,6 +64,8 @@ def test_export_lists_every_entry_with_source_and_guid(
     first = stories[0]
     assert set(first) == {
         "id", "url", "title", "published", "updated", "section", "tags", "related", "entries",
+        # The editorial state (README, "Export format"): fields are only ever added.
+        "review", "held", "withdrawn", "withdrawn_at", "withdrawn_reason", "pinned",
     }  # fmt: skip
     assert str(first["url"]).startswith("http://caulbart.test/")
     assert str(first["published"]).endswith("Z")
