@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-# Fetching. A wire feed is rarely above 2 MB; 10 MB leaves room for full-content feeds while
+# Fetching. A wire feed is far below this; the rest leaves room for full-content feeds while
 # keeping a hostile endless body from filling memory.
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # Seconds for the whole request (connect + headers + body): a slow-drip server cannot hold a slot.

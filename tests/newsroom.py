@@ -9,9 +9,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
+from tests import feeds
 from tests.conftest import FeedServer
 
 
@@ -92,7 +92,7 @@ def _items(agency: str, section: str, start: datetime, count: int, seed: int) ->
     return items
 
 
-def rss(agency: str, items: list[Item]) -> str:
+def agency_feed(agency: str, items: list[Item]) -> str:
     entries = []
     for item in items:
         media = ""
@@ -101,16 +101,21 @@ def rss(agency: str, items: list[Item]) -> str:
             if item.credit:
                 media += f"<media:credit>{escape(item.credit)}</media:credit>"
         entries.append(
-            f"<item><title>{escape(item.title)}</title><link>{escape(item.link)}</link>"
-            f"<guid>{escape(item.link)}</guid><category>{escape(item.category)}</category>"
-            f"<pubDate>{format_datetime(item.published, usegmt=True)}</pubDate>"
-            f"<description>{escape('<p>' + escape(item.text) + '</p>')}</description>{media}</item>"
+            feeds.Item(
+                title=item.title,
+                link=item.link,
+                guid=item.link,
+                categories=(item.category,),
+                published=item.published,
+                description="<p>" + escape(item.text) + "</p>",
+                extra=media,
+            )
         )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        '<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>'
-        f"<title>{escape(agency)}</title><link>https://{agency.lower()}.example/</link>"
-        f"<description>{escape(agency)} news</description>{''.join(entries)}</channel></rss>"
+    return feeds.rss(
+        *entries,
+        title=agency,
+        link=f"https://{agency.lower()}.example/",
+        description=f"{agency} news",
     )
 
 
@@ -144,7 +149,7 @@ def serve_newsroom(server: FeedServer, now: datetime | None = None) -> list[dict
     }
     sources: list[dict[str, object]] = []
     for source_id, (agency, section, items) in feeds.items():
-        url = server.add(f"/{source_id}.rss", rss(agency, items))
+        url = server.add(f"/{source_id}.rss", agency_feed(agency, items))
         sources.append(
             {"id": source_id, "name": f"{agency} {section}", "url": url, "agency": agency,
              "section": section, "priority": 2 if source_id == "northwire" else 1}

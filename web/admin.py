@@ -15,6 +15,8 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
@@ -43,6 +45,9 @@ __all__ = ["admin"]
 log = logging.getLogger(__name__)
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
+
+# A queue's decision: a comment's Status or a held story's Review.
+Decision = TypeVar("Decision", bound=StrEnum)
 
 # Editors' pages: generous for people, a wall for token guessing.
 ADMIN_RATE_LIMIT = "120 per minute"
@@ -142,6 +147,28 @@ def never_stored(response: Response) -> Response:
     return response
 
 
+# --- an editor's decision, as both queues take it -------------------------------------------
+
+
+def _decision(kind: type[Decision], undecided: Decision) -> tuple[Decision, list[int]]:
+    """The decision a queue's button sent and the ids it is for: an unknown action, bad ids or
+    the undecided state itself (pending, held) are a bad request (400)."""
+    try:
+        decision = kind(request.form.get("action", ""))
+    except ValueError:
+        abort(400)
+    ids = form_ids()
+    if decision is undecided:
+        abort(400)
+    return decision, ids
+
+
+def _done(queue: str, decision: StrEnum, ids: list[int]) -> ResponseReturnValue:
+    """Back to the queue (303), which says what was just decided."""
+    done = f"{decision.value}: " + ", ".join(str(i) for i in ids)
+    return redirect(f"{queue}?" + urlencode({"done": done}), code=303)
+
+
 # --- comments: the moderation queue ---------------------------------------------------------
 
 
@@ -164,19 +191,12 @@ def comments_queue() -> ResponseReturnValue:
 @admin.post("/comments")
 def comments_decide() -> ResponseReturnValue:
     """approve, reject or spam the comment ids sent (one button per comment)."""
-    try:
-        status = Status(request.form.get("action", ""))
-    except ValueError:
-        abort(400)
-    ids = form_ids()
-    if status is Status.PENDING:
-        abort(400)
+    status, ids = _decision(Status, undecided=Status.PENDING)
     try:
         moderate(context.engine(), ids, status, datetime.now(UTC))
     except UnknownComments as exc:
         abort(404, description=str(exc))
-    done = f"{status.value}: " + ", ".join(str(i) for i in ids)
-    return redirect("/admin/comments?" + urlencode({"done": done}), code=303)
+    return _done("/admin/comments", status, ids)
 
 
 # --- review: held stories -------------------------------------------------------------------
@@ -192,13 +212,7 @@ def review_queue() -> ResponseReturnValue:
 @admin.post("/review")
 def review_decide() -> ResponseReturnValue:
     """approved or rejected for the story ids sent (one form per story)."""
-    try:
-        decision = Review(request.form.get("action", ""))
-    except ValueError:
-        abort(400)
-    ids = form_ids()
-    if decision is Review.HELD:
-        abort(400)
+    decision, ids = _decision(Review, undecided=Review.HELD)
     engine = context.engine()
     try:
         with session_factory(engine).begin() as session:
@@ -206,8 +220,7 @@ def review_decide() -> ResponseReturnValue:
     except ReviewRefused as exc:
         abort(409, description=str(exc))
     publish.announce(engine, context.config().site, changed)
-    done = f"{decision.value}: " + ", ".join(str(i) for i in ids)
-    return redirect("/admin/review?" + urlencode({"done": done}), code=303)
+    return _done("/admin/review", decision, ids)
 
 
 # --- sources: every source's health (the same query as `caulbart status`) -------------------

@@ -24,7 +24,8 @@ sitemap = Blueprint("sitemap", __name__)
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
-# Story ids per stories sitemap (the protocol allows 50,000 URLs a file): about 0.1 s a file.
+# Story ids per stories sitemap (the protocol allows 50,000 URLs a file): few enough that one
+# file is built within a crawler's patience.
 STORIES_PER_SITEMAP = 5_000
 NEWS_WINDOW = timedelta(days=2)  # Google News reads only the last two days' articles
 MAX_NEWS = 1000  # and at most this many news entries per sitemap

@@ -185,8 +185,9 @@ def _run_clock(
             service.close()
 
 
-# waitress for a public site. Its defaults (100 connections, idle ones kept 120 s) let ~110
-# idle connections stop every answer; docs/deploy.md says what the reverse proxy adds.
+# waitress for a public site. With its defaults (100 connections, idle ones kept 120 s) a few
+# more idle connections than that stop every answer; docs/deploy.md says what the reverse proxy
+# adds.
 WAITRESS_SETTINGS: dict[str, int | bool] = {
     "threads": 8,
     # Each open connection, idle or not, holds one until it closes or times out.

@@ -15,6 +15,7 @@ from aggregator.ingest.prepare import BUDGET_ENV, PROCESSES_ENV
 from aggregator.storage.db import open_database, session_factory
 from aggregator.storage.models import Entry
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 
 WORDS = (
     "The ministry said on Tuesday that talks with the unions over the new pay offer would "
@@ -22,18 +23,22 @@ WORDS = (
 )
 
 
-def rss(*items: tuple[str, str]) -> str:
+def talks(*items: tuple[str, str]) -> str:
     """An RSS document of (guid, pubDate) items, each a text of its own long enough to be
     matched on its words (so that the dedup window is worked out around its date)."""
-    body = "".join(
-        f"<item><guid>{guid}</guid><title>Talks to resume, {guid}</title>"
-        f"<link>http://wire.test/{guid}</link><pubDate>{date}</pubDate>"
-        f"<description>{html.escape(f'<p>{WORDS.format(n=guid)}</p>')}</description></item>"
-        for guid, date in items
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Wire</title>'
-        f"<link>http://wire.test/</link>{body}</channel></rss>"
+    return rss(
+        *(
+            Item(
+                guid=guid,
+                title=f"Talks to resume, {guid}",
+                link=f"http://wire.test/{guid}",
+                published=date,
+                description=f"<p>{WORDS.format(n=guid)}</p>",
+            )
+            for guid, date in items
+        ),
+        title="Wire",
+        link="http://wire.test/",
     )
 
 
@@ -49,12 +54,12 @@ def entries(caulbart: Caulbart) -> dict[str, Entry]:
 def test_dates_out_of_range_are_dated_when_fetched_and_the_pass_goes_on(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    dated = rss(
+    dated = talks(
         ("valid", "Tue, 10 Nov 2026 12:00:00 GMT"),
         ("year-1", "Sat, 01 Jan 0001 00:00:00 +0000"),
         ("year-9999", "Fri, 31 Dec 9999 23:59:59 +0000"),
     )
-    other = rss(("other", "Tue, 10 Nov 2026 13:00:00 GMT"))
+    other = talks(("other", "Tue, 10 Nov 2026 13:00:00 GMT"))
     sources = [
         {"id": "dated", "url": feed_server.add("/dated", dated)},
         {"id": "other", "url": feed_server.add("/other", other)},
@@ -89,11 +94,11 @@ def test_a_document_over_its_preparing_budget_is_its_sources_error_and_the_pass_
     monkeypatch.setenv(BUDGET_ENV, "3")
     monkeypatch.setenv(PROCESSES_ENV, "2")
     paragraph = " ".join(WORDS.format(n=n) for n in range(45))
-    heavy = rss(*((f"heavy-{n}", "Tue, 10 Nov 2026 12:00:00 GMT") for n in range(1000)))
+    heavy = talks(*((f"heavy-{n}", "Tue, 10 Nov 2026 12:00:00 GMT") for n in range(1000)))
     heavy = heavy.replace("</description>", html.escape(f"<p>{paragraph}</p>") + "</description>")
     sources = [{"id": "heavy", "url": feed_server.add("/heavy", heavy)}]
     for name in ("one", "two", "three"):
-        light = rss((name, "Tue, 10 Nov 2026 13:00:00 GMT"))
+        light = talks((name, "Tue, 10 Nov 2026 13:00:00 GMT"))
         sources.append({"id": name, "url": feed_server.add(f"/{name}", light)})
     write_feeds_yaml(caulbart.config, sources)
     result = caulbart("fetch", "--all")

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 from aggregator.storage.db import open_database
 from aggregator.storage.models import Comment
 from tests.conftest import Caulbart, FeedServer, recorded_statements, write_feeds_yaml
+from tests.feeds import Item, rss
 from web import create_app
 
 EMAIL = "ada.private@example.org"
@@ -42,17 +42,21 @@ STORIES = [
 ]
 
 
-def rss(stories: list[tuple[int, str, str]] = STORIES) -> str:
+def agency_feed(stories: list[tuple[int, str, str]] = STORIES) -> str:
     now = datetime.now(UTC)
-    items = "".join(
-        f"<item><guid>story-{n}</guid><title>{title}</title>"
-        f"<link>https://agency.example/{n}</link>"
-        f"<pubDate>{format_datetime(now - timedelta(hours=n))}</pubDate>"
-        f"<description>{text}</description></item>"
-        for n, title, text in stories
+    return rss(
+        *(
+            Item(
+                guid=f"story-{n}",
+                title=title,
+                link=f"https://agency.example/{n}",
+                published=now - timedelta(hours=n),
+                description=text,
+            )
+            for n, title, text in stories
+        ),
+        title="Agency",
     )
-    channel = f"<channel><title>Agency</title>{items}</channel>"
-    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
 
 
 @dataclass
@@ -81,7 +85,7 @@ def make_app(caulbart: Caulbart, engine: Engine, **config: Any) -> Flask:
 
 @pytest.fixture
 def site(caulbart: Caulbart, feed_server: FeedServer) -> Iterator[Site]:
-    url = feed_server.add("/agency.rss", rss())
+    url = feed_server.add("/agency.rss", agency_feed())
     write_feeds_yaml(caulbart.config, [{"id": "agency", "url": url}])
     fetched = caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
@@ -504,7 +508,10 @@ def test_the_home_page_counts_every_sections_replies_in_one_query(
 ) -> None:
     """The home page groups its cards by section; each group's counts are shown, and the
     comments table is asked once for all of them (it was asked once a group)."""
-    world, city = feed_server.add("/w.rss", rss(STORIES[:1])), feed_server.add("/c.rss", rss(CITY))
+    world, city = (
+        feed_server.add("/w.rss", agency_feed(STORIES[:1])),
+        feed_server.add("/c.rss", agency_feed(CITY)),
+    )
     write_feeds_yaml(
         caulbart.config,
         [

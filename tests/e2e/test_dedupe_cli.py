@@ -11,11 +11,11 @@ import html
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from functools import cache
 from typing import Any
 
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+from tests.feeds import Item, rss
 
 # Well in the past: a date ahead of the clock would be clamped to the time of fetching.
 NOON = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -30,26 +30,21 @@ class Telling:
     when: datetime = NOON
     summary_only: bool = False
 
-    def rss(self) -> str:
-        lede = html.escape(self.paragraphs[0])
+    def item(self) -> Item:
         body = "".join(f"<p>{html.escape(p)}</p>" for p in self.paragraphs)
-        content = (
-            "" if self.summary_only else f"<content:encoded><![CDATA[{body}]]></content:encoded>"
-        )
-        return (
-            f"<item><guid isPermaLink='false'>{html.escape(self.guid)}</guid>"
-            f"<title>{html.escape(self.title)}</title><link>{html.escape(self.link)}</link>"
-            f"<pubDate>{format_datetime(self.when, usegmt=True)}</pubDate>"
-            f"<description>{lede}</description>{content}</item>"
+        return Item(
+            guid=self.guid,
+            permalink=False,
+            title=self.title,
+            link=self.link,
+            published=self.when,
+            description=self.paragraphs[0],
+            content=None if self.summary_only else body,
         )
 
 
-def rss(*tellings: Telling) -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
-        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>wire</title>'
-        f"<link>https://wire.example/</link>{''.join(t.rss() for t in tellings)}</channel></rss>"
-    )
+def wire(*tellings: Telling) -> str:
+    return rss(*(t.item() for t in tellings), title="wire", link="https://wire.example/")
 
 
 @cache
@@ -79,7 +74,7 @@ def ingest(
 ) -> None:
     sources = []
     for source_id, tellings in feeds.items():
-        url = feed_server.add(f"/{source_id}.rss", rss(*tellings))
+        url = feed_server.add(f"/{source_id}.rss", wire(*tellings))
         agency = source_id.split("-")[0]
         sources.append({"id": source_id, "url": url, "agency": agency, "section": "news"})
     write_feeds_yaml(caulbart.config, sources, **top)
@@ -284,10 +279,10 @@ def test_editor_priority_chooses_the_voice_and_every_agency_stays_credited(
         when=NOON + timedelta(hours=1),
     )
     sources = [
-        {"id": "alpha-world", "url": feed_server.add("/a.rss", rss(story)), "agency": "Alpha"},
+        {"id": "alpha-world", "url": feed_server.add("/a.rss", wire(story)), "agency": "Alpha"},
         {
             "id": "house-desk",
-            "url": feed_server.add("/h.rss", rss(house)),
+            "url": feed_server.add("/h.rss", wire(house)),
             "agency": "House",
             "priority": 10,
         },

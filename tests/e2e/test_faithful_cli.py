@@ -24,16 +24,10 @@ from flask.testing import FlaskClient
 
 from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import rss
 from web import create_app
 
 BASE = "http://caulbart.test"
-RSS_HEAD = (
-    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
-    'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-    'xmlns:media="http://search.yahoo.com/mrss/"><channel><title>{title}</title>'
-    "<link>https://{host}/</link>"
-)
-RSS_TAIL = "</channel></rss>"
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Plenty of words: enough for the text to be matched on (limits.MIN_WORDS_FOR_TEXT_MATCH).
@@ -44,8 +38,9 @@ SUMMIT = (
 )
 
 
-def rss(host: str, *items: str, title: str = "Wire") -> str:
-    return RSS_HEAD.format(title=title, host=host) + "".join(items) + RSS_TAIL
+def wire(host: str, *items: str, title: str = "Wire") -> str:
+    """The feed of the site at `host`, its items as written."""
+    return rss(*items, title=title, link=f"https://{host}/")
 
 
 def item(
@@ -148,7 +143,7 @@ def test_plain_text_title_keeps_its_literal_angle_brackets(
     )
     feeds = {
         "zoo": (
-            rss(
+            wire(
                 "zoo.example",
                 item(
                     "zoo-1",
@@ -289,7 +284,7 @@ def podcast_feeds() -> dict[str, tuple[str, dict[str, Any]]]:
         ],
     }
     return {
-        "pod": (rss("pod.example", episode, bare, untitled, title="Pod"), {"agency": "Pod"}),
+        "pod": (wire("pod.example", episode, bare, untitled, title="Pod"), {"agency": "Pod"}),
         "talks": (atom, {"agency": "Talks"}),
         "clips": (json.dumps(clips), {"agency": "Clips"}),
     }
@@ -419,7 +414,7 @@ def test_rss_items_link_the_original_and_carry_the_image_with_its_credit(
             "<media:credit>Photo: Ana Lund / Vesper</media:credit></media:content>"
         ),
     )
-    feeds = {"vesper": (rss("vesper.example", summit), {"agency": "Vesper Dispatch"})}
+    feeds = {"vesper": (wire("vesper.example", summit), {"agency": "Vesper Dispatch"})}
     with published(caulbart, feed_server, feeds) as site:
         parsed = feedparser.parse(site.feed("rss"))
         entry = parsed.entries[0]
@@ -453,8 +448,8 @@ def test_a_source_page_shows_that_source_s_own_telling_of_each_story(
         description=html.escape(f"<p>Thirty nations signed a pact in Geneva.</p><p>{SUMMIT}</p>"),
     )
     feeds = {
-        "alpha": (rss("alpha.example", alpha), {"agency": "Alpha Wire", "priority": 10}),
-        "vesper": (rss("vesper.example", vesper), {"agency": "Vesper Dispatch"}),
+        "alpha": (wire("alpha.example", alpha), {"agency": "Alpha Wire", "priority": 10}),
+        "vesper": (wire("vesper.example", vesper), {"agency": "Vesper Dispatch"}),
     }
     with published(caulbart, feed_server, feeds) as site:
         [story] = site.stories()
@@ -487,7 +482,7 @@ def test_a_source_page_shows_that_source_s_own_telling_of_each_story(
 def test_wire_headline_styles_are_cleaned_for_readers_and_kept_raw_for_explain(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    vesper = rss(
+    vesper = wire(
         "vesper.example",
         item(
             "v-1",
@@ -508,7 +503,7 @@ def test_wire_headline_styles_are_cleaned_for_readers_and_kept_raw_for_explain(
             description="A storm hit the northern coast overnight, cutting power to thousands.",
         ),
     )
-    raw = rss(
+    raw = wire(
         "raw.example",
         item(
             "r-1",

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 from web import create_app
 
 
@@ -31,19 +32,19 @@ class Story:
     note: str = ""  # a sentence more: an edit of the same entry
 
 
-def rss(stories: list[Story]) -> str:
-    items = "".join(
-        f"<item><guid>{s.guid}</guid><title>{html.escape(s.title)}</title>"
-        f"<link>https://news.example/{s.guid}</link>"
-        f"<pubDate>Tue, {s.day:02d} Sep 2026 10:00:00 GMT</pubDate>"
-        + "".join(f"<category>{html.escape(c)}</category>" for c in s.categories)
-        + f"<description>&lt;p&gt;{html.escape(s.title)}, told in full. {s.note}&lt;/p&gt;"
-        "</description></item>"
+def wire_feed(stories: list[Story]) -> str:
+    items = [
+        Item(
+            guid=s.guid,
+            title=s.title,
+            link=f"https://news.example/{s.guid}",
+            published=f"Tue, {s.day:02d} Sep 2026 10:00:00 GMT",
+            categories=s.categories,
+            description=f"<p>{html.escape(s.title)}, told in full. {s.note}</p>",
+        )
         for s in stories
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>W</title>{items}</channel></rss>'
-    )
+    ]
+    return rss(*items, title="W")
 
 
 @pytest.fixture
@@ -90,10 +91,10 @@ QUAY = Story("quay", "Quay lights are repaired", ("Harbour Board",), 2)
 def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
     caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
 ) -> None:
-    url = feed_server.add("/wire.rss", rss([HARBOUR]))
+    url = feed_server.add("/wire.rss", wire_feed([HARBOUR]))
     write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url}], site=with_hub(feed_server))
     fetch(caulbart)
-    feed_server.add("/wire.rss", rss([QUAY, HARBOUR]))  # a newer story stays in the tag
+    feed_server.add("/wire.rss", wire_feed([QUAY, HARBOUR]))  # a newer story stays in the tag
     fetch(caulbart)
     path = "/tag/harbour-board/feed.atom"
     assert sorted(titles(web, path)) == sorted([HARBOUR.title, QUAY.title])
@@ -101,7 +102,7 @@ def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
     # The agency re-sends the first story without that category.
     pings = len(feed_server.posts)
     edited = Story(HARBOUR.guid, HARBOUR.title, ("Ferries",), 1, "Times from Monday.")
-    feed_server.add("/wire.rss", rss([QUAY, edited]))
+    feed_server.add("/wire.rss", wire_feed([QUAY, edited]))
     fetch(caulbart)
     assert titles(web, path) == [QUAY.title]
     assert titles(web, "/tag/ferries/feed.atom") == [HARBOUR.title]
@@ -112,7 +113,7 @@ def test_a_story_that_loses_a_tag_leaves_that_tags_feed(
 def test_retag_after_an_editors_rule_reaches_every_cached_feed(
     caulbart: Caulbart, feed_server: FeedServer, web: FlaskClient
 ) -> None:
-    url = feed_server.add("/wire.rss", rss([HARBOUR, QUAY]))
+    url = feed_server.add("/wire.rss", wire_feed([HARBOUR, QUAY]))
     source = {"id": "wire", "url": url, "section": "world"}
     write_feeds_yaml(caulbart.config, [source], site=with_hub(feed_server))
     fetch(caulbart)

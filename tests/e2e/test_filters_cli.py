@@ -9,36 +9,28 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 
 NOW = datetime.now(UTC)
 
 
-def rss(items: list[dict[str, Any]], language: str | None = None) -> str:
+def wire(items: list[dict[str, Any]], language: str | None = None) -> str:
     """An RSS 2.0 document; item keys: title, slug (link, guid), text, age (hours), categories."""
-    parts = []
-    for item in items:
-        categories = "".join(
-            f"<category>{escape(c)}</category>" for c in item.get("categories", ())
+    entries = [
+        Item(
+            guid=f"https://news.example/{item['slug']}",
+            title=item["title"],
+            link=f"https://news.example/{item['slug']}",
+            published=NOW - timedelta(hours=item.get("age", 1)),
+            description=item.get("text", "Plain words about it."),
+            categories=tuple(item.get("categories", ())),
         )
-        published = format_datetime(NOW - timedelta(hours=item.get("age", 1)))
-        link = f"https://news.example/{item['slug']}"
-        parts.append(
-            f"<item><title>{escape(item['title'])}</title><link>{link}</link>"
-            f"<guid>{link}</guid><pubDate>{published}</pubDate>"
-            f"<description>{escape(item.get('text', 'Plain words about it.'))}</description>"
-            f"{categories}</item>"
-        )
-    lang = f"<language>{language}</language>" if language else ""
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>Wire</title><link>https://news.example/</link>{lang}{''.join(parts)}"
-        "</channel></rss>"
-    )
+        for item in items
+    ]
+    return rss(*entries, title="Wire", link="https://news.example/", language=language or None)
 
 
 def fetch(caulbart: Caulbart) -> str:
@@ -78,7 +70,7 @@ WIRE = [
 def test_exclude_keywords_and_regexes_turn_items_away_and_record_why(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/wire.rss", rss(WIRE))
+    url = feed_server.add("/wire.rss", wire(WIRE))
     write_feeds_yaml(
         caulbart.config,
         [{"id": "wire", "url": url, "exclude": ["football", "celebrity chef"]}],
@@ -117,7 +109,7 @@ def test_exclude_keywords_and_regexes_turn_items_away_and_record_why(
 def test_include_keeps_only_items_matching_one_of_its_patterns(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/wire.rss", rss(WIRE))
+    url = feed_server.add("/wire.rss", wire(WIRE))
     write_feeds_yaml(
         caulbart.config, [{"id": "wire", "url": url, "include": ["budget", "/^Cup /"]}]
     )
@@ -140,7 +132,7 @@ def test_max_age_turns_away_entries_older_than_it(
         {"slug": "fresh", "title": "Fresh news", "age": 2},
         {"slug": "stale", "title": "Stale news", "age": 24 * 10},
     ]
-    url = feed_server.add("/wire.rss", rss(items))
+    url = feed_server.add("/wire.rss", wire(items))
     write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url}], filters={"max_age": "2d"})
 
     out = fetch(caulbart)
@@ -160,7 +152,7 @@ def test_section_map_sends_stories_to_the_section_of_their_category(
         {"slug": "vote", "title": "Parliament votes", "categories": ["Politics"]},
         {"slug": "odd", "title": "Odd tale", "categories": ["Weird"]},
     ]
-    url = feed_server.add("/wire.rss", rss(items))
+    url = feed_server.add("/wire.rss", wire(items))
     write_feeds_yaml(
         caulbart.config,
         [
@@ -188,10 +180,10 @@ def test_section_map_sends_stories_to_the_section_of_their_category(
 def test_languages_keep_accepted_languages_and_turn_away_others(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    english = feed_server.add("/en.rss", rss([{"slug": "en", "title": "Rain"}], "en-GB"))
-    french = feed_server.add("/fr.rss", rss([{"slug": "fr", "title": "Pluie"}], "fr"))
-    unsaid = feed_server.add("/xx.rss", rss([{"slug": "xx", "title": "Unsaid"}]))
-    declared = feed_server.add("/de.rss", rss([{"slug": "de", "title": "Regen"}]))
+    english = feed_server.add("/en.rss", wire([{"slug": "en", "title": "Rain"}], "en-GB"))
+    french = feed_server.add("/fr.rss", wire([{"slug": "fr", "title": "Pluie"}], "fr"))
+    unsaid = feed_server.add("/xx.rss", wire([{"slug": "xx", "title": "Unsaid"}]))
+    declared = feed_server.add("/de.rss", wire([{"slug": "de", "title": "Regen"}]))
     write_feeds_yaml(
         caulbart.config,
         [
@@ -220,7 +212,7 @@ def test_title_strip_cleans_published_titles(caulbart: Caulbart, feed_server: Fe
         {"slug": "gold", "title": "Gold steady | Agency Wire"},
         {"slug": "reuters", "title": "Reuters names new editor"},
     ]
-    url = feed_server.add("/wire.rss", rss(items))
+    url = feed_server.add("/wire.rss", wire(items))
     write_feeds_yaml(
         caulbart.config,
         [{"id": "wire", "url": url, "title_strip": [r"/^UPDATE \d+-/", "| Agency Wire"]}],
@@ -245,7 +237,7 @@ def test_title_strip_cleans_published_titles(caulbart: Caulbart, feed_server: Fe
 def test_explain_link_tells_a_filtered_item_from_a_published_one(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/wire.rss", rss(WIRE))
+    url = feed_server.add("/wire.rss", wire(WIRE))
     write_feeds_yaml(caulbart.config, [{"id": "wire", "url": url, "exclude": ["horoscope"]}])
     fetch(caulbart)
 
@@ -269,13 +261,13 @@ def test_explain_link_tells_a_filtered_item_from_a_published_one(
 def test_refetch_records_a_filtered_item_once_and_a_removed_rule_lets_it_in(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/wire.rss", rss(WIRE))
+    url = feed_server.add("/wire.rss", wire(WIRE))
     sources: list[dict[str, object]] = [{"id": "wire", "url": url, "exclude": ["horoscope"]}]
     write_feeds_yaml(caulbart.config, sources)
     fetch(caulbart)
     first = filtered(caulbart)["Your horoscope for Tuesday"]
 
-    feed_server.add("/wire.rss", rss(WIRE))  # a new ETag: the feed is read again, not a 304
+    feed_server.add("/wire.rss", wire(WIRE))  # a new ETag: the feed is read again, not a 304
     out = fetch(caulbart)
     assert "0 new" in out and "1 filtered" in out
     listed = caulbart("explain", "--filtered", "--json")
@@ -286,7 +278,7 @@ def test_refetch_records_a_filtered_item_once_and_a_removed_rule_lets_it_in(
     # The editor drops the rule: the item arrives as a story and its filtered record goes.
     sources[0].pop("exclude")
     write_feeds_yaml(caulbart.config, sources)
-    feed_server.add("/wire.rss", rss(WIRE))
+    feed_server.add("/wire.rss", wire(WIRE))
     out = fetch(caulbart)
     assert "1 new" in out and "0 filtered" in out
     assert "Your horoscope for Tuesday" in titles(caulbart)
@@ -296,14 +288,14 @@ def test_refetch_records_a_filtered_item_once_and_a_removed_rule_lets_it_in(
 def test_a_later_rule_never_takes_back_a_published_story(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/wire.rss", rss(WIRE))
+    url = feed_server.add("/wire.rss", wire(WIRE))
     sources: list[dict[str, object]] = [{"id": "wire", "url": url}]
     write_feeds_yaml(caulbart.config, sources)
     fetch(caulbart)
 
     sources[0]["exclude"] = ["horoscope"]
     write_feeds_yaml(caulbart.config, sources)
-    feed_server.add("/wire.rss", rss(WIRE))
+    feed_server.add("/wire.rss", wire(WIRE))
     out = fetch(caulbart)
 
     assert "0 filtered" in out

@@ -12,7 +12,6 @@ import itertools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -34,6 +33,7 @@ from tests.article_pages import (
 )
 from tests.article_pages import render as render_page
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml
+from tests.feeds import Item, rss
 from web import create_app
 
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -58,18 +58,19 @@ def absolute(server: FeedServer, link: Link) -> str:
 
 
 def feed(server: FeedServer, links: list[Link], *, path: str = "/feed.rss") -> str:
-    items = "".join(
-        f"<item><title>{escape(link.title)}</title><link>{escape(absolute(server, link))}</link>"
-        f"<guid isPermaLink='false'>{escape(link.path)}</guid>"
-        f"<pubDate>{format_datetime(NOON - timedelta(minutes=index))}</pubDate>"
-        f"<description>{escape(link.summary)}</description></item>"
+    items = [
+        Item(
+            title=link.title,
+            link=absolute(server, link),
+            guid=link.path,
+            permalink=False,
+            published=NOON - timedelta(minutes=index),
+            description=link.summary,
+        )
         for index, link in enumerate(links)
-    )
-    rss = (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Courier</title>'
-        f"<link>{server.base}/</link><description>summaries</description>{items}</channel></rss>"
-    )
-    return server.add(path, rss)
+    ]
+    document = rss(*items, title="Courier", link=f"{server.base}/", description="summaries")
+    return server.add(path, document)
 
 
 @pytest.fixture
@@ -384,15 +385,15 @@ def test_entries_with_full_content_in_the_feed_are_not_fetched(
     caulbart: Caulbart, feed_server: FeedServer, engine: Engine, articles: list[Article]
 ) -> None:
     served = serve_articles(feed_server, articles[:1])
-    body = "".join(f"<p>{escape(p)}</p>" for p in articles[0].paragraphs)
-    rss = (
-        '<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/'
-        f'content/"><channel><title>Full</title><link>{feed_server.base}/</link><description>x'
-        f"</description><item><title>Whole</title><link>{feed_server.url(served[0][2].path)}"
-        f"</link><guid>whole</guid><description>{escape(served[0][2].summary)}</description>"
-        f"<content:encoded>{escape(body)}</content:encoded></item></channel></rss>"
+    whole = Item(
+        title="Whole",
+        link=feed_server.url(served[0][2].path),
+        guid="whole",
+        description=served[0][2].summary,
+        content="".join(f"<p>{escape(p)}</p>" for p in articles[0].paragraphs),
     )
-    configure(caulbart, feed_server.add("/full.rss", rss), ALLOW_OWN_HOST)
+    document = rss(whole, title="Full", link=f"{feed_server.base}/", description="x")
+    configure(caulbart, feed_server.add("/full.rss", document), ALLOW_OWN_HOST)
     fetch(caulbart)
     entry = entries(engine)["whole"]
     assert entry.has_full_text and entry.full_text_error is None

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from aggregator.storage.db import open_database, session_factory
 from aggregator.storage.models import Entry, Story
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
+from tests.feeds import rss
 from tests.safety import HEADLINE_MARKUP, MARKUP, executable
 
 CAULBART = str(Path(sys.executable).parent / "caulbart")
@@ -34,13 +35,9 @@ LIMITS = {"timeout": "3s", "max_bytes": "5MB", "max_entries": 1000, "per_host": 
           "concurrency": 8}  # fmt: skip
 
 
-def rss(items: str, prolog: str = "", title: str = "Hostile") -> str:
-    return (
-        f'<?xml version="1.0" encoding="utf-8"?>{prolog}<rss version="2.0" '
-        'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-        'xmlns:media="http://search.yahoo.com/mrss/"><channel>'
-        f"<title>{title}</title><link>http://hostile.test/</link>{items}</channel></rss>"
-    )
+def hostile(items: str, prolog: str = "", title: str = "Hostile") -> str:
+    """A feed of hostile.test; `items` and `prolog` (a DOCTYPE) as written."""
+    return rss(items, prolog=prolog, title=title, link="http://hostile.test/")
 
 
 def item(title: str, n: int = 1, extra: str = "", guid: str | None = None) -> str:
@@ -95,26 +92,30 @@ def serve_hostile(server: FeedServer) -> list[dict[str, object]]:
         for n, payload in enumerate(payloads)
     )
     routes: dict[str, dict[str, object]] = {
-        "billion-laughs": {"body": rss(item("&l9;"), f'<!DOCTYPE rss [<!ENTITY l0 "lol">{bomb}]>')},
-        "quadratic": {"body": rss(item("&a;" * 2000), doctype_of("quadratic.xml"))},
+        "billion-laughs": {
+            "body": hostile(item("&l9;"), f'<!DOCTYPE rss [<!ENTITY l0 "lol">{bomb}]>')
+        },
+        "quadratic": {"body": hostile(item("&a;" * 2000), doctype_of("quadratic.xml"))},
         "xxe-file": {
-            "body": rss(item("&xxe;"), '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>')
+            "body": hostile(
+                item("&xxe;"), '<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+            )
         },
         "xxe-http": {
-            "body": rss(
+            "body": hostile(
                 item("&xxe;"),
                 f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "http://127.0.0.1:{port}/xxe-target">]>',
             )
         },
         "external-dtd": {
-            "body": rss(item("Hi"), f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/evil.dtd">')
+            "body": hostile(item("Hi"), f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/evil.dtd">')
         },
         "gzip-bomb": {
             "body": gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9),
             "headers": {"Content-Encoding": "gzip"},
         },
         "endless": {"endless_chunk": b"<item>" * 10000},
-        "body-drip": {"body": rss(item("slow")), "drip_delay": 0.5},
+        "body-drip": {"body": hostile(item("slow")), "drip_delay": 0.5},
         "header-drip": {"header_drip": 0.5},
         "loop": {"status": 302, "location": f"http://127.0.0.1:{port}/loop"},
         "not-found": {"body": "no", "status": 404},
@@ -126,29 +127,31 @@ def serve_hostile(server: FeedServer) -> list[dict[str, object]]:
             "content_type": "text/html",
         },
         "empty": {"body": b""},
-        "malformed": {"body": rss(item("Unclosed <b>tag", 1) + "<item><title>Second")},
-        "control-chars": {"body": rss(item("Bell\x07 and\x01 null\x0b chars"))},
-        "huge": {"body": rss("".join(item(f"Entry {n}", n) for n in range(20000)))},
-        "long-title": {"body": rss(item("A" * 100_000))},
-        "dup-guids": {"body": rss("".join(item(f"Copy {n}", n, guid="same") for n in range(3)))},
+        "malformed": {"body": hostile(item("Unclosed <b>tag", 1) + "<item><title>Second")},
+        "control-chars": {"body": hostile(item("Bell\x07 and\x01 null\x0b chars"))},
+        "huge": {"body": hostile("".join(item(f"Entry {n}", n) for n in range(20000)))},
+        "long-title": {"body": hostile(item("A" * 100_000))},
+        "dup-guids": {
+            "body": hostile("".join(item(f"Copy {n}", n, guid="same") for n in range(3)))
+        },
         "bare": {
-            "body": rss(
+            "body": hostile(
                 "<item><description>Only a description here.</description></item>"
                 "<item><description>Another bare one.</description></item>"
             )
         },
         "dates": {
-            "body": rss(
+            "body": hostile(
                 item("Future", 1, "<pubDate>Fri, 01 Jan 2100 00:00:00 GMT</pubDate>")
                 + item("Garbled", 2, "<pubDate>the day after tomorrow</pubDate>")
             )
         },
-        "xss": {"body": rss(xss_items)},
+        "xss": {"body": hostile(xss_items)},
     }
     for step in range(7):
         target = f"http://127.0.0.1:{port}/chain{step + 1}"
         server.add(f"/chain{step}", "", status=301, location=target)
-    server.add("/chain7", rss(item("end of chain")))
+    server.add("/chain7", hostile(item("end of chain")))
     sources: list[dict[str, object]] = [
         {"id": "chain", "url": server.url("/chain0")},
         {"id": "honest", "url": server.add_file(

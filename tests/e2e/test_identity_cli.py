@@ -18,6 +18,7 @@ import lxml.html
 from sqlalchemy import Engine
 
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import rss
 from web import create_app
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -46,12 +47,8 @@ def item(
     return f"<item>{''.join(parts)}</item>"
 
 
-def rss(*items: str, title: str = "feed") -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>{title}</title><link>https://home.example/</link>{''.join(items)}"
-        "</channel></rss>"
-    )
+def home_feed(*items: str, title: str = "feed") -> str:
+    return rss(*items, title=title, link="https://home.example/")
 
 
 def serve(caulbart: Caulbart, feed_server: FeedServer, feeds: dict[str, str]) -> dict[str, str]:
@@ -124,7 +121,7 @@ def test_items_without_guid_sharing_one_link_are_each_kept(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
     episodes = [episode(n) for n in range(1, 16)]
-    serve(caulbart, feed_server, {"harbour": rss(*episodes, episodes[0])})  # the first twice
+    serve(caulbart, feed_server, {"harbour": home_feed(*episodes, episodes[0])})  # the first twice
 
     output = fetch(caulbart)
 
@@ -138,7 +135,7 @@ def test_items_without_guid_sharing_one_link_are_each_kept(
     assert [(row["entries"], row["repeated_items"]) for row in status] == [(15, 1)]
     assert "1 repeated item(s) of the feed skipped" in caulbart("status").stdout
     # A second fetch of the same items (in a retitled document: no 304) finds the same entries.
-    serve(caulbart, feed_server, {"harbour": rss(*episodes, title="Harbour")})
+    serve(caulbart, feed_server, {"harbour": home_feed(*episodes, title="Harbour")})
     assert "0 new, 0 updated, 15 unchanged" in fetch(caulbart)
 
 
@@ -147,7 +144,11 @@ def test_a_link_a_sources_items_share_joins_no_other_sources_story(
 ) -> None:
     episodes = [episode(n) for n in range(1, 6)]
     # A directory lists the show's first episode; the show's own feed has all five.
-    serve(caulbart, feed_server, {"directory": rss(episodes[0]), "harbour": rss(*episodes)})
+    serve(
+        caulbart,
+        feed_server,
+        {"directory": home_feed(episodes[0]), "harbour": home_feed(*episodes)},
+    )
     fetch(caulbart)
     stories = export(caulbart)
     assert sorted(len(story["entries"]) for story in stories) == [1, 1, 1, 1, 2]
@@ -178,7 +179,7 @@ def test_distinct_guids_with_one_day_page_as_link_stay_distinct_stories(
         )
         for hour, text in enumerate(notes, start=1)
     ]
-    serve(caulbart, feed_server, {"weblog": rss(*posts)})
+    serve(caulbart, feed_server, {"weblog": home_feed(*posts)})
 
     assert "9 new" in fetch(caulbart)
 
@@ -198,8 +199,10 @@ def test_same_link_in_two_sources_still_joins_one_story(
         caulbart,
         feed_server,
         {
-            "city": rss(item("Bridge approved", text, guid="c-1", link=link, when=NOW)),
-            "city-top": rss(item("Bridge approved", "Short.", guid="t-1", link=link, when=NOW)),
+            "city": home_feed(item("Bridge approved", text, guid="c-1", link=link, when=NOW)),
+            "city-top": home_feed(
+                item("Bridge approved", "Short.", guid="t-1", link=link, when=NOW)
+            ),
         },
     )
     fetch(caulbart)
@@ -223,7 +226,7 @@ def test_one_sources_items_sharing_boilerplate_under_other_names_stay_separate(
         )
         for name in names
     ]
-    serve(caulbart, feed_server, {"shop": rss(*products)})
+    serve(caulbart, feed_server, {"shop": home_feed(*products)})
     fetch(caulbart)
     assert len(export(caulbart)) == 4
 
@@ -239,7 +242,7 @@ def test_link_fragments_are_kept_unless_they_track(
         caulbart,
         feed_server,
         {
-            "live": rss(
+            "live": home_feed(
                 item("First results", "Counting has begun in the north.", link=f"{live}#post-1"),
                 item("Turnout up", "Turnout is higher than four years ago.", link=f"{live}#post-2"),
                 item(
@@ -289,7 +292,7 @@ def test_templated_call_outs_of_one_source_stay_separate_stories(
         callout(421, 4, "Hauptstraße 4"),
         callout(425, 6, "Lindenweg 9"),
     ]
-    serve(caulbart, feed_server, {"feuerwehr": rss(*calls)})
+    serve(caulbart, feed_server, {"feuerwehr": home_feed(*calls)})
 
     fetch(caulbart)
 
@@ -306,8 +309,10 @@ def test_a_copy_of_one_call_out_by_another_source_joins_its_story(
         caulbart,
         feed_server,
         {
-            "feuerwehr": rss(callout(417, 1, "Hauptstraße 4"), callout(418, 2, "Bahnhofstraße 12")),
-            "zeitung": rss(copy.replace("fw-418", "z-77")),
+            "feuerwehr": home_feed(
+                callout(417, 1, "Hauptstraße 4"), callout(418, 2, "Bahnhofstraße 12")
+            ),
+            "zeitung": home_feed(copy.replace("fw-418", "z-77")),
         },
     )
     fetch(caulbart)
@@ -341,7 +346,7 @@ def test_an_undated_copy_joins_its_dated_twin_outside_the_window(
         guid="gazette-1",
         link="https://gazette.example/statue",
     )
-    serve(caulbart, feed_server, {"wire": rss(dated), "gazette": rss(undated)})
+    serve(caulbart, feed_server, {"wire": home_feed(dated), "gazette": home_feed(undated)})
 
     fetch(caulbart)
 
@@ -354,7 +359,7 @@ def test_an_undated_item_keeps_its_published_time_when_edited(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
     def document(text: str) -> str:
-        return rss(item("Statue", text, guid="gazette-1", link="https://gazette.example/s"))
+        return home_feed(item("Statue", text, guid="gazette-1", link="https://gazette.example/s"))
 
     serve(caulbart, feed_server, {"gazette": document(UNDATED_TEXT)})
     fetch(caulbart)
@@ -400,7 +405,7 @@ def test_another_agencys_copy_does_not_make_a_story_updated(
     wire = item(
         "Statue recovered", UNDATED_TEXT, guid="w-1", link="https://wire.example/s", when=when
     )
-    serve(caulbart, feed_server, {"wire": rss(wire)})
+    serve(caulbart, feed_server, {"wire": home_feed(wire)})
     fetch(caulbart)
     assert len(export(caulbart)) == 1
     feed_before = atom_updated(engine, caulbart)
@@ -410,7 +415,7 @@ def test_another_agencys_copy_does_not_make_a_story_updated(
         "Statue recovered", UNDATED_TEXT, guid="g-1", link="https://gazette.example/s",
         when=when + timedelta(hours=1),
     )  # fmt: skip
-    serve(caulbart, feed_server, {"wire": rss(wire), "gazette": rss(copy)})
+    serve(caulbart, feed_server, {"wire": home_feed(wire), "gazette": home_feed(copy)})
     fetch(caulbart)
 
     (joined,) = export(caulbart)
@@ -420,7 +425,7 @@ def test_another_agencys_copy_does_not_make_a_story_updated(
 
     # The wire's own correction of its text is an update.
     edited = wire.replace("three winters ago", "four winters ago")
-    serve(caulbart, feed_server, {"wire": rss(edited), "gazette": rss(copy)})
+    serve(caulbart, feed_server, {"wire": home_feed(edited), "gazette": home_feed(copy)})
     assert "1 updated" in fetch(caulbart)
     assert "Updated" in story_page_dates(engine, caulbart, joined["url"])
     assert atom_updated(engine, caulbart) != feed_before

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import Caulbart, FeedServer, corpus_path
+from tests.feeds import Item, rss
 
 FEEDS_YAML = """\
 # Our sources. Keep this comment: editors read it.
@@ -41,28 +41,30 @@ def editor(tmp_path: Path) -> Caulbart:
     return Caulbart(config=config, database_url=f"sqlite:///{tmp_path}/unused.db", cwd=tmp_path)
 
 
-def rss(title: str, items: list[dict[str, Any]]) -> str:
+FULL_TEXT = "<p>" + " ".join(["Full text of the story, paragraph after paragraph."] * 8) + "</p>"
+
+
+def channel(title: str, items: list[dict[str, Any]]) -> str:
     """An RSS 2.0 channel; an item may carry full text (content:encoded) and a credited image."""
-    parts = []
+    entries = []
     for n, item in enumerate(items):
-        extra = ""
-        if item.get("full"):
-            body = "<p>" + " ".join(["Full text of the story, paragraph after paragraph."] * 8)
-            extra += f"<content:encoded><![CDATA[{body}</p>]]></content:encoded>"
+        media = ""
         if item.get("image"):
-            extra += f'<media:content url="http://img.example/{n}.jpg" medium="image"/>'
+            media += f'<media:content url="http://img.example/{n}.jpg" medium="image"/>'
         if item.get("credit"):
-            extra += f"<media:credit>{item['credit']}</media:credit>"
-        parts.append(
-            f"<item><guid>g{n}</guid><title>Story {n}</title><link>http://x.example/{n}</link>"
-            f"<pubDate>{format_datetime(item['published'])}</pubDate>"
-            f"<description>Short summary {n}.</description>{extra}</item>"
+            media += f"<media:credit>{item['credit']}</media:credit>"
+        entries.append(
+            Item(
+                guid=f"g{n}",
+                title=f"Story {n}",
+                link=f"http://x.example/{n}",
+                published=item["published"],
+                description=f"Short summary {n}.",
+                content=FULL_TEXT if item.get("full") else None,
+                extra=media,
+            )
         )
-    return (
-        '<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/'
-        'modules/content/" xmlns:media="http://search.yahoo.com/mrss/">'
-        f"<channel><title>{title}</title>{''.join(parts)}</channel></rss>"
-    )
+    return rss(*entries, title=title)
 
 
 def closed_port() -> int:
@@ -229,7 +231,7 @@ def test_check_probe_reports_each_source_once_including_an_unreachable_one(
     _write_sources(
         editor,
         [
-            ("wire", feed_server.add("/wire.rss", rss("Wire", items))),
+            ("wire", feed_server.add("/wire.rss", channel("Wire", items))),
             ("atom", feed_server.add("/a.atom", atom, content_type="application/atom+xml")),
             ("page", feed_server.add("/page", "<html><p>hi</p></html>", content_type="text/html")),
             ("broken", feed_server.add("/broken", "oops", status=500)),
@@ -271,7 +273,7 @@ def test_check_probe_reports_each_source_once_including_an_unreachable_one(
 
 
 def test_check_without_probe_fetches_nothing(editor: Caulbart, feed_server: FeedServer) -> None:
-    _write_sources(editor, [("wire", feed_server.add("/wire.rss", rss("Wire", [])))])
+    _write_sources(editor, [("wire", feed_server.add("/wire.rss", channel("Wire", [])))])
     result = editor("check")
     assert result.returncode == 0 and "OK, 1 sources" in result.stdout
     assert feed_server.requests["/wire.rss"] == 0
@@ -289,7 +291,7 @@ HOME = """<!doctype html><html><head><title>Daily Planet</title>
 def test_add_discovers_the_feed_from_a_home_page_probes_and_appends_it(
     editor: Caulbart, feed_server: FeedServer
 ) -> None:
-    feed = rss("The Daily Planet: Metropolis", [{"published": datetime.now(UTC), "full": True}])
+    feed = channel("The Daily Planet: Metropolis", [{"published": datetime.now(UTC), "full": True}])
     feed_server.add("/planet/feeds/main.xml", feed)
     home = feed_server.add("/planet/", HOME, content_type="text/html; charset=utf-8")
 
@@ -320,7 +322,7 @@ def test_add_discovers_the_feed_from_a_home_page_probes_and_appends_it(
 def test_add_takes_a_feed_url_as_it_is_and_makes_its_id_unique(
     editor: Caulbart, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/w.rss", rss("Wire One", [{"published": datetime.now(UTC)}]))
+    url = feed_server.add("/w.rss", channel("Wire One", [{"published": datetime.now(UTC)}]))
     result = editor("add", url)
     assert result.returncode == 0, result.stderr
     # "wire-one" is taken by the hand-written source: the generated id steps aside.
@@ -331,7 +333,7 @@ def test_add_takes_a_feed_url_as_it_is_and_makes_its_id_unique(
 def test_add_writes_the_address_a_feed_has_moved_to(
     editor: Caulbart, feed_server: FeedServer
 ) -> None:
-    new = feed_server.add("/new.rss", rss("Moved Wire", [{"published": datetime.now(UTC)}]))
+    new = feed_server.add("/new.rss", channel("Moved Wire", [{"published": datetime.now(UTC)}]))
     old = feed_server.add("/old.rss", status=308, location=new)
     result = editor("add", old)
     assert result.returncode == 0, result.stderr

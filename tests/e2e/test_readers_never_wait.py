@@ -12,12 +12,12 @@ import sqlite3
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 from web import create_app
 
 # Long enough for every request below on a slow machine; far below the 30 s busy timeout a
@@ -25,19 +25,19 @@ from web import create_app
 PATIENCE_SECONDS = 20
 
 
-def rss() -> str:
+def ferry_feed() -> str:
     now = datetime.now(UTC)
-    items = "".join(
-        f"<item><guid>n{n}</guid><title>Harbour ferry story number {n}</title>"
-        f"<link>https://agency.example/{n}</link>"
-        f"<pubDate>{format_datetime(now - timedelta(hours=n))}</pubDate>"
-        f"<description>The harbour council met about ferry {n} and its new timetable."
-        f"</description></item>"
+    items = [
+        Item(
+            guid=f"n{n}",
+            title=f"Harbour ferry story number {n}",
+            link=f"https://agency.example/{n}",
+            published=now - timedelta(hours=n),
+            description=f"The harbour council met about ferry {n} and its new timetable.",
+        )
         for n in range(1, 4)
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>A</title>{items}</channel></rss>'
-    )
+    ]
+    return rss(*items, title="A")
 
 
 def test_pages_feeds_and_exports_answer_while_an_ingest_holds_the_write_lock(
@@ -45,7 +45,9 @@ def test_pages_feeds_and_exports_answer_while_an_ingest_holds_the_write_lock(
 ) -> None:
     database = tmp_path / "caulbart.sqlite3"
     caulbart = Caulbart(tmp_path / "feeds.yaml", f"sqlite:///{database}", tmp_path)
-    write_feeds_yaml(caulbart.config, [{"id": "agency", "url": feed_server.add("/a.rss", rss())}])
+    write_feeds_yaml(
+        caulbart.config, [{"id": "agency", "url": feed_server.add("/a.rss", ferry_feed())}]
+    )
     assert caulbart("fetch", "--all").returncode == 0
     story = json.loads(caulbart("export").stdout.splitlines()[0])
     engine = open_database(caulbart.database_url)

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from sqlalchemy import Engine, text
 from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_worker import Process, wait_until
+from tests.feeds import Item, rss
 from web import create_app
 
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -37,18 +37,23 @@ ITEMS = [
 KEEP = "7d"
 
 
-def rss(items: list[tuple[str, int, str, str]] = ITEMS) -> str:
+def port_feed(items: list[tuple[str, int, str, str]] = ITEMS) -> str:
     now = datetime.now(UTC)
-    body = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title>"
-        f"<link>https://port.example/{guid}</link><category>{category}</category>"
-        f"<pubDate>{format_datetime(now - timedelta(days=days, hours=1))}</pubDate>"
-        f"<description>{title}. The harbour master said the work went to plan and the "
-        f"quay stays open to visitors.</description></item>"
-        for guid, days, title, category in items
+    return rss(
+        *(
+            Item(
+                guid=guid,
+                title=title,
+                link=f"https://port.example/{guid}",
+                categories=(category,),
+                published=now - timedelta(days=days, hours=1),
+                description=f"{title}. The harbour master said the work went to plan and the "
+                "quay stays open to visitors.",
+            )
+            for guid, days, title, category in items
+        ),
+        title="Port news",
     )
-    channel = f"<channel><title>Port news</title>{body}</channel>"
-    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
 
 
 @dataclass
@@ -92,7 +97,7 @@ class Archive:
 @pytest.fixture
 def archive(caulbart: Caulbart, feed_server: FeedServer) -> Iterator[Archive]:
     sources: list[dict[str, object]] = [
-        {"id": "port", "url": feed_server.add("/port.rss", rss()), "tags": ["Harbour"]}
+        {"id": "port", "url": feed_server.add("/port.rss", port_feed()), "tags": ["Harbour"]}
     ]
     write_feeds_yaml(caulbart.config, sources)
     fetched = caulbart("fetch", "--all")
@@ -203,7 +208,7 @@ def test_prune_deletes_old_stories_keeping_pinned_and_commented(archive: Archive
     assert home.status_code == 200 and "lighthouse" not in home.get_data(as_text=True)
 
     # The feed still lists the old items: they are not stored again.
-    archive.feed_server.add("/port.rss", rss())
+    archive.feed_server.add("/port.rss", port_feed())
     fetched = archive.caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
     assert "entries older than defaults.keep skipped" in fetched.stdout

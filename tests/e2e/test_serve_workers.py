@@ -10,29 +10,31 @@ from __future__ import annotations
 import signal
 import subprocess
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import httpx
 
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_worker import Process, processes, unused_port, wait_until
+from tests.feeds import Item, rss
 
 __all__ = ["processes", "unused_port"]  # the fixtures, shared with the worker tests
 
 REQUESTS = 40  # each on a new connection, so the processes' accept loops share them
 
 
-def rss(titles: list[str]) -> str:
+def agency_feed(titles: list[str]) -> str:
     now = datetime.now(UTC)
-    items = "".join(
-        f"<item><guid>g-{n}</guid><title>{title}</title><link>https://agency.example/{n}</link>"
-        f"<pubDate>{format_datetime(now - timedelta(minutes=n))}</pubDate>"
-        f"<description>{title}, in the words of the agency.</description></item>"
+    items = [
+        Item(
+            guid=f"g-{n}",
+            title=title,
+            link=f"https://agency.example/{n}",
+            published=now - timedelta(minutes=n),
+            description=f"{title}, in the words of the agency.",
+        )
         for n, title in enumerate(titles)
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>A</title>{items}</channel></rss>'
-    )
+    ]
+    return rss(*items, title="A")
 
 
 def children_of(pid: int) -> list[int]:
@@ -48,7 +50,7 @@ def test_several_web_processes_never_serve_a_stale_cache_after_an_ingest(
 ) -> None:
     first = "Harbour council approves the ferry terminal"
     later = "Observatory reopens after a winter of repairs"
-    url = feed_server.add("/a.rss", rss([first]))
+    url = feed_server.add("/a.rss", agency_feed([first]))
     write_feeds_yaml(caulbart.config, [{"id": "a", "url": url}])
     assert caulbart("fetch", "--all").returncode == 0
 
@@ -70,7 +72,7 @@ def test_several_web_processes_never_serve_a_stale_cache_after_an_ingest(
     for path in ("/feed.atom", "/feed.json", "/"):
         assert all(first in body and later not in body for body in answers(path)), path
 
-    feed_server.add("/a.rss", rss([later, first]))
+    feed_server.add("/a.rss", agency_feed([later, first]))
     fetched = caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
 

@@ -23,7 +23,7 @@ from tests.article_pages import LAYOUT_LIST, Article
 from tests.article_pages import render as render_page
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_fulltext_cli import Link, articles, feed, serve_articles, summary_of
-from tests.e2e.test_onboard_cli import FEEDS_YAML, HOME, editor, rss
+from tests.e2e.test_onboard_cli import FEEDS_YAML, HOME, channel, editor
 
 __all__ = ["articles", "editor"]  # fixtures shared with the full-text and onboarding tests
 
@@ -183,7 +183,7 @@ def test_a_feed_redirecting_to_another_private_service_is_refused_and_not_descri
     secret = admin.add("/admin/", SECRET, content_type="text/html")
     moved = feed_server.add("/feed.rss", status=302, location=secret)
     same = feed_server.add("/old.rss", status=301, location=feed_server.url("/new.rss"))
-    feed_server.add("/new.rss", rss("Moved within its own service", []))
+    feed_server.add("/new.rss", channel("Moved within its own service", []))
     configure(caulbart, source("moved", moved, False), source("same", same, False))
     fetch(caulbart)
 
@@ -200,7 +200,7 @@ def test_a_feed_redirecting_to_another_private_service_is_refused_and_not_descri
 def test_add_refuses_a_feed_redirecting_to_another_private_service(
     editor: Caulbart, feed_server: FeedServer, admin: FeedServer
 ) -> None:
-    admin.add("/feed.rss", rss("Admin's feed", []))
+    admin.add("/feed.rss", channel("Admin's feed", []))
     moved = feed_server.add("/feed.rss", status=302, location=admin.url("/feed.rss"))
     before = editor.config.read_bytes()
 
@@ -219,7 +219,7 @@ def test_add_refuses_a_feed_redirecting_to_another_private_service(
 def test_add_refuses_a_discovered_feed_on_another_private_service(
     editor: Caulbart, feed_server: FeedServer, admin: FeedServer
 ) -> None:
-    admin.add("/feeds/main.xml", rss("Admin's feed", []))
+    admin.add("/feeds/main.xml", channel("Admin's feed", []))
     page = HOME.replace("feeds/main.xml", admin.url("/feeds/main.xml"))
     home = feed_server.add("/planet/", page, content_type="text/html")
     before = editor.config.read_bytes()
@@ -244,7 +244,7 @@ def test_add_refuses_caulbarts_own_site_feed(
 ) -> None:
     """The site's own feed (here, Caulbart is served under /caulbart on the same host), typed
     or announced by a page, would feed the site into itself."""
-    own_feed = feed_server.add("/caulbart/feed.atom", rss("Caulbart", []))
+    own_feed = feed_server.add("/caulbart/feed.atom", channel("Caulbart", []))
     home = feed_server.add(
         "/home.html", HOME.replace("feeds/main.xml", own_feed), content_type="text/html"
     )

@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from sqlalchemy import Engine
 
 from aggregator.storage.db import open_database
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 from web import create_app
 
 TOKEN = "editors-only-token"
@@ -25,16 +25,18 @@ TOKEN = "editors-only-token"
 AGES = [0, 0, 1, 3, 3, 3, 13, 20]
 
 
-def rss(published: list[datetime]) -> str:
-    items = "".join(
-        f"<item><guid>g{n}</guid><title>Story number {n}</title>"
-        f"<link>http://agency.example/{n}</link><pubDate>{format_datetime(when)}</pubDate>"
-        f"<description>Text of story {n}.</description></item>"
+def agency_feed(published: list[datetime]) -> str:
+    items = [
+        Item(
+            guid=f"g{n}",
+            title=f"Story number {n}",
+            link=f"http://agency.example/{n}",
+            published=when,
+            description=f"Text of story {n}.",
+        )
         for n, when in enumerate(published)
-    )
-    return (
-        f'<?xml version="1.0"?><rss version="2.0"><channel><title>A</title>{items}</channel></rss>'
-    )
+    ]
+    return rss(*items, title="A")
 
 
 @dataclass
@@ -56,12 +58,12 @@ def desk(caulbart: Caulbart, feed_server: FeedServer) -> Iterator[Desk]:
         sum(1 for when in published if when.date() == first_day + timedelta(days=n))
         for n in range(14)
     ]
-    new_url = feed_server.add("/new.rss", rss([now - timedelta(hours=1)]))
+    new_url = feed_server.add("/new.rss", agency_feed([now - timedelta(hours=1)]))
     old_url = feed_server.add("/old.rss", status=301, location=new_url)
     write_feeds_yaml(
         caulbart.config,
         [
-            {"id": "healthy", "url": feed_server.add("/healthy.rss", rss(published))},
+            {"id": "healthy", "url": feed_server.add("/healthy.rss", agency_feed(published))},
             {"id": "failing", "url": feed_server.add("/failing.rss", "no", status=500)},
             {"id": "moved", "url": old_url},
         ],

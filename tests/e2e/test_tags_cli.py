@@ -4,11 +4,11 @@ retag recomputes them after an editor's change. Real articles served over loopba
 from __future__ import annotations
 
 import csv
-import html
 import json
 
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 from tests.e2e.test_worker import Process, processes, wait_until
+from tests.feeds import Item, rss
 
 __all__ = ["processes"]  # the fixture, shared with the worker tests
 
@@ -24,18 +24,22 @@ def articles(categories: dict[str, int]) -> list[dict[str, str]]:
     return chosen
 
 
+def day(row: dict[str, str]) -> str:
+    return f"{1 + int(row['doc']) % 28:02d}"
+
+
 def feed(rows: list[dict[str, str]]) -> str:
-    items = "".join(
-        f"<item><guid>{r['category']}-{r['doc']}</guid><title>{html.escape(r['title'])}</title>"
-        f"<link>https://news.example/{r['category']}/{r['doc']}</link>"
-        f"<pubDate>Tue, {1 + int(r['doc']) % 28:02d} {r.get('month', 'Sep 2026')} 10:00:00 GMT"
-        "</pubDate>"
-        f"<description>{html.escape(''.join(f'<p>{p}</p>' for p in r['body'].split(chr(10))))}"
-        "</description></item>"
+    items = [
+        Item(
+            guid=f"{r['category']}-{r['doc']}",
+            title=r["title"],
+            link=f"https://news.example/{r['category']}/{r['doc']}",
+            published=f"Tue, {day(r)} {r.get('month', 'Sep 2026')} 10:00:00 GMT",
+            description="".join(f"<p>{p}</p>" for p in r["body"].split(chr(10))),
+        )
         for r in rows
-    )
-    channel = f"<channel><title>BBC</title>{items}</channel>"
-    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
+    ]
+    return rss(*items, title="BBC")
 
 
 def export(caulbart: Caulbart) -> dict[str, dict[str, object]]:

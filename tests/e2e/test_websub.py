@@ -17,19 +17,20 @@ from sqlalchemy import func, select
 from aggregator.storage.db import open_database
 from aggregator.storage.models import Source
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
+from tests.feeds import Item, rss
 
 SOURCES = 40  # more than one SQLite write group (pipeline.GROUP_SOURCES, 32)
 
 
-def rss(number: int) -> str:
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>'
-        f"<item><guid>story-{number}</guid><title>Harbour report number {number}</title>"
-        f"<link>https://news.example/{number}</link>"
-        "<pubDate>Tue, 01 Sep 2026 10:00:00 GMT</pubDate>"
-        f"<description>Report {number} on the harbour, told in full.</description></item>"
-        "</channel></rss>"
+def report(number: int) -> str:
+    item = Item(
+        guid=f"story-{number}",
+        title=f"Harbour report number {number}",
+        link=f"https://news.example/{number}",
+        published="Tue, 01 Sep 2026 10:00:00 GMT",
+        description=f"Report {number} on the harbour, told in full.",
     )
+    return rss(item, title="Wire")
 
 
 def fetched_sources(database_url: str) -> int:
@@ -46,7 +47,8 @@ def test_a_hub_that_never_answers_holds_up_no_source(
     caulbart: Caulbart, feed_server: FeedServer
 ) -> None:
     sources = [
-        {"id": f"wire{n}", "url": feed_server.add(f"/wire{n}.rss", rss(n))} for n in range(SOURCES)
+        {"id": f"wire{n}", "url": feed_server.add(f"/wire{n}.rss", report(n))}
+        for n in range(SOURCES)
     ]
     site = {
         "title": "Caulbart",

@@ -20,6 +20,7 @@ from aggregator.storage.db import open_database, session_factory, write_group
 from aggregator.storage.models import Entry, EntryBand, Source, Story
 from aggregator.types import Config, SourceOutcome
 from tests.conftest import FeedServer, recorded_statements
+from tests.feeds import rss
 
 BODY = (
     "The central bank raised its main interest rate by half a percentage point on Thursday, "
@@ -27,11 +28,8 @@ BODY = (
 )
 
 
-def rss(*items: str, title: str = "Wire") -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>{title}</title><link>http://example.org/</link>{''.join(items)}</channel></rss>"
-    )
+def wire(*items: str, title: str = "Wire") -> str:
+    return rss(*items, title=title, link="http://example.org/")
 
 
 def item(guid: str, title: str, link: str, body: str = BODY, date: str = "") -> str:
@@ -66,7 +64,7 @@ def by_source(outcomes: list[SourceOutcome]) -> dict[str, SourceOutcome]:
 
 def test_seen_again_unchanged_writes_nothing(engine: Engine, feed_server: FeedServer) -> None:
     url = feed_server.add(
-        "/a", rss(item("g1", "Rates rise", "http://example.org/1")), etag="", last_modified=""
+        "/a", wire(item("g1", "Rates rise", "http://example.org/1")), etag="", last_modified=""
     )
     config = config_for({"a": url})
     assert by_source(fetch_all(engine, config))["a"].new == 1
@@ -81,10 +79,10 @@ def test_seen_again_unchanged_writes_nothing(engine: Engine, feed_server: FeedSe
 def test_edited_entry_is_updated_in_place_and_its_story_moves(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    url = feed_server.add("/a", wire(item("g1", "Rates rise", "http://example.org/1")))
     config = config_for({"a": url})
     fetch_all(engine, config, datetime(2026, 11, 24, 11, tzinfo=UTC))
-    feed_server.add("/a", rss(item("g1", "Rates rise by half a point", "http://example.org/1")))
+    feed_server.add("/a", wire(item("g1", "Rates rise by half a point", "http://example.org/1")))
     later = datetime(2026, 11, 24, 12, tzinfo=UTC)
     outcome = by_source(fetch_all(engine, config, later))["a"]
     assert (outcome.new, outcome.updated) == (0, 1)
@@ -101,12 +99,12 @@ def test_new_entries_before_and_after_an_edit_in_one_batch_are_all_stored(
     """New rows are numbered before the flush on SQLite: an edited entry met between new ones
     must not have flushed (and numbered) some of them already."""
     other = "Storms closed the port for a second day, and ferries to the islands stayed in harbour."
-    url = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    url = feed_server.add("/a", wire(item("g1", "Rates rise", "http://example.org/1")))
     config = config_for({"a": url})
     fetch_all(engine, config, datetime(2026, 11, 24, 11, tzinfo=UTC))
     feed_server.add(
         "/a",
-        rss(
+        wire(
             item("g0", "Port closed", "http://example.org/0", body=other),
             item("g1", "Rates rise by half a point", "http://example.org/1"),
             item("g2", "Markets fall", "http://example.org/2", body=f"Shares fell. {other[::-1]}"),
@@ -126,10 +124,10 @@ def test_new_entries_before_and_after_an_edit_in_one_batch_are_all_stored(
 def test_same_canonical_link_in_two_sources_is_one_story(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://example.org/story?id=7")))
+    a = feed_server.add("/a", wire(item("a-1", "Rates rise", "https://example.org/story?id=7")))
     b = feed_server.add(
         "/b",
-        rss(item("b-9", "Central bank raises rates", "https://EXAMPLE.org/story?id=7&utm_source=rss",
+        wire(item("b-9", "Central bank raises rates", "https://EXAMPLE.org/story?id=7&utm_source=rss",
                  body="A different telling entirely, written by another desk.")),
     )  # fmt: skip
     fetch_all(engine, config_for({"a": a, "b": b}))
@@ -141,8 +139,8 @@ def test_same_canonical_link_in_two_sources_is_one_story(
 def test_same_text_under_different_links_is_one_story(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
-    b = feed_server.add("/b", rss(item("b-1", "Rates  rise", "https://two.example/xyz")))
+    a = feed_server.add("/a", wire(item("a-1", "Rates rise", "https://one.example/1")))
+    b = feed_server.add("/b", wire(item("b-1", "Rates  rise", "https://two.example/xyz")))
     fetch_all(engine, config_for({"a": a, "b": b}))
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Story)) == 1
@@ -166,14 +164,14 @@ def bands_of(engine: Engine) -> dict[str, int]:
 def test_a_word_for_word_copy_is_not_indexed_again_and_near_copies_still_join(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
+    a = feed_server.add("/a", wire(item("a-1", "Rates rise", "https://one.example/1")))
     fetch_all(engine, config_for({"a": a}))
-    b = feed_server.add("/b", rss(item("b-1", "Rates rise", "https://two.example/1")))
+    b = feed_server.add("/b", wire(item("b-1", "Rates rise", "https://two.example/1")))
     fetch_all(engine, config_for({"a": a, "b": b}))
     bands = bands_of(engine)
     assert bands["a-1"] > 0 and bands["b-1"] == 0, bands
     retold = BODY.replace("on Thursday", "on Thursday morning")
-    c = feed_server.add("/c", rss(item("c-1", "Rates rise", "https://three.example/1", retold)))
+    c = feed_server.add("/c", wire(item("c-1", "Rates rise", "https://three.example/1", retold)))
     fetch_all(engine, config_for({"a": a, "b": b, "c": c}))
     with session_factory(engine)() as session:
         assert session.scalar(select(func.count(Story.id))) == 1
@@ -187,20 +185,20 @@ def test_editing_the_indexed_telling_hands_its_text_to_the_oldest_copy(
 ) -> None:
     """The text an edit takes out of the index is put back on a word-for-word copy, so a near
     copy of it still finds the story."""
-    a = feed_server.add("/a", rss(item("a-1", "Rates rise", "https://one.example/1")))
-    b = feed_server.add("/b", rss(item("b-1", "Rates rise", "https://two.example/1")))
+    a = feed_server.add("/a", wire(item("a-1", "Rates rise", "https://one.example/1")))
+    b = feed_server.add("/b", wire(item("b-1", "Rates rise", "https://two.example/1")))
     fetch_all(engine, config_for({"a": a}))
     fetch_all(engine, config_for({"a": a, "b": b}))
-    c = feed_server.add("/c", rss(item("c-1", "Rates rise", "https://three.example/1")))
+    c = feed_server.add("/c", wire(item("c-1", "Rates rise", "https://three.example/1")))
     fetch_all(engine, config_for({"a": a, "b": b, "c": c}))
     assert [bands_of(engine)[guid] > 0 for guid in ("a-1", "b-1", "c-1")] == [True, False, False]
     other = "Storms closed the port for a second day, and ferries to the islands stayed in harbour."
-    feed_server.add("/a", rss(item("a-1", "Port closed", "https://one.example/1", other)))
+    feed_server.add("/a", wire(item("a-1", "Port closed", "https://one.example/1", other)))
     assert by_source(fetch_all(engine, config_for({"a": a})))["a"].updated == 1
     bands = bands_of(engine)
     assert bands["a-1"] > 0 and bands["b-1"] > 0 and bands["c-1"] == 0, bands
     retold = BODY.replace("on Thursday", "on Thursday morning")
-    d = feed_server.add("/d", rss(item("d-1", "Rates rise", "https://four.example/1", retold)))
+    d = feed_server.add("/d", wire(item("d-1", "Rates rise", "https://four.example/1", retold)))
     fetch_all(engine, config_for({"a": a, "b": b, "c": c, "d": d}))
     with session_factory(engine)() as session:
         stories = dict(session.execute(select(Entry.guid, Entry.story_id)).all())
@@ -213,7 +211,7 @@ def test_bare_headlines_that_repeat_do_not_merge_different_days(
 ) -> None:
     url = feed_server.add(
         "/live",
-        rss(
+        wire(
             item("d1", "Live: latest updates", "https://x.example/live/1", body="Updates."),
             item("d2", "Live: latest updates", "https://x.example/live/2", body="Updates."),
         ),
@@ -227,8 +225,8 @@ def test_the_story_speaks_with_the_highest_priority_source(
     engine: Engine, feed_server: FeedServer
 ) -> None:
     link = "https://example.org/rates"
-    low = feed_server.add("/low", rss(item("l", "Low priority headline", link)))
-    high = feed_server.add("/high", rss(item("h", "High priority headline", link,
+    low = feed_server.add("/low", wire(item("l", "Low priority headline", link)))
+    high = feed_server.add("/high", wire(item("h", "High priority headline", link,
                                              date="Tue, 24 Nov 2026 11:00:00 GMT")))  # fmt: skip
     fetch_all(engine, config_for({"low": low, "high": high}, priorities={"high": 5}))
     with session_factory(engine)() as session:
@@ -240,8 +238,8 @@ def test_the_story_speaks_with_the_highest_priority_source(
 def test_removed_source_is_disabled_and_keeps_its_entries(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    a = feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
-    b = feed_server.add("/b", rss(item("g2", "Storm nears coast", "http://example.org/2",
+    a = feed_server.add("/a", wire(item("g1", "Rates rise", "http://example.org/1")))
+    b = feed_server.add("/b", wire(item("g2", "Storm nears coast", "http://example.org/2",
                                        body="A storm is nearing the coast tonight.")))  # fmt: skip
     fetch_all(engine, config_for({"a": a, "b": b}))
     outcomes = fetch_all(engine, config_for({"b": b}))
@@ -255,9 +253,9 @@ def test_removed_source_is_disabled_and_keeps_its_entries(
 def test_changing_a_source_url_forgets_its_validators(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    old = feed_server.add("/old", rss(item("g1", "Rates rise", "http://example.org/1")))
+    old = feed_server.add("/old", wire(item("g1", "Rates rise", "http://example.org/1")))
     fetch_all(engine, config_for({"a": old}))
-    new = feed_server.add("/new", rss(item("g1", "Rates rise", "http://example.org/1")))
+    new = feed_server.add("/new", wire(item("g1", "Rates rise", "http://example.org/1")))
     fetch_all(engine, config_for({"a": new}))
     assert "If-None-Match" not in feed_server.request_headers["/new"][0]
     with session_factory(engine)() as session:
@@ -267,7 +265,7 @@ def test_changing_a_source_url_forgets_its_validators(
 def test_permanent_redirect_updates_the_fetched_url_and_tells_editors(
     engine: Engine, feed_server: FeedServer
 ) -> None:
-    target = feed_server.add("/moved", rss(item("g1", "Rates rise", "http://example.org/1")))
+    target = feed_server.add("/moved", wire(item("g1", "Rates rise", "http://example.org/1")))
     start = feed_server.add("/start", "", status=301, location=target)
     outcome = by_source(fetch_all(engine, config_for({"a": start})))["a"]
     assert outcome.new == 1
@@ -289,7 +287,7 @@ def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: Feed
         assert source.last_error == "HTTP 503 Service Unavailable"
         assert source.next_fetch_at is not None
         assert source.next_fetch_at >= now + timedelta(seconds=600)
-    feed_server.add("/a", rss(item("g1", "Rates rise", "http://example.org/1")))
+    feed_server.add("/a", wire(item("g1", "Rates rise", "http://example.org/1")))
     fetch_all(engine, config_for({"a": url}), now)
     with session_factory(engine)() as session:
         source = session.get_one(Source, "a")
@@ -315,9 +313,9 @@ def test_copies_joining_stored_stories_take_no_statements_per_copy(
     ]
     copies = [item(f"c{n}", f"Report {n}", f"http://b.example/{n}", t) for n, t in enumerate(texts)]
     sources = {
-        "agency": feed_server.add("/agency.rss", rss(*originals)),
-        "five": feed_server.add("/five.rss", rss(*copies[:5])),
-        "forty": feed_server.add("/forty.rss", rss(*copies[5:])),
+        "agency": feed_server.add("/agency.rss", wire(*originals)),
+        "five": feed_server.add("/five.rss", wire(*copies[:5])),
+        "forty": feed_server.add("/forty.rss", wire(*copies[5:])),
     }
     config = config_for(sources)
     sync_config(engine, config)
@@ -346,7 +344,7 @@ def test_new_stories_are_written_once_with_their_drafted_terms(
     the row afterwards nor reads its text back: tagging it from its draft needs neither."""
     texts = enumerate(distinct_texts(11, 6))
     items = [item(f"n{n}", f"Report {n}", f"http://a.example/{n}", t) for n, t in texts]
-    config = config_for({"agency": feed_server.add("/agency.rss", rss(*items))})
+    config = config_for({"agency": feed_server.add("/agency.rss", wire(*items))})
     sync_config(engine, config)
     with recorded_statements(engine) as statements:
         (outcome,) = fetch_all(engine, config)
@@ -385,13 +383,13 @@ def test_a_near_duplicate_at_the_far_edge_of_the_dedup_window_joins_the_story(
     first = datetime(2026, 11, 20, 10, tzinfo=UTC)
     edge = first + timedelta(seconds=limits.DEDUP_WINDOW)
     url_a = feed_server.add(
-        "/a", rss(item("a1", "Rates rise", "http://a.example/1", date=format_datetime(first)))
+        "/a", wire(item("a1", "Rates rise", "http://a.example/1", date=format_datetime(first)))
     )
     fetch_all(engine, config_for({"a": url_a}))
     retold = BODY.replace("on Thursday", "on Thursday morning")
     url_b = feed_server.add(
         "/b",
-        rss(item("b1", "Rates rise", "http://b.example/1", retold, format_datetime(edge))),
+        wire(item("b1", "Rates rise", "http://b.example/1", retold, format_datetime(edge))),
     )
     outcomes = by_source(fetch_all(engine, config_for({"a": url_a, "b": url_b})))
     assert outcomes["b"].new == 1
@@ -427,7 +425,7 @@ def test_a_source_whose_store_fails_inside_a_write_group_loses_only_its_own_entr
         "c": item("c1", "Storm closes schools", "http://example.org/c1", body="Schools shut."),
     }
     config = config_for(
-        {key: feed_server.add(f"/{key}", rss(body)) for key, body in bodies.items()}
+        {key: feed_server.add(f"/{key}", wire(body)) for key, body in bodies.items()}
     )
     sync_config(engine, config)
     requests = claim(engine, config, "test", 10, due_only=False, host_budget=False)
@@ -468,7 +466,7 @@ def test_a_pass_while_another_writer_holds_sqlite_past_the_timeout_ends_with_tha
     event.listen(engine, "connect", short_wait)
     engine.dispose()
     urls = {
-        key: feed_server.add(f"/{key}", rss(item(f"{key}1", "Rates rise", "http://e.org/")))
+        key: feed_server.add(f"/{key}", wire(item(f"{key}1", "Rates rise", "http://e.org/")))
         for key in "ab"
     }
     config = config_for(urls)
@@ -511,7 +509,7 @@ def test_a_pass_on_sqlite_commits_the_sources_ready_together(
     bodies = [f"Story {n} of the wire: rates, ports and storms, each told once." for n in range(6)]
     urls = {
         f"s{n}": feed_server.add(
-            f"/s{n}", rss(item(f"g{n}", f"Headline {n}", f"http://e.org/{n}", body=body))
+            f"/s{n}", wire(item(f"g{n}", f"Headline {n}", f"http://e.org/{n}", body=body))
         )
         for n, body in enumerate(bodies)
     }
