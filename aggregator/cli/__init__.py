@@ -472,7 +472,7 @@ def export(ctx: click.Context) -> None:
 @click.pass_context
 def retag(ctx: click.Context) -> None:
     """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
 
     config = _load(ctx)
     engine = open_database()
@@ -497,7 +497,7 @@ def retag(ctx: click.Context) -> None:
                 # Stories' tags changed without a new date: every feed is rendered again.
                 tag_index.note_departures(session, "all", [""], now)
             # As an ingest's commit: the feeds these stories are in and the tags' they left.
-            publish.announce(engine, config.site, chunk, departed_at=now)
+            websub.announce(engine, config.site, chunk, departed_at=now)
             progress.update(task, advance=len(chunk))
     click.echo(f"retagged {len(story_ids)} stories")
 
@@ -642,7 +642,7 @@ def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     """Withdraw a story: its page answers 410 with the reason, Atom feeds carry a tombstone."""
     from datetime import UTC, datetime
 
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
     from aggregator.stories.withdrawals import withdraw_story
 
     config = _load(ctx)
@@ -651,7 +651,7 @@ def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     with _wording("caulbart unpublish: "), session_factory(engine).begin() as session:
         story = withdraw_story(session, story_id, reason, now)
         first_time = story.withdrawn_at == now
-    publish.announce(engine, config.site, [story_id])
+    websub.announce(engine, config.site, [story_id])
     note = "" if first_time else f" (already, since {iso_utc(story.withdrawn_at or story.updated)})"
     click.echo(f"story {story_id} withdrawn{note}: {story.withdrawn_reason}")
 
@@ -788,7 +788,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> None:
     from datetime import UTC, datetime
 
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
     from aggregator.stories.review import Review, decide
 
     config = _load(ctx)
@@ -799,7 +799,7 @@ def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> Non
         session_factory(engine).begin() as session,
     ):
         changed = decide(session, ids, Review(decision_name), datetime.now(UTC))
-    publish.announce(engine, config.site, changed)
+    websub.announce(engine, config.site, changed)
     click.echo(f"{decision_name}: " + " ".join(str(i) for i in sorted(set(ids))))
 
 

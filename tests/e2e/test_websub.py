@@ -1,9 +1,9 @@
 """WebSub publish pings leave in the background: a hub that hangs holds up no source's ingest.
 
-The ingest announces after every commit (aggregator.publishing.publish.announce). A hub that takes
-its
-connection and never answers used to hold the storing thread for the ping's whole timeout, once
-per source (per write group on SQLite), so a first ingest of many sources took minutes more."""
+The ingest announces after every commit (aggregator.publishing.websub.announce). A hub that
+takes its connection and never answers used to hold the storing thread for the ping's whole
+timeout, once per source (per write group on SQLite), so a first ingest of many sources took
+minutes more."""
 
 from __future__ import annotations
 
