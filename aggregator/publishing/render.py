@@ -57,7 +57,9 @@ class _CaulbartFeed(BaseExtension):  # type: ignore[misc]
                 ref=story.tag_uri,
                 when=iso_utc(story.withdrawn_at),
             )
-            xml_elem(f"{{{ATOM_NS}}}link", tombstone, href=story.url)
+            # Unqualified, as feedgen writes every Atom element: the root's default namespace
+            # (an xmlns attribute, not lxml's nsmap) makes it atom:link to a reader.
+            xml_elem("link", tombstone, href=story.url)
             if story.withdrawn_reason:
                 xml_elem(f"{{{TOMBSTONE_NS}}}comment", tombstone).text = story.withdrawn_reason
         return feed

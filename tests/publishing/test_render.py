@@ -57,3 +57,15 @@ def test_archive_document_is_marked_and_links_its_neighbours() -> None:
     assert links["next-archive"] == f"{feed}?archive=3"
     assert links["current"] == feed
     assert "next" not in links
+
+
+def test_atom_tombstone_links_the_story_with_a_plain_atom_link() -> None:
+    """RFC 6721 puts an atom:link in the deleted-entry; written as `<link>` in the document's
+    own default namespace, as every other link of the feed, never under a made-up prefix."""
+    gone = published_story(7, withdrawn_at=NOW, withdrawn_reason="Legal")
+    body = render.render(SITE, page_of(tombstones=(gone,)), FeedQuery(), "atom", NOW, 300)
+    assert b"ns0" not in body and b"xmlns:ns" not in body
+    assert f'<link href="{gone.url}"/>'.encode() in body
+    (tombstone,) = etree.fromstring(body).findall(f"{{{render.TOMBSTONE_NS}}}deleted-entry")
+    (link,) = tombstone.findall(f"{{{render.ATOM_NS}}}link")
+    assert link.get("href") == gone.url
