@@ -9,7 +9,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -100,7 +101,9 @@ def notify_hubs(site: SiteConfig, topic_urls: Sequence[str]) -> None:
 class HubPings:
     """Publish pings sent by one background thread per process, so that a slow or unreachable hub
     holds up neither the ingest (which announces after every commit) nor a web request. Topics
-    asked for while a ping is under way wait together and go in the next one.
+    asked for while a ping is under way wait together and go in the next one; during a pass
+    (`held`) they all wait for its end, so that each hub hears of each feed once a pass, not
+    once for every source's commit that changed it.
 
     A command's process waits for them at its end, at most WEBSUB_EXIT_WAIT seconds (atexit).
     """
@@ -114,7 +117,20 @@ class HubPings:
         # Per site (its hubs): the topics waiting, in the order asked.
         self._waiting: dict[SiteConfig, dict[str, None]] = {}
         self._sending = False
+        self._holds = 0
         self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep the pings asked for inside this block, and send them together at its end."""
+        with self._changed:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._holds -= 1
+                self._changed.notify_all()
 
     def send(self, site: SiteConfig, topic_urls: Sequence[str]) -> None:
         """Queue a ping of these topics to the site's hubs; returns at once."""
@@ -143,7 +159,7 @@ class HubPings:
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._waiting:
+                while not self._waiting or self._holds:
                     self._changed.wait()
                 batch, self._waiting = self._waiting, {}
                 self._sending = True

@@ -61,3 +61,18 @@ def test_pings_asked_for_while_a_hub_is_busy_go_together_in_the_next(
         ["https://news.example/a"],
         ["https://news.example/b", "https://news.example/c"],
     ]
+
+
+def test_pings_asked_for_during_a_pass_go_once_each_at_its_end(feed_server: FeedServer) -> None:
+    site = replace(SITE, websub_hubs=(feed_server.url("/hub"),))
+    pings = websub.HubPings()
+    with pings.held():
+        pings.send(site, ["https://news.example/feed.atom", "https://news.example/a"])
+        time.sleep(0.2)  # a ping thread free to send would have sent by now
+        assert not feed_server.posts
+        pings.send(site, ["https://news.example/feed.atom", "https://news.example/b"])
+    assert pings.flush(10)
+    sent = [parse_qs(body.decode())["hub.url"] for _, _, body in feed_server.posts]
+    assert sent == [
+        ["https://news.example/feed.atom", "https://news.example/a", "https://news.example/b"]
+    ]
