@@ -81,12 +81,12 @@ FEED_TOMBSTONES = 50
 # Rendered feed documents kept per process (feeds x formats x pages in use).
 FEED_CACHE_ENTRIES = 512
 # Seconds a rendered feed document is served on an unchanged version before it is rendered again
-# (publish.FeedCache: a story committed out of order by another worker shows within this).
+# (feed_cache.FeedCache: a story committed out of order by another worker shows within this).
 FEED_RECHECK_SECONDS = 60.0
 # Seconds a WebSub hub gets to accept a publish ping; a slow hub must not stall the ingest.
 WEBSUB_TIMEOUT = 5.0
 # Topics (`hub.url`) per publish ping: a retag changes every feed, thousands of URLs.
 WEBSUB_TOPICS_PER_PING = 500
 # Seconds a command waits at its end for the pings it asked for (they are sent in the background,
-# publish.HubPings): a few requests to a hub that answers, or two timeouts of one that does not.
+# websub.HubPings): a few requests to a hub that answers, or two timeouts of one that does not.
 WEBSUB_EXIT_WAIT = 3 * WEBSUB_TIMEOUT

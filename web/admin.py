@@ -24,7 +24,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from aggregator.publishing import publish
+from aggregator.publishing import websub
 from aggregator.storage.db import session_factory
 from aggregator.storage.health import SourceHealth, source_health
 from aggregator.stories.comments import (
@@ -219,7 +219,7 @@ def review_decide() -> ResponseReturnValue:
             changed = decide(session, ids, decision, datetime.now(UTC))
     except ReviewRefused as exc:
         abort(409, description=str(exc))
-    publish.announce(engine, context.config().site, changed)
+    websub.announce(engine, context.config().site, changed)
     return _done("/admin/review", decision, ids)
 
 

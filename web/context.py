@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
-from aggregator.publishing.publish import FeedCache
+from aggregator.publishing.feed_cache import FeedCache
 from aggregator.types import Config
 
 ENGINE = "caulbart.engine"

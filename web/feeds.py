@@ -10,7 +10,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from flask import Blueprint, Response, abort, request
 from flask.typing import ResponseReturnValue
 
-from aggregator.publishing.publish import FeedNotFound, FeedQuery
+from aggregator.errors import FeedNotFound
+from aggregator.publishing.scope import FeedQuery
 from web import context, queries
 
 feeds = Blueprint("feeds", __name__)

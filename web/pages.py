@@ -17,7 +17,8 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
 from aggregator.ingest.normalise import plain_text
-from aggregator.publishing.publish import FORMATS, FeedQuery, PublishedStory
+from aggregator.publishing.scope import FORMATS, FeedQuery
+from aggregator.publishing.stories import PublishedStory
 from aggregator.stories.tagging import tag_slug
 from aggregator.types import Config
 from web import queries, search, structured

@@ -10,7 +10,8 @@ from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session, load_only
 
 from aggregator.permalinks import story_path, story_url
-from aggregator.publishing.publish import PublishedStory, load_stories, stories_among
+from aggregator.publishing.scope import stories_among
+from aggregator.publishing.stories import PublishedStory, load_stories
 from aggregator.storage.db import read_sessions
 from aggregator.storage.models import Entry, Prune, Source, Story, StoryTag, Tag
 from aggregator.stories import tag_index

@@ -8,7 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from aggregator.permalinks import iso_utc
-from aggregator.publishing.publish import PublishedStory
+from aggregator.publishing.stories import PublishedStory
 from aggregator.types import SiteConfig
 
 # JSON allows these escapes in strings; with them, no "</script>", "<!--" or line separator

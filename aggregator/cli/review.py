@@ -59,7 +59,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 
 
 def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> None:
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
     from aggregator.stories.review import Review, decide
 
     config = config_of(ctx)
@@ -70,7 +70,7 @@ def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> Non
         session_factory(engine).begin() as session,
     ):
         changed = decide(session, ids, Review(decision_name), datetime.now(UTC))
-    publish.announce(engine, config.site, changed)
+    websub.announce(engine, config.site, changed)
     click.echo(f"{decision_name}: " + " ".join(str(i) for i in sorted(set(ids))))
 
 

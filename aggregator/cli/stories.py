@@ -108,7 +108,7 @@ def _explain_story(engine: Engine, config: Config, story_id: int, as_json: bool)
 @click.pass_context
 def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     """Withdraw a story: its page answers 410 with the reason, Atom feeds carry a tombstone."""
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
     from aggregator.stories.withdrawals import withdraw_story
 
     config = config_of(ctx)
@@ -117,7 +117,7 @@ def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     with wording("caulbart unpublish: "), session_factory(engine).begin() as session:
         story = withdraw_story(session, story_id, reason, now)
         first_time = story.withdrawn_at == now
-    publish.announce(engine, config.site, [story_id])
+    websub.announce(engine, config.site, [story_id])
     note = "" if first_time else f" (already, since {iso_utc(story.withdrawn_at or story.updated)})"
     click.echo(f"story {story_id} withdrawn{note}: {story.withdrawn_reason}")
 
@@ -212,7 +212,7 @@ def export(ctx: click.Context) -> None:
 @click.pass_context
 def retag(ctx: click.Context) -> None:
     """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
-    from aggregator.publishing import publish
+    from aggregator.publishing import websub
 
     config = config_of(ctx)
     engine = open_database()
@@ -237,7 +237,7 @@ def retag(ctx: click.Context) -> None:
                 # Stories' tags changed without a new date: every feed is rendered again.
                 tag_index.note_departures(session, "all", [""], now)
             # As an ingest's commit: the feeds these stories are in and the tags' they left.
-            publish.announce(engine, config.site, chunk, departed_at=now)
+            websub.announce(engine, config.site, chunk, departed_at=now)
             progress.update(task, advance=len(chunk))
     click.echo(f"retagged {len(story_ids)} stories")
 

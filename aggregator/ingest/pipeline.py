@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from aggregator.errors import UnknownSource as UnknownSource
 from aggregator.ingest import fulltext, prepare, scheduler
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
-from aggregator.publishing import publish
+from aggregator.publishing import websub
 from aggregator.storage import store
 from aggregator.storage.db import (
     after_commit,
@@ -169,7 +169,8 @@ def run_pass(
                 if on_outcome:
                     on_outcome(outcome)
 
-    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+    # The pass's pings go together at its end: each feed named to each hub once.
+    with websub.PINGS.held(), Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         for result in fetch_many(fetcher, requests):
             now = clock()
             pending.append((result, preparer.submit(config, result, now), now))
@@ -394,7 +395,7 @@ def _store(
     counts, related, filtered = in_transaction(engine, store_source)
     _offer_related(engine, f"source={source_id}", related)
     changed = [*counts.story_ids, *withdrawn]
-    after_commit(lambda: publish.announce(engine, config.site, changed, departed_at=now))
+    after_commit(lambda: websub.announce(engine, config.site, changed, departed_at=now))
     if counts.new:
         _refresh_statistics(engine, source_id)
 

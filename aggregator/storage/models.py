@@ -144,7 +144,7 @@ class Source(Base):
 
 class Setting(Base):
     """A value fixed once for the life of the site's database, whatever feeds.yaml says later:
-    `tag_authority`, the host in every feed item's id (publish.story_tag_uri), taken from
+    `tag_authority`, the host in every feed item's id (stories.story_tag_uri), taken from
     `site.base_url` at the first run, so that moving the site to another address never
     re-delivers its stories to subscribers."""
 

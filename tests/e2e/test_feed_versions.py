@@ -1,10 +1,9 @@
 """A cached feed must change when a story leaves it, though no story still in it changed.
 
-Feeds are rendered once per version (aggregator.publishing.publish.FeedCache); the version reads
-only the
-feed's newest and latest story, never a count of its stories. These tests keep one web process
-(its cache warm) while `caulbart fetch` and `caulbart retag` change the database from another,
-and check that each way a story leaves a feed reaches that process's next answer."""
+Feeds are rendered once per version (aggregator.publishing.feed_cache.FeedCache); the version
+reads only the feed's newest and latest story, never a count of its stories. These tests keep
+one web process (its cache warm) while `caulbart fetch` and `caulbart retag` change the database
+from another, and check that each way a story leaves a feed reaches that process's next answer."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from aggregator import limits
-from aggregator.publishing import publish
+from aggregator.publishing import feed_pages, scope
 from aggregator.storage.db import open_database
 from aggregator.storage.models import Entry, Source, Story
 from aggregator.stories.tagging import tag_slug
@@ -157,7 +157,7 @@ IMG = re.compile(r"<img\b[^>]*>")
 @dataclass(frozen=True)
 class Expected:
     """A story as the database holds it, gathered here independently of
-    aggregator.publishing.publish."""
+    aggregator.publishing."""
 
     id: int
     url: str
@@ -459,14 +459,14 @@ def test_a_source_or_tag_feed_is_the_same_however_its_stories_are_found(
     shared_site: Site, monkeypatch: pytest.MonkeyPatch, kind: str, value: str
 ) -> None:
     """A feed of few stories reads its version from its own list of them, one of many walks
-    down the stories' indexes (publish._version_statement): the same version and bytes."""
+    down the stories' indexes (feed_pages._version_statement): the same version and bytes."""
     site = shared_site
     url = f"/{kind}/{value}/feed.atom"
     with site.engine.connect() as connection:
-        listed = publish.feed_version(connection, publish.FeedQuery(kind, value))
+        listed = feed_pages.feed_version(connection, scope.FeedQuery(kind, value))
         listed_response = site.fresh_client().get(url)
-        monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
-        walked = publish.feed_version(connection, publish.FeedQuery(kind, value))
+        monkeypatch.setattr(scope, "LIST_LIMIT", 0)  # as if every source and tag had many
+        walked = feed_pages.feed_version(connection, scope.FeedQuery(kind, value))
         walked_response = site.fresh_client().get(url)
     assert listed.newest_id is not None
     assert walked == listed
@@ -674,7 +674,7 @@ def test_excerpt_only_and_images_false_are_honoured_everywhere(shared_site: Site
 
 def test_ingest_that_changed_stories_pings_the_hub_with_each_feed(site: Site) -> None:
     # Each source's ingest changed stories and asked for a ping; those asked for while one was
-    # under way went together (publish.HubPings), in requests of a bounded size.
+    # under way went together (websub.HubPings), in requests of a bounded size.
     pings = len(site.feed_server.posts)
     sent = [parse_qs(b.decode())["hub.url"] for _, _, b in site.feed_server.posts]
     assert pings >= 1

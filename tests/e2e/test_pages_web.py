@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 import web.sitemap
-from aggregator.publishing import publish
+from aggregator.publishing import scope
 from aggregator.storage.models import Story
 from tests.conftest import (
     SITEMAP_NS,
@@ -187,9 +187,9 @@ def test_a_source_or_tag_page_lists_the_same_stories_however_it_finds_them(
     site: Site, monkeypatch: pytest.MonkeyPatch, path: str, count: int
 ) -> None:
     """Few stories are listed from the source's (tag's) own list of them, many by walking the
-    newest stories (aggregator/publishing/publish.py `stories_among`): the same page either way."""
+    newest stories (aggregator/publishing/scope.py `stories_among`): the same page either way."""
     listed = texts(site.page(path), "//main//h2[@class='card-title']")
-    monkeypatch.setattr(publish, "LIST_LIMIT", 0)  # as if every source and tag had many
+    monkeypatch.setattr(scope, "LIST_LIMIT", 0)  # as if every source and tag had many
     walked = texts(site.page(path), "//main//h2[@class='card-title']")
     assert len(listed) >= count and SHARED_TITLE in listed
     assert walked == listed

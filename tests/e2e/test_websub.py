@@ -1,14 +1,15 @@
 """WebSub publish pings leave in the background: a hub that hangs holds up no source's ingest.
 
-The ingest announces after every commit (aggregator.publishing.publish.announce). A hub that takes
-its
-connection and never answers used to hold the storing thread for the ping's whole timeout, once
-per source (per write group on SQLite), so a first ingest of many sources took minutes more."""
+The ingest announces after every commit (aggregator.publishing.websub.announce). A hub that
+takes its connection and never answers used to hold the storing thread for the ping's whole
+timeout, once per source (per write group on SQLite), so a first ingest of many sources took
+minutes more."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from subprocess import CompletedProcess
 from urllib.parse import parse_qs
 
@@ -79,3 +80,25 @@ def test_a_hub_that_never_answers_holds_up_no_source(
     told = {url for _, _, body in feed_server.posts for url in parse_qs(body.decode())["hub.url"]}
     # Pings asked for meanwhile went together; before the command ended, every feed was named.
     assert {f"http://caulbart.test/source/wire{n}/feed.atom" for n in range(SOURCES)} <= told
+
+
+def test_a_pass_pings_each_hub_once_per_topic(caulbart: Caulbart, feed_server: FeedServer) -> None:
+    """Every source's commit changes the site's own feeds; a pass over many sources still names
+    each feed to the hub once, in pings sent together when the pass has stored them all."""
+    sources = [
+        {"id": f"wire{n}", "url": feed_server.add(f"/wire{n}.rss", rss(n))} for n in range(SOURCES)
+    ]
+    site = {
+        "title": "Caulbart",
+        "base_url": "http://caulbart.test",
+        "websub_hubs": [feed_server.url("/hub")],
+    }
+    write_feeds_yaml(caulbart.config, sources, site=site)
+    result = caulbart("fetch", "--all")
+    assert result.returncode == 0, result.stderr
+    named = Counter(
+        url for _, _, body in feed_server.posts for url in parse_qs(body.decode())["hub.url"]
+    )
+    assert named["http://caulbart.test/feed.atom"] == 1
+    assert {f"http://caulbart.test/source/wire{n}/feed.json" for n in range(SOURCES)} <= set(named)
+    assert [url for url, pings in named.items() if pings > 1] == []
