@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence, Set
-from dataclasses import asdict, dataclass, replace
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, or_, select, text
@@ -24,7 +24,9 @@ from aggregator.ingest.normalise import collapse, plain_text
 from aggregator.ingest.scheduler import claimer_is_dead
 from aggregator.storage.db import among, insert_missing, insert_rows, serialise, write_rows
 from aggregator.storage.models import Entry, EntryBand, FilteredEntry, Host, Setting, Source, Story
-from aggregator.stories import dedupe, review
+from aggregator.stories import assign, dedupe
+from aggregator.stories.assign import Candidates, NearCandidate, StoredEntry, Voice
+from aggregator.stories.dedupe import Fingerprint, Telling, shingles_from_bytes
 from aggregator.types import (
     Config,
     FetchResult,
@@ -255,19 +257,10 @@ class SaveCounts:
     started: tuple[tuple[int, str], ...] = ()
 
 
-class _StoredEntry(NamedTuple):
-    """A stored entry an item may join: what joining it needs, read without the ORM."""
-
-    id: int
-    story_id: int
-    source_id: str
-    published: datetime
-
-
 @dataclass(slots=True, eq=False)
 class _NewStory:
     """A story this batch starts. New stories and entries are written by one INSERT each
-    (db.insert_rows), with the ids numbered here: the ORM's bookkeeping of some 30,000 new
+    (db.insert_rows), with the ids numbered here: the ORM's bookkeeping of many thousands of new
     objects a first ingest cost more than the database's work."""
 
     section: str
@@ -301,28 +294,17 @@ class _NewEntry:
     """An entry this batch adds (see _NewStory), with why it is in its story."""
 
     item: Item
-    print_: dedupe.Fingerprint | None
+    print_: Fingerprint | None
     source_id: str
     story: Story | _NewStory
     match_rule: str
     match_score: float | None = None
-    matched: _StoredEntry | _NewEntry | None = None
+    matched_id: int | None = None  # known once the batch is numbered
     id: int = 0  # numbered once the batch is placed
 
     @property
     def published(self) -> datetime:
         return self.item.published
-
-
-@dataclass(frozen=True)
-class Match:
-    """The stored or just-placed telling an item was matched with, and why."""
-
-    entry: _StoredEntry | _NewEntry
-    verdict: dedupe.Verdict
-    # Whether the story joined holds the item's very text (its words, as the text hash reads
-    # them) already: then that text's band keys are in the index.
-    repeats_text: bool = False
 
 
 def save_items(
@@ -332,20 +314,22 @@ def save_items(
     now: datetime,
     *,
     dedup_window: int = limits.DEDUP_WINDOW,
-    prints: Mapping[str, dedupe.Fingerprint | None] | None = None,
+    prints: Mapping[str, Fingerprint | None] | None = None,
     terms: Mapping[str, Sequence[str]] | None = None,
 ) -> SaveCounts:
     """Store a source's items: new ones as entries (joining or making stories), edits in place.
 
-    `prints` are fingerprints made ahead (aggregator.ingest.prepare). A new item without one repeats
-    a stored text word for word (prepare looked): it joins that text's story without one, and
-    is fingerprinted here only if the text is gone by now. Without `prints`, all are made here.
-    `terms` are drafted terms by guid: a story an item starts is inserted with the item's.
+    Reads what the decision needs, locks the stories it may join, decides (stories.assign),
+    then writes the assignment. `prints` are fingerprints made ahead (aggregator.ingest.prepare).
+    A new item without one repeats a stored text word for word (prepare looked): it joins that
+    text's story without one, and is fingerprinted here only if the text is gone by now. Without
+    `prints`, all are made here. `terms` are drafted terms by guid: a story an item starts is
+    inserted with the item's.
     """
     window = timedelta(seconds=dedup_window)
     ready = prints if prints is not None else {}
 
-    def fingerprint(item: Item) -> dedupe.Fingerprint | None:
+    def fingerprint(item: Item) -> Fingerprint | None:
         return ready[item.guid] if item.guid in ready else dedupe.fingerprint(item)
 
     existing = _entries_by_guid(session, source.id, [item.guid for item in items])
@@ -361,95 +345,123 @@ def save_items(
     # A link several items of the document share (a podcast's home page) names none of them.
     links = Counter(item.link for item in items if item.link)
     shared = {link for link, count in links.items() if count > 1}
-    stored = _stored_matches(
-        session, list(fresh.values()), prints, window, source_id=source.id, now=now, shared=shared
-    )
+
+    def stored_matches(batch: list[Item]) -> dict[str, assign.Match | None]:
+        found = read_candidates(
+            session, batch, prints, window, source_id=source.id, now=now, shared=shared
+        )
+        return assign.match_stored(batch, prints, found, source.id)
+
+    stored = stored_matches(list(fresh.values()))
     if lost := [fresh[g] for g in copies if not (m := stored[g]) or not m.repeats_text]:
         # Their stored text was edited or pruned since prepare looked: matched as any new item.
         prints.update((item.guid, dedupe.fingerprint(item)) for item in lost)
         serialise(session, (k for i in lost for k in dedupe.match_keys(i, prints[i.guid])))
-        stored.update(
-            _stored_matches(
-                session, lost, prints, window, source_id=source.id, now=now, shared=shared
-            )
-        )
+        stored.update(stored_matches(lost))
     edited = [e for i in items if (e := existing.get(i.guid)) and e.content_hash != i.content_hash]
-    matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, _StoredEntry)}
+    matched = {m.entry.story_id for m in stored.values() if m and isinstance(m.entry, StoredEntry)}
     stored_story_ids = matched | {entry.story_id for entry in edited}
     lock_stories(session, stored_story_ids)
-    # Loaded in one query and held while the batch joins them: edited entries find theirs in
-    # the session's (weak) identity map; loaded one by one, each load also flushed the batch.
+    # Loaded in one query and held while the batch joins them: loaded one by one, each load
+    # also flushed the batch.
     held = {story.id: story for story in _stories_by_id(session, stored_story_ids)}
-    placed = _BatchIndex(window, source.id, now)
-    added: dict[str, _NewEntry] = {}
-    reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
-    edited_ids: list[int] = []
-    retold: set[str] = set()  # edited entries' former texts
-    touched: dict[int, Story | _NewStory] = {}
-    # Stories a new or edited entry may bring labels to (its categories, its source's tags).
-    labelled: set[int] = set()
-    # Stories this batch started, with their entries: all in memory, nothing to look up.
-    born: dict[int, tuple[_NewStory, list[_NewEntry]]] = {}
-    updated = unchanged = 0
+    plan = assign.assign(
+        items,
+        assign.BatchSource(
+            source.id, source.publish, source.section, source.language, bool(source.tags)
+        ),
+        now,
+        known={guid: _known(entry) for guid, entry in existing.items()},
+        prints=prints,
+        matches=stored,
+        reviews={story_id: story.review for story_id, story in held.items()},
+        window=window,
+    )
+    return _write(session, source, plan, held, existing, now, fingerprint, terms or {})
+
+
+def _known(entry: Entry) -> assign.KnownEntry:
+    return assign.KnownEntry(
+        entry.id,
+        entry.story_id,
+        entry.content_hash,
+        entry.text_hash,
+        bool(entry.categories),
+        entry.published,
+    )
+
+
+def _write(
+    session: Session,
+    source: Source,
+    plan: assign.Assignment,
+    held: Mapping[int, Story],
+    existing: Mapping[str, Entry],
+    now: datetime,
+    fingerprint: Callable[[Item], Fingerprint | None],
+    terms: Mapping[str, Sequence[str]],
+) -> SaveCounts:
+    """Write an assignment: insert new stories and entries whole, edit entries in place, index
+    their band keys, and take stored stories' text from their best entries again."""
+    founded = {
+        story: _NewStory(
+            story.section, story.language, story.published, story.updated, now, story.review
+        )
+        for story in plan.new_stories
+    }
+    stories: dict[assign.StoryRef, Story | _NewStory] = {
+        assign.ExistingStory(story_id): story for story_id, story in held.items()
+    }
+    for planned_story, row in founded.items():
+        stories[planned_story] = row
+    for story_id, state in plan.reviews.items():
+        held[story_id].review = state
+    for ref in plan.touched:
+        stories[ref].updated = max(stories[ref].updated, now)
+    born: dict[assign.NewStory, list[_NewEntry]] = {story: [] for story in plan.new_stories}
+    new_entries: list[_NewEntry] = []
+    for planned in plan.new_entries:
+        new = _NewEntry(
+            planned.item,
+            planned.print_,
+            source.id,
+            stories[planned.story],
+            planned.rule.value,
+            planned.score,
+        )
+        new_entries.append(new)
+        if isinstance(planned.story, assign.NewStory):
+            born[planned.story].append(new)
+    reindexed: list[tuple[Entry | _NewEntry, Fingerprint | None]] = [
+        (entry, entry.print_) for entry in new_entries
+    ]
     with session.no_autoflush:
-        for item in items:
-            entry = existing.get(item.guid)
-            if entry is None and item.guid not in added:
-                print_ = prints[item.guid]
-                match = stored[item.guid] or placed.match(item, print_)
-                story: Story | _NewStory
-                if match is None:
-                    story = _new_story(item, source, now)
-                    born[id(story)] = (story, [])
-                else:
-                    story = _story_of(match.entry, held)
-                    story.review = review.state_after_join(story.review, source.publish)
-                    if match.repeats_text:
-                        # Its text, word for word, is in the index already: the same band
-                        # keys again would only find the same story (wire copy: half a pass).
-                        print_ = None
-                new = _NewEntry(item, print_, source.id, story, *_explain(source.id, item, match))
-                if id(story) in born:
-                    born[id(story)][1].append(new)
-                story.updated = max(story.updated, now)
-                added[item.guid] = new
-                placed.add(new)
-                reindexed.append((new, print_))
-            elif entry is not None and entry.content_hash != item.content_hash:
-                print_ = fingerprint(item)
-                edited_ids.append(entry.id)
-                if entry.text_hash and entry.text_hash != item.text_hash:
-                    retold.add(entry.text_hash)
-                if entry.categories:
-                    labelled.add(id(entry.story))
-                if item.published == now:
-                    # Undated: its published time is when it was first seen, and stays so.
-                    item = replace(item, published=entry.published)
-                _copy_item(entry, item, print_, now)
-                story = entry.story
-                story.updated = max(story.updated, now)
-                reindexed.append((entry, print_))
-                updated += 1
-            else:
-                unchanged += 1
-                continue
-            touched[id(story)] = story
-            if item.categories or source.tags:
-                labelled.add(id(story))
-    new_stories = [story for story, _ in born.values()]
-    new_entries = list(added.values())
+        for update in plan.updates:
+            entry = existing[update.item.guid]
+            print_ = fingerprint(update.item)
+            _copy_item(entry, update.item, print_, now)
+            reindexed.append((entry, print_))
+    new_stories = list(founded.values())
     _number_new_rows(session, Story, new_stories)
     _number_new_rows(session, Entry, new_entries)
+    for new, planned in zip(new_entries, plan.new_entries, strict=True):
+        matched = planned.matched
+        if isinstance(matched, assign.Earlier):
+            new.matched_id = new_entries[matched.position].id
+        elif matched is not None:
+            new.matched_id = matched.id
     # New stories take their best entry now that entries have ids: inserted whole, not updated.
-    for story, entries in born.values():
-        _refresh_story(story, [(_voice(entry), source.priority) for entry in entries])
-        story.terms = (terms or {}).get(entries[0].item.guid, ())
+    for planned_story, entries in born.items():
+        started = founded[planned_story]
+        _refresh_story(started, [(_voice(entry), source.priority) for entry in entries])
+        started.terms = terms.get(entries[0].item.guid, ())
     insert_rows(session, Story, STORY_COLUMNS, [_story_row(story) for story in new_stories])
     insert_rows(session, Entry, ENTRY_COLUMNS, [_entry_row(entry, now) for entry in new_entries])
     session.flush()  # stored stories' new dates and review states, edited entries
+    retold = {update.retold for update in plan.updates if update.retold}
     reindexed += _texts_left_unindexed(session, retold)
-    _index_bands(session, reindexed, edited_ids)
-    joined = [story for story in touched.values() if isinstance(story, Story)]
+    _index_bands(session, reindexed, [update.entry_id for update in plan.updates])
+    joined = [held[ref.id] for ref in plan.touched if isinstance(ref, assign.ExistingStory)]
     before = {story.id: (_tag_inputs(story), story.published) for story in joined}
     revised = refresh_stories(session, joined)
     for story in joined:
@@ -458,23 +470,20 @@ def save_items(
     retag = [story.id for story in new_stories]
     redated: list[int] = []
     for story in joined:
-        if id(story) in labelled or before[story.id][0] != _tag_inputs(story):
+        labelled = assign.ExistingStory(story.id) in plan.labelled
+        if labelled or before[story.id][0] != _tag_inputs(story):
             retag.append(story.id)
         elif before[story.id][1] != story.published:
             redated.append(story.id)
     return SaveCounts(
         new=len(new_entries),
-        updated=updated,
-        unchanged=unchanged,
-        story_ids=tuple(story.id for story in touched.values()),
+        updated=len(plan.updates),
+        unchanged=plan.unchanged,
+        story_ids=tuple(stories[ref].id for ref in plan.touched),
         retag_ids=tuple(retag),
         relate_ids=tuple(redated),
-        started=tuple((story.id, entries[0].item.guid) for story, entries in born.values()),
+        started=tuple((founded[s].id, entries[0].item.guid) for s, entries in born.items()),
     )
-
-
-def _story_of(entry: _StoredEntry | _NewEntry, held: Mapping[int, Story]) -> Story | _NewStory:
-    return held[entry.story_id] if isinstance(entry, _StoredEntry) else entry.story
 
 
 def record_filtered(
@@ -530,64 +539,52 @@ def _forget_filtered(session: Session, source_id: str, guids: list[str]) -> None
         )
 
 
-def _stored_matches(
+def read_candidates(
     session: Session,
     items: Sequence[Item],
-    prints: Mapping[str, dedupe.Fingerprint | None],
+    prints: Mapping[str, Fingerprint | None],
     window: timedelta,
     *,
     source_id: str | None = None,
     now: datetime | None = None,
     shared: Set[str] = frozenset(),
-) -> dict[str, Match | None]:
-    """Each item's stored telling of the same news: same link (in another source) or text,
-    else a confirmed near-duplicate. A few queries for the whole batch, not three per item."""
-    matches: dict[str, Match | None] = {item.guid: None for item in items}
-    matches.update(_exact_matches(session, items, source_id, shared))
-    near = [
-        (item, print_)
-        for item in items
-        if matches[item.guid] is None and (print_ := prints.get(item.guid)) is not None
-    ]
+) -> dict[str, Candidates]:
+    """Each item's stored entries it may join: same link (in another source) or text, else
+    those sharing most band keys with it. A few queries for the whole batch, not three per item.
+    """
+    by_link, by_text = _exact_candidates(session, items, source_id, shared)
+    found: dict[str, Candidates] = {}
+    near: list[tuple[Item, Fingerprint]] = []
+    for item in items:
+        link = by_link.get(item.link) if item.link else None
+        text = by_text.get(item.text_hash) if item.text_hash else None
+        found[item.guid] = Candidates(by_link=link, by_text=text)
+        if link is None and text is None and (print_ := prints.get(item.guid)) is not None:
+            near.append((item, print_))
     candidates = _band_candidates(session, near, window)
     if now is not None:
         for guid, seen in _first_seen_candidates(session, near, window, now).items():
             candidates[guid] = list(dict.fromkeys([*candidates[guid], *seen]))
     tellings = _tellings(session, {e for ids in candidates.values() for e in ids})
-    verdicts: dict[str, tuple[int, dedupe.Verdict]] = {}
-    for item, print_ in near:
-        found = [tellings[e] for e in candidates[item.guid] if e in tellings]
-        best = dedupe.best_verdict(item, print_, found, source_id)
-        if best is not None:
-            verdicts[item.guid] = (best[0].entry_id, best[1])
-    entries = _stored_by(session, Entry.id, {entry_id for entry_id, _ in verdicts.values()})
-    for guid, (entry_id, verdict) in verdicts.items():
-        matches[guid] = Match(entries[entry_id], verdict)
-    return matches
+    for item, _ in near:
+        told = tuple(tellings[e] for e in candidates[item.guid] if e in tellings)
+        found[item.guid] = Candidates(near=told)
+    return found
 
 
-def _exact_matches(
+def _exact_candidates(
     session: Session, items: Sequence[Item], source_id: str | None, shared: Set[str]
-) -> dict[str, Match]:
-    """Items whose canonical link or text hash a stored entry has, with the oldest such entry.
+) -> tuple[dict[str, StoredEntry], dict[str, StoredEntry]]:
+    """The oldest stored entry holding each item's canonical link, and its text hash.
 
     A link joins only another source's entry: within a source, a guid of its own is an item of
     its own (a weblog's posts of one day, linking to the day's page), unless its text says not;
-    and a link the source's items `shared` names none of them, so joins nothing.
+    and a link the source's items `shared` names none of them, so is not looked up.
     """
     links = {i.link for i in items if i.link and i.link not in shared}
     by_link = _stored_by(session, Entry.link, links, other_than=source_id)
     by_text = _stored_by(session, Entry.text_hash, {i.text_hash for i in items if i.text_hash})
-    matches: dict[str, Match] = {}
-    for item in items:
-        link = by_link.get(item.link) if item.link else None
-        text = by_text.get(item.text_hash) if item.text_hash else None
-        if link is not None and (text is None or link.id <= text.id):
-            same_text = text is not None and text.story_id == link.story_id
-            matches[item.guid] = Match(link, dedupe.Verdict(dedupe.Rule.LINK, 1.0), same_text)
-        elif text is not None:
-            matches[item.guid] = Match(text, dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
-    return matches
+    return by_link, by_text
 
 
 def _stored_by(
@@ -595,23 +592,23 @@ def _stored_by(
     column: InstrumentedAttribute[Any],
     values: set[Any],
     other_than: str | None = None,
-) -> dict[Any, _StoredEntry]:
+) -> dict[Any, StoredEntry]:
     """value -> the oldest entry whose `column` holds it (of a source other than `other_than`),
-    as a _StoredEntry."""
-    found: dict[Any, _StoredEntry] = {}
+    as a StoredEntry."""
+    found: dict[Any, StoredEntry] = {}
     for is_wanted in among(session, column, sorted(values)):
         statement = select(column, Entry.id, Entry.story_id, Entry.source_id, Entry.published)
         if other_than is not None:
             statement = statement.where(Entry.source_id != other_than)
         rows = session.execute(statement.where(is_wanted).order_by(Entry.id.desc()))
         # The oldest last, so it is the one kept.
-        found.update((value, _StoredEntry(*stored)) for value, *stored in rows if value)
+        found.update((value, StoredEntry(*stored)) for value, *stored in rows if value)
     return found
 
 
 def _band_candidates(
     session: Session,
-    near: Sequence[tuple[Item, dedupe.Fingerprint]],
+    near: Sequence[tuple[Item, Fingerprint]],
     window: timedelta,
 ) -> dict[str, list[int]]:
     """Per item, the stored entries sharing most band keys with it within the dedup window."""
@@ -645,7 +642,7 @@ def _band_candidates(
 
 def _first_seen_candidates(
     session: Session,
-    near: Sequence[tuple[Item, dedupe.Fingerprint]],
+    near: Sequence[tuple[Item, Fingerprint]],
     window: timedelta,
     now: datetime,
 ) -> dict[str, list[int]]:
@@ -686,25 +683,26 @@ def _first_seen_candidates(
     return candidates
 
 
-def _tellings(session: Session, entry_ids: set[int]) -> dict[int, dedupe.Telling]:
-    tellings: dict[int, dedupe.Telling] = {}
+def _tellings(session: Session, entry_ids: set[int]) -> dict[int, NearCandidate]:
+    tellings: dict[int, NearCandidate] = {}
     for is_wanted in among(session, Entry.id, sorted(entry_ids)):
         rows = session.execute(
             select(
                 Entry.id, Entry.story_id, Entry.source_id, Entry.title, Entry.shingles,
-                Entry.lede, Entry.link,
+                Entry.lede, Entry.link, Entry.published,
             ).where(is_wanted)
         )  # fmt: skip
         for row in rows:
-            tellings[row.id] = dedupe.Telling(
+            telling = Telling(
                 row.id,
                 row.story_id,
                 row.source_id,
                 row.title,
-                dedupe.shingles_from_bytes(row.shingles),
+                shingles_from_bytes(row.shingles),
                 row.lede,
                 row.link,
             )
+            tellings[row.id] = NearCandidate(telling, row.published)
     return tellings
 
 
@@ -745,69 +743,9 @@ def _stories_by_id(session: Session, story_ids: set[int]) -> list[Story]:
     ]
 
 
-class _BatchIndex:
-    """This batch's new entries, matched in memory: a feed may carry a story and its re-send."""
-
-    def __init__(self, window: timedelta, source_id: str, now: datetime) -> None:
-        self.window = window
-        self.source_id = source_id  # a batch is one source's items
-        self.now = now  # an item published `now` is undated: all of the batch is seen now
-        self.placed: list[_NewEntry] = []
-        # Link, text hash and band keys -> positions in `placed` (some 44 keys an entry).
-        self.by_key: defaultdict[object, list[int]] = defaultdict(list)
-
-    def add(self, entry: _NewEntry) -> None:
-        position = len(self.placed)
-        self.placed.append(entry)
-        by_key = self.by_key
-        by_key[("text", entry.item.text_hash)].append(position)
-        for band in entry.print_.bands if entry.print_ else ():
-            by_key[band].append(position)
-
-    def match(self, item: Item, print_: dedupe.Fingerprint | None) -> Match | None:
-        # One batch is one source's: a shared link does not make its items one (_exact_matches).
-        positions = self.by_key.get(("text", item.text_hash)) if item.text_hash else None
-        if positions:
-            return Match(self.placed[positions[0]], dedupe.Verdict(dedupe.Rule.TEXT, 1.0), True)
-        if print_ is None:
-            return None
-        near = {p for band in print_.bands for p in self.by_key.get(band, ())}
-        tellings = []
-        for position in sorted(near):
-            other = self.placed[position]
-            if other.print_ is None:
-                continue
-            undated = self.now in (item.published, other.published)
-            if not undated and abs(other.published - item.published) > self.window:
-                continue
-            tellings.append(
-                dedupe.Telling(
-                    position, 0, other.source_id, other.item.title, other.print_.shingles,
-                    other.item.lede, other.item.link,
-                )
-            )  # fmt: skip
-        best = dedupe.best_verdict(item, print_, tellings, self.source_id)
-        if best is None:
-            return None
-        return Match(self.placed[best[0].entry_id], best[1])
-
-
-def _explain(
-    source_id: str, item: Item, match: Match | None
-) -> tuple[str, float | None, _StoredEntry | _NewEntry | None]:
-    """Why a new entry is in its story (rule, score, the entry it matched); a newer telling
-    from the same source is an update."""
-    if match is None:
-        return dedupe.Rule.NEW.value, None, None
-    rule = match.verdict.rule
-    if match.entry.source_id == source_id and item.published >= match.entry.published:
-        rule = dedupe.Rule.UPDATE
-    return rule.value, match.verdict.score, match.entry
-
-
 def _texts_left_unindexed(
     session: Session, text_hashes: set[str]
-) -> list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]]:
+) -> list[tuple[Entry | _NewEntry, Fingerprint | None]]:
     """Edited entries' former texts that no entry now holds in the index, each fingerprinted
     on its oldest entry, which then stands for it.
 
@@ -822,7 +760,7 @@ def _texts_left_unindexed(
             oldest.setdefault(entry.text_hash, entry)
             if entry.shingles is not None:
                 indexed.add(entry.text_hash)
-    reindexed: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]] = []
+    reindexed: list[tuple[Entry | _NewEntry, Fingerprint | None]] = []
     for text_hash, entry in oldest.items():
         if text_hash in indexed:
             continue
@@ -835,7 +773,7 @@ def _texts_left_unindexed(
 
 def _index_bands(
     session: Session,
-    entries: list[tuple[Entry | _NewEntry, dedupe.Fingerprint | None]],
+    entries: list[tuple[Entry | _NewEntry, Fingerprint | None]],
     edited: list[int],
 ) -> None:
     """Write the band keys of new and edited entries (numbered or stored, so with their ids);
@@ -883,18 +821,6 @@ def _entries_by_guid(session: Session, source_id: str, guids: list[str]) -> dict
     return found
 
 
-def _new_story(item: Item, source: Source, now: datetime) -> _NewStory:
-    """A story started by `item`; its headline, text and image come with its best entry."""
-    return _NewStory(
-        section=item.section or source.section,
-        language=item.language or source.language,
-        published=item.published,
-        updated=item.updated,
-        created_at=now,
-        review=review.state_for_new_story(source.publish),
-    )
-
-
 def _story_row(story: _NewStory) -> tuple[object, ...]:
     """`story` as values in STORY_COLUMNS' order."""
     return (
@@ -917,9 +843,7 @@ ENTRY_COLUMNS = (
 )  # fmt: skip
 
 
-def _item_values(
-    item: Item, print_: dedupe.Fingerprint | None, now: datetime
-) -> tuple[object, ...]:
+def _item_values(item: Item, print_: Fingerprint | None, now: datetime) -> tuple[object, ...]:
     """The values of ITEM_COLUMNS, in its order."""
     return (
         item.link, item.title, item.lede, item.body_html, item.author, list(item.categories),
@@ -932,14 +856,13 @@ def _item_values(
 
 def _entry_row(entry: _NewEntry, now: datetime) -> tuple[object, ...]:
     """`entry` as values in ENTRY_COLUMNS' order."""
-    matched = entry.matched.id if entry.matched else None
     return (
         entry.id, entry.source_id, entry.story.id, entry.item.guid, now, entry.match_rule,
-        entry.match_score, matched, *_item_values(entry.item, entry.print_, now),
+        entry.match_score, entry.matched_id, *_item_values(entry.item, entry.print_, now),
     )  # fmt: skip
 
 
-def _copy_item(entry: Entry, item: Item, print_: dedupe.Fingerprint | None, now: datetime) -> None:
+def _copy_item(entry: Entry, item: Item, print_: Fingerprint | None, now: datetime) -> None:
     for name, value in zip(ITEM_COLUMNS, _item_values(item, print_, now), strict=True):
         setattr(entry, name, value)
 
@@ -950,24 +873,9 @@ def _tag_inputs(story: Story) -> tuple[object, ...]:
     return (story.title, story.lede, story.body_html, story.section)
 
 
-class _Voice(NamedTuple):
-    """What choosing a story's best entry, and taking its text from it, reads of an entry."""
-
-    id: int
-    source_id: str
-    published: datetime
-    has_full_text: bool
-    title: str
-    lede: str
-    body_html: str
-    image_url: str | None
-    image_credit: str | None
-    language: str | None
-
-
-def _voice(entry: _NewEntry) -> _Voice:
+def _voice(entry: _NewEntry) -> Voice:
     item = entry.item
-    return _Voice(
+    return Voice(
         entry.id, entry.source_id, item.published, item.has_full_text, item.title, item.lede,
         item.body_html, item.image_url, item.image_credit, item.language,
     )  # fmt: skip
@@ -977,53 +885,34 @@ def refresh_stories(session: Session, stories: Iterable[Story]) -> set[int]:
     """Take each story's headline, text and image from its best entry (one query a chunk);
     returns the stories whose own telling changed (see _refresh_story)."""
     by_id = {story.id: story for story in stories}
-    voices: dict[int, list[tuple[_Voice, int]]] = {}
+    voices: dict[int, list[tuple[Voice, int]]] = {}
     for in_story in among(session, Entry.story_id, sorted(by_id)):
         rows = session.execute(
-            select(Entry.story_id, Source.priority, *(getattr(Entry, f) for f in _Voice._fields))
+            select(Entry.story_id, Source.priority, *(getattr(Entry, f) for f in Voice._fields))
             .join(Source, Source.id == Entry.source_id)
             .where(in_story)
         )
         for story_id, priority, *fields in rows:
-            voices.setdefault(story_id, []).append((_Voice(*fields), priority))
+            voices.setdefault(story_id, []).append((Voice(*fields), priority))
     return {story_id for story_id, told in voices.items() if _refresh_story(by_id[story_id], told)}
 
 
-def _refresh_story(story: Story | _NewStory, voices: list[tuple[_Voice, int]]) -> bool:
-    """Take the story's headline, text and image from its best entry; returns whether its own
-    telling changed: a new headline or text from the source that told it before (an edit, a
-    re-send), not another source's copy taking over or joining."""
-    entries = {voice.id: voice for voice, _ in voices}
+def _refresh_story(story: Story | _NewStory, voices: list[tuple[Voice, int]]) -> bool:
+    """Take the story's headline, text and image from its best entry (stories.assign); returns
+    whether its own telling changed: a new headline or text from the source that told it before
+    (an edit, a re-send), not another source's copy taking over or joining."""
     before = (story.title, story.lede, story.body_html)
-    previous = entries.get(story.best_entry_id) if story.best_entry_id is not None else None
-    # Each source's latest telling is its current one; earlier ones were re-sent since.
-    latest: dict[str, int] = {}
-    for entry in sorted(entries.values(), key=lambda e: (e.published, e.id)):
-        latest[entry.source_id] = entry.id
-    best = dedupe.best_entry(
-        [
-            dedupe.Candidate(
-                entry.id,
-                priority,
-                entry.has_full_text,
-                entry.published,
-                superseded=latest[entry.source_id] != entry.id,
-            )
-            for entry, priority in voices
-        ]
-    )
-    chosen = entries[best.entry_id]
-    story.best_entry_id = chosen.id
-    story.title = dedupe.wire_headline(chosen.title)
+    told = assign.story_text(voices, story.best_entry_id)
+    story.best_entry_id = told.best_entry_id
+    story.title = told.title
     story.slug = slugify(story.title)
-    story.lede = chosen.lede
-    story.body_html = chosen.body_html
-    story.image_url = chosen.image_url
-    story.image_credit = chosen.image_credit
-    story.language = chosen.language or story.language
-    story.published = min(entry.published for entry in entries.values())
-    told_again = previous is not None and previous.source_id == chosen.source_id
-    return told_again and before != (story.title, story.lede, story.body_html)
+    story.lede = told.lede
+    story.body_html = told.body_html
+    story.image_url = told.image_url
+    story.image_credit = told.image_credit
+    story.language = told.language or story.language
+    story.published = told.published
+    return told.told_again and before != (story.title, story.lede, story.body_html)
 
 
 def record_fetch(
