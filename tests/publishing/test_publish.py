@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from aggregator.config.load import ConfigError, parse_config
 from aggregator.publishing import publish
 from aggregator.publishing.publish import FeedCache, FeedPage, FeedQuery, Original, PublishedStory
-from aggregator.storage import store
+from aggregator.storage.entries import save_items
+from aggregator.storage.models import Source, Story
+from aggregator.storage.sources import sync_sources
 from aggregator.stories import withdrawals
 from aggregator.types import Config, Defaults, Item, SiteConfig, SourceConfig
 from tests.conftest import FeedServer
@@ -153,9 +155,9 @@ def _config(rights: str | None = None) -> Config:
 
 def _ingest(engine: sqlalchemy.Engine, config: Config, items: list[Item], now: datetime) -> None:
     with Session(engine) as session, session.begin():
-        store.sync_sources(session, config, now)
-        source = session.get_one(store.Source, "wire")
-        store.save_items(session, source, items, now)
+        sync_sources(session, config, now)
+        source = session.get_one(Source, "wire")
+        save_items(session, source, items, now)
 
 
 def test_unchanged_feed_is_served_from_cache_without_rendering(engine: sqlalchemy.Engine) -> None:
@@ -177,7 +179,7 @@ def test_withdrawal_and_new_rights_change_the_feed_version(engine: sqlalchemy.En
     _ingest(engine, config, [_item("g1", "Story one", NOW), _item("g2", "Story two", NOW)], NOW)
     with Session(engine) as session:
         before = publish.feed_version(session.connection(), FeedQuery("source", "wire"))
-        story_id = session.scalars(sqlalchemy.select(store.Story.id)).first()
+        story_id = session.scalars(sqlalchemy.select(Story.id)).first()
     assert before.newest_id is not None
     with Session(engine) as session, session.begin():
         withdrawals.withdraw_story(session, story_id, "wrong", NOW + timedelta(minutes=1))
@@ -217,19 +219,15 @@ def test_a_story_committed_out_of_order_shows_once_its_document_is_rendered_agai
     )
     config = Config(path="feeds.yaml", site=SITE, defaults=Defaults(), sources=sources)
     with Session(postgres) as session, session.begin():
-        store.sync_sources(session, config, NOW)
+        sync_sources(session, config, NOW)
     cache = FeedCache(postgres, config, recheck_after=3600)
     with Session(postgres) as early:
         early.begin()
-        store.save_items(
-            early, early.get_one(store.Source, "early"), [_item("e", "Early", NOW)], NOW
-        )
+        save_items(early, early.get_one(Source, "early"), [_item("e", "Early", NOW)], NOW)
         with Session(postgres) as late, late.begin():
             late.execute(sqlalchemy.text("SET LOCAL lock_timeout = '10s'"))  # fail, never hang
             later = NOW + timedelta(minutes=1)
-            store.save_items(
-                late, late.get_one(store.Source, "late"), [_item("l", "Late", later)], later
-            )
+            save_items(late, late.get_one(Source, "late"), [_item("l", "Late", later)], later)
         first = cache.document(FeedQuery(), "atom")
         early.commit()
     assert b"Late" in first.body and b"Early" not in first.body
