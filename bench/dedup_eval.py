@@ -47,10 +47,10 @@ from aggregator.config.load import parse_config
 from aggregator.ingest.normalise import normalise_entry
 from aggregator.ingest.parse import parse_feed
 from aggregator.ingest.pipeline import claim, run_pass, sync_config
-from aggregator.storage import store
+from aggregator.storage.candidates import read_candidates
 from aggregator.storage.db import open_database, session_factory
 from aggregator.storage.models import Entry, EntryBand, Source, Story
-from aggregator.stories import dedupe
+from aggregator.stories import assign, dedupe
 from aggregator.types import Config, FetchResult, FetchStatus
 
 NEWS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "news"
@@ -503,9 +503,10 @@ def cost(args: argparse.Namespace, database_url: str, tellings: list[Telling]) -
             for item in probes:
                 began = time.perf_counter()
                 print_ = dedupe.fingerprint(item)
-                store._stored_matches(
+                found = read_candidates(
                     session, [item], {item.guid: print_}, window, source_id="probe", now=now
                 )
+                assign.match_stored([item], {item.guid: print_}, found, "probe")
                 timings.append(time.perf_counter() - began)
         median = statistics.median(timings) * 1000
         baseline = baseline or median

@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from aggregator.config.load import SOURCE_ID, ConfigError, ConfigProblem, parse_config, url_key
-from aggregator.storage.store import slugify
+from aggregator.storage.stories import slugify
 from aggregator.types import Config, SourceDraft
 
 # A new file: what an editor would write first.

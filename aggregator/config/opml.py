@@ -15,7 +15,7 @@ from defusedxml.ElementTree import fromstring
 from aggregator.config.load import check_url
 from aggregator.errors import OpmlError as OpmlError
 from aggregator.ingest.normalise import collapse
-from aggregator.storage.store import slugify
+from aggregator.storage.stories import slugify
 from aggregator.types import SourceDraft
 
 # No real subscription list comes near this; a larger file is refused unread.

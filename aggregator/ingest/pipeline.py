@@ -26,7 +26,6 @@ from aggregator.errors import UnknownSource as UnknownSource
 from aggregator.ingest import fulltext, prepare, scheduler
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
 from aggregator.publishing import websub
-from aggregator.storage import store
 from aggregator.storage.db import (
     after_commit,
     analyze_grown_tables,
@@ -36,7 +35,10 @@ from aggregator.storage.db import (
     session_factory,
     write_group,
 )
+from aggregator.storage.entries import SaveCounts, save_items
+from aggregator.storage.filtered import record_filtered
 from aggregator.storage.models import Entry, Source
+from aggregator.storage.sources import active_sources, claim_sources, record_fetch, sync_sources
 from aggregator.stories import dedupe, retention, tag_index, withdrawals
 from aggregator.types import (
     Config,
@@ -75,7 +77,7 @@ def utc_now() -> datetime:
 def sync_config(engine: Engine, config: Config, clock: Clock = utc_now) -> None:
     """Make the sources table match feeds.yaml (new sources start, removed ones stop)."""
     with session_factory(engine).begin() as session:
-        store.sync_sources(session, config, clock())
+        sync_sources(session, config, clock())
 
 
 def claim(
@@ -94,11 +96,11 @@ def claim(
     defaults = config.defaults
     with session_factory(engine).begin() as session:
         if wanted:
-            active = {s.id for s in store.active_sources(session, wanted)}
+            active = {s.id for s in active_sources(session, wanted)}
             missing = sorted(set(wanted) - active)
             if missing:
                 raise UnknownSource(missing)
-        sources = store.claim_sources(
+        sources = claim_sources(
             session,
             worker,
             clock(),
@@ -169,8 +171,7 @@ def run_pass(
                 if on_outcome:
                     on_outcome(outcome)
 
-    # The pass's pings go together at its end: each feed named to each hub once.
-    with websub.PINGS.held(), Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         for result in fetch_many(fetcher, requests):
             now = clock()
             pending.append((result, preparer.submit(config, result, now), now))
@@ -347,10 +348,10 @@ def _store(
 
     def store_source(
         session: Session,
-    ) -> tuple[store.SaveCounts, RelatedLists, int]:
+    ) -> tuple[SaveCounts, RelatedLists, int]:
         # Locked for the whole transaction: no other worker can claim the source meanwhile.
         source = session.get_one(Source, source_id, with_for_update={"key_share": True})
-        counts = store.save_items(
+        counts = save_items(
             session,
             source,
             stories,
@@ -359,7 +360,7 @@ def _store(
             prints=prints,
             terms={guid: draft.terms for guid, draft in prepared.drafts.items()},
         )
-        filtered = store.record_filtered(
+        filtered = record_filtered(
             session, source, prepared.filtered, now, stored_guids=prepared.unseen
         )
         withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
@@ -378,7 +379,7 @@ def _store(
             now=now,
         )
         source.hint_seconds = _publisher_hint(result, feed)
-        store.record_fetch(
+        record_fetch(
             session,
             source,
             result,
@@ -526,7 +527,7 @@ def _record_failure(
     def record(session: Session) -> None:
         source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
         next_time = _next_time(session, config, source, result, now, failed=True)
-        store.record_fetch(session, source, result, now, next_time, error=error)
+        record_fetch(session, source, result, now, next_time, error=error)
 
     in_transaction(engine, record)
     after_commit(

@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 
 from aggregator import limits
 from aggregator.errors import WorkerAlreadyRunning as WorkerAlreadyRunning
+from aggregator.storage.sources import machine_id
 
 if TYPE_CHECKING:  # the store imports this module, and the parsing workers the store: no httpx
     from aggregator.ingest.fetch import FetchRequest
@@ -128,35 +129,9 @@ def sqlite_worker_lock(engine: Engine) -> Iterator[None]:
         handle.close()
 
 
-def machine_id() -> str:
-    """This boot of this machine: pids are only comparable within it."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        return socket.gethostname()
-
-
 def worker_name() -> str:
     """`host:pid:machine:random`: a claim names the process that holds it."""
     return f"{socket.gethostname()}:{os.getpid()}:{machine_id()}:{uuid.uuid4().hex[:6]}"
-
-
-def claimer_is_dead(claimer: str) -> bool:
-    """True only for a claimer of this machine whose process has ended (killed, crashed).
-
-    Its claims are free at once instead of after the lease; claimers on other machines are
-    never judged here and wait for their lease to expire.
-    """
-    parts = claimer.removeprefix("fetch:").split(":")
-    if len(parts) < 4 or parts[2] != machine_id() or not parts[1].isdigit():
-        return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class Worker:

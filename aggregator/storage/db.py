@@ -7,12 +7,10 @@ Caulbart upgrades the database it finds without a separate step.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import os
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,9 +36,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import (
-    DBAPIError,
     DisconnectionError,
     InterfaceError,
     OperationalError,
@@ -92,14 +89,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # Checkpoint the WAL (and sync the file) every ~160 MB rather than every 4 MB: an ingest
-    # writes that much in a few dozen sources (200 feeds x 100 entries: 4 MB -> 40 MB, 110 feeds
-    # 40.9 -> 38.2 s; 40 -> 160 MB, commits 4.56 -> 3.41 s, 31.66 -> 30.38 s; medians of 3).
+    # writes that much in a few dozen sources, and fewer checkpoints make its commits faster.
     # Once checkpointed, the file is cut back to 64 MiB.
     cursor.execute("PRAGMA wal_autocheckpoint=40000")
     cursor.execute("PRAGMA journal_size_limit=67108864")
     # A 64 MiB page cache, filled as pages are read (the default is 2 MiB): an ingest writes band
-    # keys at random places of an index of some 80 MB per 20,000 entries (200x100 feeds: 42.1 ->
-    # 40.3 s, medians of 3 alternated runs; band keys 7.5 -> 5.7 s).
+    # keys at random places of an index far larger than the default cache.
     cursor.execute("PRAGMA cache_size=-65536")
     # A write group's SAVEPOINTs (write_group) keep each changed page's old copy until released:
     # in memory, not in a temporary file on disk.
@@ -152,7 +147,7 @@ def upgrade_schema(engine: Engine) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         # Alembic says each of the ~30 steps at INFO; one line below says where they led.
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Imported here: Alembic (and Mako, Pygments) cost ~0.2 s at start, and the processes that
+    # Imported here: Alembic (and Mako, Pygments) are slow to import, and the processes that
     # never migrate (the parsing workers) import this module too.
     from alembic import command
     from alembic.config import Config as AlembicConfig
@@ -276,122 +271,18 @@ def among(
         return
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
     if dialect.name == "postgresql":
-        yield column == any_(bindparam(None, list(values), type_=_array_of(column.type)))
+        yield column == any_(bindparam(None, list(values), type_=array_of(column.type)))
         return
     listed = func.json_each(bindparam(None, json.dumps(list(values)), type_=String()))
     yield column.in_(select(literal_column("value")).select_from(listed))
 
 
-def _array_of(column_type: TypeEngine[Any]) -> postgresql.ARRAY[Any]:
+def array_of(column_type: TypeEngine[Any]) -> postgresql.ARRAY[Any]:
     """A PostgreSQL array parameter for values of an integer or string column. No length on the
     element type: a cast to VARCHAR(n)[] would cut values rather than let the column refuse
     them."""
     return postgresql.ARRAY(BigInteger() if isinstance(column_type, Integer) else String())
 
-
-def insert_missing(
-    session: Session, model: type[Any], rows: list[dict[str, Any]], key: str
-) -> None:
-    """INSERT rows, skipping those whose `key` exists: safe when concurrent workers race.
-
-    PostgreSQL takes rows of integers and strings as one array a column, in one statement: a
-    statement a row (21,000 new tags and 16,000 stories to relate in a 20,000-entry first
-    ingest) cost the server a round of planning and executing each.
-    """
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    columns = list(rows[0])
-    table = model.__table__
-    if dialect == "postgresql" and all(
-        isinstance(table.c[name].type, Integer | String) for name in columns
-    ):
-        arrays = [
-            func.unnest(
-                bindparam(None, [row[name] for row in rows], type_=_array_of(table.c[name].type))
-            )
-            for name in columns
-        ]
-        bulk = postgresql.insert(model).from_select(columns, select(*arrays))
-        session.connection().execute(bulk.on_conflict_do_nothing(index_elements=[key]))
-        return
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # One statement run for each row (executemany): compiling a VALUES list of hundreds of
-    # rows cost more than inserting them.
-    statement = insert(model).on_conflict_do_nothing(index_elements=[key])
-    session.connection().execute(statement, rows)
-
-
-def insert_rows(
-    session: Session, model: type[Any], columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """INSERT many plain rows in the session's transaction, each value converted by its column's
-    type (JSON, dates) as the ORM would: for rows whose ids are known, past the ORM's per-row
-    bookkeeping, which costs more than the database's work."""
-    connection = session.connection()
-    dialect = connection.dialect
-    table = model.__table__
-    convert = [
-        (position, process)
-        for position, name in enumerate(columns)
-        if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-    if convert:
-        rows = (_converted(row, convert) for row in rows)
-    write_rows(connection, table.name, columns, rows)
-
-
-def _converted(
-    row: Sequence[Any], convert: list[tuple[int, Callable[[Any], Any]]]
-) -> tuple[Any, ...]:
-    values = list(row)
-    for position, process in convert:
-        values[position] = process(values[position])
-    return tuple(values)
-
-
-def write_rows(
-    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """INSERT rows whose values are already in the driver's form.
-
-    PostgreSQL takes them by COPY, which psycopg writes in C: the per-row executemany of tens of
-    thousands of band keys, tags and related posts per first ingest was a tenth of its time.
-    SQLite takes up to ROWS_PER_STATEMENT rows a statement (see there).
-    """
-    rows = list(rows)
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        dbapi = connection.dialect.loaded_dbapi
-        try:
-            with driver.cursor() as cursor, cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except dbapi.Error as exc:  # as SQLAlchemy's own: callers catch SQLAlchemyError
-            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
-        return
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    variables = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per_statement = max(1, min(ROWS_PER_STATEMENT, variables // len(columns)))
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    row = f"({', '.join('?' for _ in columns)})"
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        values = tuple(itertools.chain.from_iterable(chunk))
-        connection.exec_driver_sql(head + ", ".join([row] * len(chunk)), values)
-
-
-# Rows of one INSERT on SQLite. FTS5 writes the search terms it holds to a new segment of its
-# index at the start of every statement of a transaction that has written to it; a story
-# inserted alone (executemany) thus wrote its terms to a segment of its own, which then had to
-# be merged: 0.67 s of the 0.69 s it took to insert 9,632 stories with the index's trigger, in
-# memory, against 0.25 s for 1,000 a statement. Other tables neither gain nor lose.
-ROWS_PER_STATEMENT = 500
 
 # PostgreSQL's "deadlock detected" and "could not serialize": the transaction may simply be retried.
 RETRYABLE_SQLSTATES = {"40P01", "40001"}

@@ -54,7 +54,7 @@ class SourceHealth:
     @property
     def write_back(self) -> str | None:
         """The address feeds.yaml should now say: a permanent redirect not yet copied there
-        (store.sync_sources forgets it once the file names a new address)."""
+        (sources.sync_sources forgets it once the file names a new address)."""
         return self.moved_to
 
     def as_dict(self) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
 
-from aggregator.storage.db import among, in_transaction, insert_missing
+from aggregator.storage.bulk import insert_missing
+from aggregator.storage.db import among, in_transaction
 from aggregator.storage.models import ArticlePage
 from aggregator.types import ArticleText
 

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, defer, load_only
 from sqlalchemy.types import NullType
 
 from aggregator.ingest.normalise import plain_text
-from aggregator.storage.db import among, insert_missing, insert_rows
+from aggregator.storage.bulk import insert_missing, insert_rows
+from aggregator.storage.db import among
 from aggregator.storage.models import (
     Entry,
     FeedChange,
@@ -29,7 +30,7 @@ from aggregator.storage.models import (
     StoryToRelate,
     Tag,
 )
-from aggregator.storage.store import lock_stories
+from aggregator.storage.stories import lock_stories
 from aggregator.stories import tagging
 from aggregator.types import RelatedLists, TagRules
 

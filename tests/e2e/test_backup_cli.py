@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +25,7 @@ from sqlalchemy import func, select
 
 from aggregator.storage.db import open_database
 from aggregator.storage.models import Comment, Source, Story
+from tests import feeds
 from tests.conftest import Caulbart, FeedServer, corpus_path, database_for, write_feeds_yaml
 from web import create_app
 
@@ -45,16 +45,21 @@ HARBOUR = [
 
 def rss(items: list[tuple[str, str, str]]) -> str:
     now = datetime.now(UTC)
-    body = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title>"
-        f"<link>https://news.example/{guid}</link>"
-        f"<pubDate>{format_datetime(now - timedelta(hours=1 + n))}</pubDate>"
-        f'<enclosure url="https://news.example/{guid}.jpg" type="image/jpeg" length="1000"/>'
-        f"<description>&lt;p&gt;{text}&lt;/p&gt;</description></item>"
-        for n, (guid, title, text) in enumerate(items)
+    return feeds.rss(
+        *(
+            feeds.Item(
+                guid=guid,
+                title=title,
+                link=f"https://news.example/{guid}",
+                published=now - timedelta(hours=1 + n),
+                description=f"<p>{text}</p>",
+                extra=f'<enclosure url="https://news.example/{guid}.jpg" type="image/jpeg"'
+                ' length="1000"/>',
+            )
+            for n, (guid, title, text) in enumerate(items)
+        ),
+        title="F",
     )
-    channel = f"<channel><title>F</title><ttl>30</ttl>{body}</channel>"
-    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'
 
 
 def records(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from aggregator.errors import FeedNotFound
 from aggregator.publishing.feed_cache import FeedCache
 from aggregator.publishing.scope import FeedQuery
-from aggregator.storage import store
+from aggregator.storage.entries import save_items
+from aggregator.storage.models import Source
+from aggregator.storage.sources import sync_sources
 from aggregator.types import Config, Defaults, SourceConfig
 from tests.publishing.values import NOW, SITE, ingest, wire_config, wire_item
 
@@ -55,19 +57,15 @@ def test_a_story_committed_out_of_order_shows_once_its_document_is_rendered_agai
     )
     config = Config(path="feeds.yaml", site=SITE, defaults=Defaults(), sources=sources)
     with Session(postgres) as session, session.begin():
-        store.sync_sources(session, config, NOW)
+        sync_sources(session, config, NOW)
     cache = FeedCache(postgres, config, recheck_after=3600)
     with Session(postgres) as early:
         early.begin()
-        store.save_items(
-            early, early.get_one(store.Source, "early"), [wire_item("e", "Early", NOW)], NOW
-        )
+        save_items(early, early.get_one(Source, "early"), [wire_item("e", "Early", NOW)], NOW)
         with Session(postgres) as late, late.begin():
             late.execute(sqlalchemy.text("SET LOCAL lock_timeout = '10s'"))  # fail, never hang
             later = NOW + timedelta(minutes=1)
-            store.save_items(
-                late, late.get_one(store.Source, "late"), [wire_item("l", "Late", later)], later
-            )
+            save_items(late, late.get_one(Source, "late"), [wire_item("l", "Late", later)], later)
         first = cache.document(FeedQuery(), "atom")
         early.commit()
     assert b"Late" in first.body and b"Early" not in first.body

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.publishing import feed_pages
 from aggregator.publishing.scope import FeedQuery
-from aggregator.storage import store
+from aggregator.storage.models import Story
 from aggregator.stories import withdrawals
 from tests.publishing.values import NOW, SITE, ingest, wire_config, wire_item
 
@@ -22,7 +22,7 @@ def test_withdrawal_and_new_rights_change_the_feed_version(engine: sqlalchemy.En
     )
     with Session(engine) as session:
         before = feed_pages.feed_version(session.connection(), FeedQuery("source", "wire"))
-        story_id = session.scalars(sqlalchemy.select(store.Story.id)).first()
+        story_id = session.scalars(sqlalchemy.select(Story.id)).first()
     assert before.newest_id is not None
     with Session(engine) as session, session.begin():
         withdrawals.withdraw_story(session, story_id, "wrong", NOW + timedelta(minutes=1))

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from aggregator.publishing.feed_pages import FeedPage
 from aggregator.publishing.stories import Original, PublishedStory, story_tag_uri
-from aggregator.storage import store
+from aggregator.storage.entries import save_items
+from aggregator.storage.models import Source
+from aggregator.storage.sources import sync_sources
 from aggregator.types import Config, Defaults, Item, SiteConfig, SourceConfig
 
 SITE = SiteConfig(base_url="https://news.example", feed_length=2)
@@ -66,6 +68,6 @@ def wire_config(rights: str | None = None) -> Config:
 
 def ingest(engine: sqlalchemy.Engine, config: Config, items: list[Item], now: datetime) -> None:
     with Session(engine) as session, session.begin():
-        store.sync_sources(session, config, now)
-        source = session.get_one(store.Source, "wire")
-        store.save_items(session, source, items, now)
+        sync_sources(session, config, now)
+        source = session.get_one(Source, "wire")
+        save_items(session, source, items, now)

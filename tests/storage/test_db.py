@@ -12,19 +12,17 @@ from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from aggregator.storage.bulk import ROWS_PER_STATEMENT, insert_missing, write_rows
 from aggregator.storage.db import (
     MIGRATIONS,
-    ROWS_PER_STATEMENT,
     WriteGroupLost,
     after_commit,
     among,
     in_transaction,
-    insert_missing,
     make_engine,
     open_database,
     session_factory,
     write_group,
-    write_rows,
 )
 from aggregator.storage.models import Entry, EntryBand, Source, Story, Tag
 from tests.conftest import recorded_statements
