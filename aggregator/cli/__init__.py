@@ -476,6 +476,7 @@ def retag(ctx: click.Context) -> None:
 
     config = _load(ctx)
     engine = open_database()
+    sync_config(engine, config)  # the sources' tags as feeds.yaml says now, not as last fetched
     with read_sessions(engine)() as session:
         story_ids = list(session.scalars(select(Story.id).order_by(Story.published, Story.id)))
     batch = 200
