@@ -58,16 +58,27 @@ def _not_modified(etag: str, last_modified: datetime) -> bool:
 
 @feeds.get("/sources.opml")
 def sources_opml() -> ResponseReturnValue:
-    """OPML 2.0 of the enabled sources, so readers can subscribe to the originals too."""
+    """OPML 2.0 of the enabled sources, so readers can subscribe to the originals too.
+
+    One folder outline per section holding its feeds: the form feed readers (Miniflux, FreshRSS,
+    NetNewsWire, Feedly) and `caulbart import-opml` file into folders; `category` says the same
+    for readers that read that attribute instead."""
     config = context.config()
     root = ElementTree.Element("opml", version="2.0")
     head = ElementTree.SubElement(root, "head")
     ElementTree.SubElement(head, "title").text = f"{config.site.title}: sources"
     ElementTree.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ElementTree.SubElement(root, "body")
+    folders: dict[str, ElementTree.Element] = {}
     for source in queries.enabled_sources(context.engine()):
+        folder = folders.get(source.section)
+        if folder is None:
+            folder = ElementTree.SubElement(
+                body, "outline", text=source.section, title=source.section
+            )
+            folders[source.section] = folder
         ElementTree.SubElement(
-            body,
+            folder,
             "outline",
             type="rss",
             text=source.name,

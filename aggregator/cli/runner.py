@@ -7,17 +7,16 @@ process, or under gunicorn with several worker processes (`caulbart serve --work
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import FrameType
 
 from sqlalchemy import Engine
 
-from aggregator.config.load import ConfigError, load_config
+from aggregator.config.load import load_config
+from aggregator.config.watch import ConfigWatcher
 from aggregator.ingest import pipeline, prepare
 from aggregator.ingest.fetch import Fetcher, FetchRequest, user_agent
 from aggregator.ingest.scheduler import DEFAULT_TICK, Worker, sqlite_worker_lock
@@ -29,37 +28,6 @@ log = logging.getLogger(__name__)
 
 # How often a worker asks the database whether the daily prune is due.
 PRUNE_CHECK = timedelta(hours=1)
-
-
-class ConfigWatcher:
-    """Re-reads feeds.yaml when its bytes change; an invalid edit is logged and ignored."""
-
-    def __init__(self, path: str, config: Config) -> None:
-        self.path = path
-        self.config = config
-        self._digest = self._read_digest()
-
-    def _read_digest(self) -> str | None:
-        try:
-            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
-        except OSError:
-            return None
-
-    def poll(self) -> Config | None:
-        """The new configuration if the file changed and validates, else None."""
-        digest = self._read_digest()
-        if digest is None or digest == self._digest:
-            return None
-        self._digest = digest
-        try:
-            config = load_config(self.path)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("config rejected, keeping the last good one: %s", problem)
-            return None
-        log.info("config reloaded path=%s sources=%d", self.path, len(config.sources))
-        self.config = config
-        return config
 
 
 class IngestService:
@@ -149,6 +117,8 @@ def run(
 ) -> None:
     """Run the clock and/or the web front until SIGTERM or SIGINT; raises ConfigError at start."""
     config = load_config(config_path)
+    if not clock:  # the clock applies it in _run_clock, once it holds the worker lock
+        pipeline.sync_config(engine, config)  # the terms pages and feeds are published under
     stop = threading.Event()
     _stop_on_signals(stop)
     server = _start_web(engine, host, port, config_path) if web else None
@@ -249,6 +219,10 @@ def serve_with_gunicorn(config_path: str, host: str, port: int, workers: int) ->
 
     from aggregator.storage.db import open_database
     from web import create_app
+
+    engine = open_database()
+    pipeline.sync_config(engine, load_config(config_path))  # once, before the processes start
+    engine.dispose()
 
     class CaulbartWeb(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
         def load_config(self) -> None:

@@ -212,10 +212,12 @@ def export(ctx: click.Context) -> None:
 @click.pass_context
 def retag(ctx: click.Context) -> None:
     """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
+    from aggregator.ingest.pipeline import sync_config
     from aggregator.publishing import websub
 
     config = config_of(ctx)
     engine = open_database()
+    sync_config(engine, config)  # the sources' tags as feeds.yaml says now, not as last fetched
     with read_sessions(engine)() as session:
         story_ids = list(session.scalars(select(Story.id).order_by(Story.published, Story.id)))
     batch = 200

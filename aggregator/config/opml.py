@@ -2,7 +2,10 @@
 
 An OPML file comes from elsewhere: it is parsed with defusedxml, which refuses DTDs, entities
 and external references (no billion laughs, no file reads), as feedparser does for feeds.
-An outline with an `xmlUrl` is a feed; the folder outline it sits in names its section.
+An outline with an `xmlUrl` is a feed. Its section is named by the folder outline it sits in
+(the outermost), as Miniflux, FreshRSS, NetNewsWire and Feedly write them, or else by its own
+`category` attribute (OPML 2.0: comma-separated slash-delimited paths, `/news`; the first path's
+first segment is taken), as some readers and older Caulbarts write it.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def _walk(
             _walk(outline, folder, drafts, notes)
             continue
         try:
-            drafts.append(SourceDraft(url=check_url(url), title=title, section=section))
+            found = section or _category_section(outline)
+            drafts.append(SourceDraft(url=check_url(url), title=title, section=found))
         except ValueError as exc:
             notes.append(f"{title or url}: {exc}")
 
@@ -71,3 +75,13 @@ def _attribute(outline: Element, name: str) -> str | None:
         if key.lower() == name.lower() and (text := collapse(value)):
             return text
     return None
+
+
+def _category_section(outline: Element) -> str | None:
+    """`category="/news"`, `"news"`, `"/World/Europe,/x"`: the first path's first segment."""
+    categories = _attribute(outline, "category")
+    if categories is None:
+        return None
+    first = categories.split(",")[0]
+    segment = next((part for part in first.split("/") if part.strip()), None)
+    return slugify(segment, 64) if segment else None

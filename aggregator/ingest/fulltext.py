@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
@@ -34,6 +35,9 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 # The page's own headline: the story shows its headline already.
 HEADLINE = re.compile(r"<h1\b[^>]*>.*?</h1\s*>", re.IGNORECASE | re.DOTALL)
 ROBOTS_DISALLOWS = "robots.txt disallows"
+ROBOTS_UNREACHABLE = "robots.txt unreachable"
+# How aggregator.ingest.fetch words a request it refuses for its address.
+ADDRESS_REFUSED = "address refused"
 # Answers that will not change on a second try (RFC 9110 15.5.5, 15.5.11): kept in the cache.
 PERMANENT_STATUSES = {404, 410}
 
@@ -98,16 +102,30 @@ def complete_items(
         else:
             completed.add(item.guid)
         result.append(merged)
+    outcomes = Counter(page_outcome(text) for text in fetched)
     log.info(
-        "source=%s full_text tried=%d refused=%d cached=%d fetched=%d kept_summary=%d",
+        "source=%s full_text tried=%d cached=%d refused=%d robots=%d fetched=%d kept_summary=%d",
         source.id,
         len(urls),
-        len(refused),
         len(urls) - len(refused) - len(missing),
-        len(fetched),
+        len(refused) + outcomes["refused"],
+        outcomes["robots"],
+        outcomes["fetched"],
         len(failures),
     )
     return FullTextPass(tuple(result), frozenset(completed), len(wanted), tuple(failures))
+
+
+def page_outcome(text: ArticleText) -> str:
+    """What became of a page `fetch_articles` was given, for the log: `refused` for its address
+    (its robots.txt's, or a redirect's), `robots` (robots.txt forbids it or could not be read),
+    else `fetched` (asked for, whatever it answered)."""
+    error = text.error or ""
+    if error.startswith(ADDRESS_REFUSED):
+        return "refused"
+    if error.startswith((ROBOTS_DISALLOWS, ROBOTS_UNREACHABLE)):
+        return "robots"
+    return "fetched"
 
 
 def merge(item: Item, text: ArticleText) -> Item:
@@ -268,6 +286,6 @@ def _robots_rules(result: FetchResult) -> RobotFileParser | str:
     if result.http_status is not None and 400 <= result.http_status < 500:
         rules.parse([])
         return rules
-    if result.error and result.error.startswith("address refused"):
+    if result.error and result.error.startswith(ADDRESS_REFUSED):
         return result.error
-    return f"robots.txt unreachable: {result.error or result.http_status}"[: limits.MAX_ERROR_CHARS]
+    return f"{ROBOTS_UNREACHABLE}: {result.error or result.http_status}"[: limits.MAX_ERROR_CHARS]

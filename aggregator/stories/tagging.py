@@ -291,7 +291,8 @@ def _content_runs(head: str) -> Iterable[list[str]]:
 
 
 def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
-    """3 to 10 labels, best first: editors' and feeds' own labels, then names, then topics."""
+    """Up to 10 labels, best first: editors' and feeds' own labels, then names, then topics; at
+    least 3 when the text gives them, fewer for a headline-only story (README, "Tags")."""
     scored: dict[str, tuple[float, str]] = {}
 
     def offer(label: str, score: float) -> None:
@@ -317,15 +318,46 @@ def choose_tags(story: StoryText, rules: TagRules) -> list[str]:
     if len(scored) < MIN_TAGS:  # short, summary-only copy: accept weaker evidence
         for name, mentions in entities:
             offer(name, 1.0 + mentions)
+        for name in headline_names(story.title):
+            offer(name, 1.0)
+        if story.section:  # before phrases said once: where the story is filed is sure
+            offer(story.section, 0.5)
         for phrase, weight in extract_key_phrases(story.title, story.text, min_repeats=0):
             if len(scored) >= MIN_TAGS:
                 break
             if " " in phrase:  # lone words said once are too often verbs ("met", "spoke")
                 offer(phrase, weight)
-    if story.section and (len(scored) < MIN_TAGS or story.section in story.source_tags):
+    elif story.section and story.section in story.source_tags:
         offer(story.section, 0.5)
     ranked = sorted(scored.values(), key=lambda pair: (-pair[0], pair[1]))
     return [label for _, label in ranked[:MAX_TAGS]]
+
+
+# A headline's credit and label, never part of its names: "(AFP)", "(FT.com)"; "News: ".
+HEADLINE_CREDIT = re.compile(r"\s*\([^)]{1,40}\)\s*$")
+HEADLINE_LABEL = re.compile(r"^\s*\w+:\s+")
+
+
+def headline_names(title: str) -> list[str]:
+    """The names a headline in sentence case holds ("Super ant colony hits Australia": Australia;
+    "IBM to hire more workers": IBM), for a story whose text is too short to confirm them. In a
+    Title Case headline every word has a capital, so none is taken; nor is a short name that
+    opens it, whose first capital is the sentence's, unless an acronym."""
+    title = HEADLINE_LABEL.sub("", HEADLINE_CREDIT.sub("", title))
+    words = [_bare(word) for word in WORD.findall(title)]
+    content = [word for word in words[1:] if word.lower() not in stop_words()]
+    capitalised = [word for word in content if word[:1].isupper()]
+    if not content or len(capitalised) * 2 > len(content):
+        return []
+    names: list[str] = []
+    for name, opens in _names_in(title, set()):
+        first = name.split()[0]
+        acronym = 2 <= len(first) <= 5 and first.isupper()
+        parts = [word for word in name.split() if word not in NAME_JOINERS]
+        if opens and first == words[0] and not acronym and len(parts) < 3:
+            continue  # "Restive Maldives", "Cox Communications": which word is the name?
+        names.append(name)
+    return names
 
 
 @dataclass(frozen=True)
