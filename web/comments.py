@@ -4,7 +4,7 @@ Protections, all on: the app-wide CSRF check (web.guard), a hidden honeypot fiel
 rate limit (Flask-Limiter), server-side validation, and moderation before anything is shown
 (editors moderate at /admin/comments, web.admin). The email is never rendered, put in a feed,
 or logged; the one exception is the reader's own form, filled in from their "Save my name..."
-cookie, on a page no cache but their browser's may keep.
+cookie, on a page that no cache keeps (Cache-Control: private, no-store).
 """
 
 from __future__ import annotations
