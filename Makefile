@@ -7,8 +7,11 @@ TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LINTED := $(wildcard aggregator web tests bench .ci)
-# axe-core for the browser tests' accessibility check (npm registry, pinned by the lock file).
+# The browser tests' npm tools, pinned by the lock file: axe-core (the accessibility check) and
+# Lighthouse (the scores every page is held to). One `npm ci` installs both.
 AXE := tests/browser/node_modules/axe-core/axe.min.js
+LIGHTHOUSE := tests/browser/node_modules/.bin/lighthouse
+BROWSER_TOOLS := $(AXE) $(LIGHTHOUSE)
 
 .PHONY: run test check lint format clean bench
 
@@ -24,9 +27,9 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(STAMP)
 
-$(AXE): tests/browser/package-lock.json
+$(BROWSER_TOOLS) &: tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund
-	touch $@
+	touch $(BROWSER_TOOLS)
 
 ## run: install into .venv, then the main job (scheduler + web front) on the embedded SQLite default
 run: $(STAMP)
@@ -34,7 +37,7 @@ run: $(STAMP)
 	$(BIN)/caulbart run --host $(HOST) --port $(PORT)
 
 ## test: lint, types, then the whole suite on SQLite and the local PostgreSQL
-test: $(TEST_STAMP) $(AXE) check
+test: $(TEST_STAMP) $(BROWSER_TOOLS) check
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## bench: every speed figure in one command (ingest vs reader and feedparser on SQLite and

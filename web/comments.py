@@ -3,7 +3,8 @@
 Protections, all on: the app-wide CSRF check (web.guard), a hidden honeypot field, a per-client
 rate limit (Flask-Limiter), server-side validation, and moderation before anything is shown
 (editors moderate at /admin/comments, web.admin). The email is never rendered, put in a feed,
-or logged.
+or logged; the one exception is the reader's own form, filled in from their "Save my name..."
+cookie, on a page that no cache keeps (Cache-Control: private, no-store).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, session
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from itsdangerous import BadData, URLSafeSerializer
 
 from aggregator.stories.comments import (
     CommentedStory,
@@ -52,6 +54,13 @@ DEFAULT_RATE_LIMIT = "5 per minute;30 per hour"
 FEED_LENGTH = 50  # newest approved comments in a story's comments feed
 FEED_MAX_AGE = 60
 SESSION_AUTHOR = "comment_author"
+# "Save my name, email, and website in this browser for the next time I comment.": the three
+# fields, signed (so no other site can plant an address in a reader's form), in a cookie only the
+# server reads, kept for half a year after the last comment.
+REMEMBER_FIELD = "remember"
+REMEMBER_COOKIE = "caulbart_commenter"
+REMEMBER_MAX_AGE = 180 * 24 * 3600
+REMEMBERED = ("name", "email", "url")
 
 
 @dataclass(frozen=True)
@@ -63,14 +72,39 @@ class Thread:
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     action: str = ""
+    remember: bool = False  # the "Save my name..." box, ticked
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(str(current_app.config["SECRET_KEY"]), salt="comment-author-details")
+
+
+def remembered_author() -> dict[str, str]:
+    """The name, email and website this browser asked to be remembered; {} without (or with a
+    forged or outdated) cookie."""
+    raw = request.cookies.get(REMEMBER_COOKIE)
+    if not raw:
+        return {}
+    try:
+        saved = _signer().loads(raw)
+    except BadData:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {key: value for key in REMEMBERED if isinstance(value := saved.get(key), str)}
 
 
 @comments.app_template_global()
 def comment_thread(story_id: int) -> Thread:
     """Template global for the story page: its comments, and the form as last submitted."""
     submitted: tuple[dict[str, str], dict[str, str]] | None = g.get("comment_form")
-    values, errors = submitted or ({}, {})
     g.personal = True
+    if submitted:
+        (values, errors), remember = submitted, bool(request.form.get(REMEMBER_FIELD))
+    else:
+        values, errors = remembered_author(), {}
+        remember = bool(values)
+        g.remembered = remember
     author = session.get(SESSION_AUTHOR)
     return Thread(
         approved=approved_comments(context.engine(), story_id),
@@ -80,6 +114,35 @@ def comment_thread(story_id: int) -> Thread:
         values=values,
         errors=errors,
         action=request.path,
+        remember=remember,
+    )
+
+
+@comments.after_app_request
+def unstored_when_filled_in(response: Response) -> Response:
+    """A page whose form holds the reader's remembered email is stored by no cache at all
+    (web.guard makes every page with a form private; this one is not kept even by its reader's
+    browser)."""
+    if g.get("remembered"):
+        response.headers["Cache-Control"] = "private, no-store"
+        response.vary.add("Cookie")
+    return response
+
+
+def remember_author(response: Response, draft: Draft) -> None:
+    """Box ticked: (re)set the cookie with what was just sent; unticked: forget it."""
+    if not request.form.get(REMEMBER_FIELD):
+        if REMEMBER_COOKIE in request.cookies:
+            response.delete_cookie(REMEMBER_COOKIE, httponly=True, samesite="Lax")
+        return
+    saved = {"name": draft.name, "email": draft.email, "url": draft.website}
+    response.set_cookie(
+        REMEMBER_COOKIE,
+        _signer().dumps(saved),
+        max_age=REMEMBER_MAX_AGE,
+        secure=request.is_secure or guard.is_https(context.config()),
+        httponly=True,  # the server fills the form in; no script needs to read it
+        samesite="Lax",
     )
 
 
@@ -134,7 +197,9 @@ def post_comment(year: int, month: int, day: int, ref: StoryRef) -> ResponseRetu
         )
     except StoryClosed:
         abort(410)
-    return back
+    answer = current_app.make_response(back)
+    remember_author(answer, draft)
+    return answer
 
 
 @comments.get(STORY_RULE + "/comments.atom")

@@ -61,7 +61,10 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     fetched = caulbart("fetch", "--all")
     assert fetched.returncode == 0, fetched.stderr
     engine = open_database(caulbart.database_url)
-    app = create_app(engine, {"CAULBART_CONFIG": str(caulbart.config)})
+    # Generous: the form's browser tests post several replies within a minute.
+    app = create_app(
+        engine, {"CAULBART_CONFIG": str(caulbart.config), "COMMENTS_RATE_LIMIT": "1000 per minute"}
+    )
     apps.append(app)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
