@@ -171,7 +171,8 @@ def run_pass(
                 if on_outcome:
                     on_outcome(outcome)
 
-    with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
+    # The pass's pings go together at its end: each feed named to each hub once.
+    with websub.PINGS.held(), Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         for result in fetch_many(fetcher, requests):
             now = clock()
             pending.append((result, preparer.submit(config, result, now), now))
