@@ -1,5 +1,5 @@
-"""The editors' blueprint, /admin: moderation of comments, review of held stories, and the
-sources' health, all behind one token gate.
+"""The editors' blueprint, /admin: a landing page saying what waits, moderation of comments,
+review of held stories, and the sources' health, all behind one token gate.
 
 No token set (CAULBART_ADMIN_TOKEN): the pages do not exist (404). Without the token: 401. Every
 POST also passes the app-wide CSRF check (web.guard), and every page is rate-limited as a wall
@@ -38,6 +38,7 @@ from aggregator.stories.comments import (
 )
 from aggregator.stories.review import Review, ReviewRefused, decide, held_stories
 from web import context, guard
+from web.queries import SourceState, editors_counts, source_state
 from web.routing import form_ids
 
 __all__ = ["admin"]
@@ -145,6 +146,20 @@ def never_stored(response: Response) -> Response:
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+# --- the landing page -----------------------------------------------------------------------
+
+
+@admin.get("")
+def desk() -> ResponseReturnValue:
+    """Where an editor starts: each queue linked with what waits in it, the sources by state."""
+    return render_template("admin/desk.html", counts=editors_counts(context.engine()))
+
+
+@admin.get("/")
+def desk_slash() -> ResponseReturnValue:
+    return redirect("/admin", code=301)
 
 
 # --- an editor's decision, as both queues take it -------------------------------------------
@@ -258,15 +273,39 @@ def chart(row: SourceHealth) -> Chart:
     return Chart(tuple(bars), max(0, days * (BAR_WIDTH + BAR_GAP) - BAR_GAP), CHART_HEIGHT, text)
 
 
+def _chosen_state() -> SourceState | None:
+    """?state= names one SourceState, or is absent (every source); anything else is a 400."""
+    given = request.args.get("state")
+    if given is None:
+        return None
+    try:
+        return SourceState(given)
+    except ValueError:
+        abort(400)
+
+
 @admin.get("/sources")
 def sources() -> ResponseReturnValue:
-    """Every source: state, last success, errors, items per day, next fetch, redirects."""
+    """Every source (or those in one ?state=): state, last success, errors, items per day, next
+    fetch, redirects; the live ones first, those removed from feeds.yaml apart."""
+    chosen = _chosen_state()
     rows = source_health(context.engine(), datetime.now(UTC))
+    states = {
+        row.id: source_state(row.disabled_reason, row.last_status, row.consecutive_errors)
+        for row in rows
+    }
+    shown = [row for row in rows if chosen is None or states[row.id] is chosen]
+    live = [row for row in shown if states[row.id] is not SourceState.REMOVED]
     return render_template(
         "admin/sources.html",
-        rows=rows,
-        charts={row.id: chart(row) for row in rows},
-        moved=[row for row in rows if row.write_back],
+        live=live,
+        removed=[row for row in shown if states[row.id] is SourceState.REMOVED],
+        states=states,
+        counts={state: sum(1 for s in states.values() if s is state) for state in SourceState},
+        total=len(rows),
+        chosen=chosen,
+        charts={row.id: chart(row) for row in shown},
+        moved=[row for row in live if row.write_back],
         bar_width=BAR_WIDTH,
     )
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select
+from sqlalchemy import ColumnElement, Engine, func, literal, select
 from sqlalchemy.orm import Session, load_only
 
 from aggregator.permalinks import story_path, story_url
 from aggregator.publishing.scope import stories_among
 from aggregator.publishing.stories import PublishedStory, load_stories
 from aggregator.storage.db import read_sessions
-from aggregator.storage.models import Entry, Prune, Source, Story, StoryTag, Tag
+from aggregator.storage.models import Comment, Entry, Prune, Source, Story, StoryTag, Tag
+from aggregator.storage.sources import DISABLED_IN_CONFIG, GONE_PREFIX, REMOVED_FROM_CONFIG
 from aggregator.stories import tag_index
-from aggregator.stories.review import visible
+from aggregator.stories.comments import Status
+from aggregator.stories.review import Review, visible
 from aggregator.types import SiteConfig
 from web.routing import ID_MAX
 
@@ -371,3 +375,82 @@ def _sitemap_stories(
             )
             for story_id, slug, title, language, published, updated in rows
         ]
+
+
+class SourceState(StrEnum):
+    """Where a source stands for an editor, from its stored fetch state: the filters of
+    /admin/sources, in the order they are listed."""
+
+    OK = "ok"
+    FAILING = "failing"  # its last fetches failed: retried later and later (backoff)
+    GONE = "gone"  # the publisher answered 410 Gone: no longer fetched
+    DISABLED = "disabled"  # `enabled: false` in feeds.yaml
+    NEW = "new"  # in feeds.yaml, not fetched yet
+    REMOVED = "removed"  # no longer in feeds.yaml: kept with its stories, never fetched
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+
+STATE_LABELS = {
+    SourceState.OK: "OK",
+    SourceState.FAILING: "Failing, backing off",
+    SourceState.GONE: "Gone (410)",
+    SourceState.DISABLED: "Disabled",
+    SourceState.NEW: "Not fetched yet",
+    SourceState.REMOVED: "Removed",
+}
+
+
+def source_state(
+    disabled_reason: str | None, last_status: str | None, consecutive_errors: int
+) -> SourceState:
+    """Why a source is not fetched comes first (removed, disabled, gone); then how its last
+    fetch went."""
+    if disabled_reason == REMOVED_FROM_CONFIG:
+        return SourceState.REMOVED
+    if disabled_reason == DISABLED_IN_CONFIG:
+        return SourceState.DISABLED
+    if disabled_reason and disabled_reason.startswith(GONE_PREFIX):
+        return SourceState.GONE
+    if consecutive_errors > 0:
+        return SourceState.FAILING
+    return SourceState.NEW if last_status is None else SourceState.OK
+
+
+@dataclass(frozen=True)
+class EditorsCounts:
+    """What waits for editors, for /admin: each queue's length and the sources by state."""
+
+    pending_comments: int
+    held_stories: int
+    # Every state, in SourceState's order, with its number of sources (0 included).
+    sources: dict[SourceState, int]
+
+    @property
+    def live_sources(self) -> int:
+        return sum(n for state, n in self.sources.items() if state is not SourceState.REMOVED)
+
+
+def editors_counts(engine: Engine) -> EditorsCounts:
+    """Three small reads: pending comments, held stories, every source's fetch state."""
+    with read_sessions(engine)() as session:
+        pending = session.scalar(
+            select(func.count()).select_from(Comment).where(Comment.status == Status.PENDING.value)
+        )
+        held = session.scalar(
+            select(func.count())
+            .select_from(Story)
+            # Inline, so the planner can prove the partial index ix_stories_held applies.
+            .where(Story.review == literal(Review.HELD.value, literal_execute=True))
+        )
+        states = Counter(
+            source_state(*row)
+            for row in session.execute(
+                select(Source.disabled_reason, Source.last_status, Source.consecutive_errors)
+            )
+        )
+    return EditorsCounts(
+        int(pending or 0), int(held or 0), {state: states[state] for state in SourceState}
+    )
