@@ -42,10 +42,11 @@ test: $(TEST_STAMP) $(BROWSER_TOOLS) check
 
 ## bench: every speed figure in one command (ingest vs reader and feedparser on SQLite and
 ## PostgreSQL, workers 1/2/4 and web processes on PostgreSQL, pages and feeds at 1k/100k stories,
-## the home page during a first ingest on SQLite)
+## the home page during a first ingest on SQLite, the start-up of the commands that do not ingest)
 BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/ingest_bench.py --postgres $(BENCH_POSTGRES) $(INGEST_ARGS)
+	$(BIN)/python bench/startup_bench.py $(STARTUP_ARGS)
 	CAULBART_BENCH_POSTGRES_URL=$(BENCH_POSTGRES) $(BIN)/python bench/scale_bench.py $(SCALE_ARGS)
 	$(BIN)/python bench/web_bench.py $(WEB_ARGS)
 	$(BIN)/python bench/pages_during_ingest.py $(DURING_ARGS)

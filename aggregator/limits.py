@@ -29,6 +29,9 @@ MAX_ERROR_CHARS = 500
 DEFAULT_INTERVAL = 15 * 60
 DEFAULT_MIN_INTERVAL = 5 * 60
 DEFAULT_MAX_INTERVAL = 24 * 60 * 60
+# Seconds between a worker's ticks: how soon a due source is noticed (`--tick`). Here, not only in
+# the scheduler, so `caulbart --help` shows it without importing the scheduler.
+DEFAULT_TICK = 2.0
 # Seconds between two requests to one host, across all workers (feeds.yaml defaults.host_spacing).
 HOST_SPACING = 1
 # A claim lasts twice the fetch timeout plus this margin; then another worker may take it.

@@ -2,6 +2,9 @@
 
 Each module owns one group of commands and lists them in `COMMANDS` (as a Flask blueprint owns
 its routes); what they share (feeds.yaml, wording of errors, the console) is in command.py.
+A command module's top imports click and light modules only; each command imports what it uses
+(SQLAlchemy, rich, the pipeline) when it runs, so `--help`, `check`, `status` and `explain`
+start quickly (tests/test_startup.py, bench/startup_bench.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import click
 from aggregator import __version__
 from aggregator.cli import comments, ingest, review, sources, stories
 from aggregator.cli.command import CaulbartGroup
-from aggregator.ingest.prepare import tune_garbage_collector
+from aggregator.collector import tune_garbage_collector
 
 # Every command module; a new one is one more line here (`caulbart --help` sorts the commands).
 COMMAND_MODULES = (

@@ -6,17 +6,17 @@ import os
 from pathlib import Path
 
 import click
-from sqlalchemy import make_url
 
 from aggregator.cli import main
-from aggregator.storage.backup import restore_backup, write_backup
-from aggregator.storage.db import database_url, open_database
 
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def backup(file: Path) -> None:
     """Write the whole database (stories, entries, comments, sources' state...) to FILE."""
+    from aggregator.storage.backup import write_backup
+    from aggregator.storage.db import open_database
+
     engine = open_database()
     # Written beside FILE and renamed into place: a failed backup never poses as a good one.
     partial = file.with_name(file.name + ".partial")
@@ -39,6 +39,11 @@ def backup(file: Path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore(file: Path) -> None:
     """Load a backup made by `caulbart backup` into a new, empty database (ids kept)."""
+    from sqlalchemy import make_url
+
+    from aggregator.storage.backup import restore_backup
+    from aggregator.storage.db import database_url, open_database
+
     engine = open_database()
     try:
         with file.open("rb") as source:

@@ -1,5 +1,9 @@
 """What every `caulbart` command shares: its feeds.yaml, its console and log, and the one place
-an error is worded and ends it (`CaulbartGroup`)."""
+an error is worded and ends it (`CaulbartGroup`).
+
+Light on purpose: `caulbart --help` and `check` import this and click only. rich, SQLAlchemy and
+the pipeline are imported by the commands that use them (tests/test_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,16 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from aggregator.config.load import load_config
 from aggregator.errors import CaulbartError
-from aggregator.storage.db import database_url
-from aggregator.types import Config
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aggregator.types import Config
 
 # Exit codes (README, "Exit codes"); 0 is success, and each CaulbartError carries its own (1 a
 # refusal the command explains, 2 a usage error, 3 a second worker on one SQLite file).
@@ -29,6 +32,8 @@ story_ids = click.argument("ids", nargs=-1, required=True, type=int, metavar="ID
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # Wide when piped, so tables are not folded into unreadable columns in logs.
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
 
@@ -48,6 +53,8 @@ def setup_logging(verbose: int, interactive: bool) -> None:
 
 def config_of(ctx: click.Context) -> Config:
     """feeds.yaml, parsed; an invalid one ends the command (its problems, exit 1)."""
+    from aggregator.config.load import load_config
+
     return load_config(ctx.obj["config_path"])
 
 
@@ -88,12 +95,29 @@ class CaulbartGroup(click.Group):
             for line in exc.lines():
                 click.echo(line, err=True)
             ctx.exit(exc.exit_code)
-        except SQLAlchemyError as exc:
-            url = make_url(database_url()).render_as_string(hide_password=True)
-            orig = exc.orig if isinstance(exc, DBAPIError) else None
-            reason = str(orig or exc).strip().splitlines()[0]
-            click.echo(f"caulbart: database error on {url}: {reason}", err=True)
-            ctx.exit(EXIT_DATABASE)
         except KeyboardInterrupt:
             click.echo("caulbart: interrupted (what was stored before is kept)", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            click.echo(_database_error_line(exc), err=True)
+            ctx.exit(EXIT_DATABASE)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    # A command that never imported SQLAlchemy (check, --help) cannot have failed in it.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
+def _database_error_line(exc: Exception) -> str:
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from aggregator.storage.db import database_url
+
+    url = make_url(database_url()).render_as_string(hide_password=True)
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    reason = str(orig or exc).strip().splitlines()[0]
+    return f"caulbart: database error on {url}: {reason}"

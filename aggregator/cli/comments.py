@@ -11,7 +11,6 @@ import click
 
 from aggregator.cli.command import config_of, wording
 from aggregator.permalinks import iso_utc
-from aggregator.storage.db import open_database
 
 
 @click.group()
@@ -24,6 +23,7 @@ def comments() -> None:
 @click.pass_context
 def comments_pending(ctx: click.Context, limit: int | None) -> None:
     """The comments awaiting moderation as JSON Lines: id, story, name, excerpt, created."""
+    from aggregator.storage.db import open_database
     from aggregator.stories.comments import forget_ips, pending_comments
 
     engine = open_database()
@@ -49,6 +49,7 @@ def _comment_settings(ctx: click.Context) -> Any:
 
 
 def _moderate(ctx: click.Context, ids: tuple[int, ...], status_name: str) -> None:
+    from aggregator.storage.db import open_database
     from aggregator.stories.comments import Status, forget_ips, moderate
 
     engine = open_database()

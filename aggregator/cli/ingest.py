@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import Engine
 
 from aggregator.cli.command import config_of, setup_logging, stdout_console, wording
-from aggregator.ingest.pipeline import claim, next_due, run_pass, sync_config
-from aggregator.ingest.scheduler import DEFAULT_TICK, worker_name
+from aggregator.limits import DEFAULT_TICK
 from aggregator.permalinks import iso_utc
-from aggregator.storage.db import open_database
-from aggregator.types import SourceOutcome, SourceStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from aggregator.types import SourceOutcome
 
 
 @click.command()
@@ -26,6 +25,19 @@ from aggregator.types import SourceOutcome, SourceStatus
 @click.pass_context
 def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) -> None:
     """One pass over the due (or named, or all) sources; failures are recorded, not fatal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from aggregator.ingest.pipeline import claim, run_pass, sync_config
+    from aggregator.ingest.scheduler import worker_name
+    from aggregator.storage.db import open_database
+
     interactive = sys.stderr.isatty()
     setup_logging(ctx.obj["verbose"], interactive)
     config = config_of(ctx)
@@ -68,6 +80,8 @@ def fetch(ctx: click.Context, source_ids: tuple[str, ...], all_sources: bool) ->
 
 
 def _nothing_due(engine: Engine) -> str:
+    from aggregator.ingest.pipeline import next_due
+
     due = next_due(engine)
     if due is None:
         return "caulbart fetch: nothing due: no enabled source has a next fetch"
@@ -80,6 +94,10 @@ def _nothing_due(engine: Engine) -> str:
 
 
 def _print_summary(outcomes: list[SourceOutcome]) -> None:
+    from rich.table import Table
+
+    from aggregator.types import SourceStatus
+
     table = Table(title="caulbart fetch", title_justify="left")
     columns = ("source", "status", "http", "new", "updated", "unchanged", "filtered", "note")
     for column in columns:
@@ -118,6 +136,7 @@ def _long_running(
     ctx: click.Context, *, clock: bool, web: bool, host: str, port: int, tick: float
 ) -> None:
     from aggregator.cli import runner
+    from aggregator.storage.db import open_database
 
     setup_logging(max(ctx.obj["verbose"], 1), interactive=False)
     config_of(ctx)  # refuse to start on an invalid feeds.yaml, with every problem listed
@@ -171,6 +190,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
         _long_running(ctx, clock=False, web=True, host=host, port=port, tick=DEFAULT_TICK)
         return
     from aggregator.cli import runner
+    from aggregator.storage.db import open_database
 
     setup_logging(max(ctx.obj["verbose"], 1), interactive=False)
     config_of(ctx)  # refuse to start on an invalid feeds.yaml, with every problem listed

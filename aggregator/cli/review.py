@@ -6,11 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import click
-from rich.table import Table
 
 from aggregator.cli.command import config_of, stdout_console, story_ids, wording
 from aggregator.permalinks import iso_utc
-from aggregator.storage.db import open_database, session_factory
 
 
 @click.group()
@@ -24,7 +22,9 @@ def review() -> None:
 def review_list(ctx: click.Context, as_json: bool) -> None:
     """The held stories, oldest first: id, title, section, sources, published, stored."""
     from rich.markup import escape
+    from rich.table import Table
 
+    from aggregator.storage.db import open_database
     from aggregator.stories.review import held_stories
 
     config = config_of(ctx)
@@ -60,6 +60,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 
 def _decide(ctx: click.Context, ids: tuple[int, ...], decision_name: str) -> None:
     from aggregator.publishing import websub
+    from aggregator.storage.db import open_database, session_factory
     from aggregator.stories.review import Review, decide
 
     config = config_of(ctx)

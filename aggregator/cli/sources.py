@@ -7,18 +7,17 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from aggregator.cli.command import stdout_console, wording
-from aggregator.config.feeds_file import Plan
-from aggregator.config.load import load_config
 from aggregator.errors import ConfigError, NotFound, Refused, UsageError
 from aggregator.permalinks import iso_utc
-from aggregator.storage.db import open_database
-from aggregator.types import Config, ProbeReport
+
+if TYPE_CHECKING:
+    from aggregator.config.feeds_file import Plan
+    from aggregator.types import Config, ProbeReport
 
 
 @click.command()
@@ -27,6 +26,8 @@ from aggregator.types import Config, ProbeReport
 @click.pass_context
 def check(ctx: click.Context, probe: bool, as_json: bool) -> None:
     """Validate feeds.yaml: exit 0 if valid, else print file:line: message per problem, exit 1."""
+    from aggregator.config.load import load_config
+
     try:
         config = load_config(ctx.obj["config_path"])
     except ConfigError as exc:  # the problems are check's report: on stdout, not as an error
@@ -62,6 +63,8 @@ def _probe_dict(report: ProbeReport) -> dict[str, Any]:
 
 
 def _print_probes(reports: list[ProbeReport], title: str) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     columns = ("source", "reachable", "http", "format", "items", "newest", "full text", "images")
     for column in (*columns, "credited", "error / note"):
@@ -188,6 +191,9 @@ def add(ctx: click.Context, url: str, section: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Per-source health: state, last success, errors, items per day, next fetch, redirects."""
+    from rich.table import Table
+
+    from aggregator.storage.db import open_database
     from aggregator.storage.health import HEALTH_DAYS, source_health, sparkline
 
     engine = open_database()

@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine, select
 
 from aggregator.cli.command import config_of, story_ids, wording
 from aggregator.errors import NotFound, Refused, UsageError
 from aggregator.permalinks import iso_utc
-from aggregator.publishing.export import export_stories
-from aggregator.storage.db import open_database, read_sessions, session_factory
-from aggregator.storage.models import Story
-from aggregator.stories import tag_index
-from aggregator.types import Config
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from aggregator.types import Config
 
 
 @click.command()
@@ -40,6 +37,7 @@ def explain(
 ) -> None:
     """Why a story holds its entries (STORY_ID), why an item was filtered (--filtered), or what
     became of an entry's link (LINK): its story, or the filter that turned it away."""
+    from aggregator.storage.db import open_database
     from aggregator.stories.explain import filtered_items, find_link
 
     config = config_of(ctx)
@@ -109,6 +107,7 @@ def _explain_story(engine: Engine, config: Config, story_id: int, as_json: bool)
 def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
     """Withdraw a story: its page answers 410 with the reason, Atom feeds carry a tombstone."""
     from aggregator.publishing import websub
+    from aggregator.storage.db import open_database, session_factory
     from aggregator.stories.withdrawals import withdraw_story
 
     config = config_of(ctx)
@@ -128,6 +127,7 @@ def unpublish(ctx: click.Context, story_id: int, reason: str) -> None:
 @click.pass_context
 def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Delete stories (and their entries) older than defaults.keep; pinned and commented stay."""
+    from aggregator.storage.db import open_database, session_factory
     from aggregator.stories import retention
 
     config = config_of(ctx)
@@ -172,6 +172,7 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
 
 def _pin(ctx: click.Context, ids: tuple[int, ...], pinned: bool) -> None:
+    from aggregator.storage.db import open_database, session_factory
     from aggregator.stories.retention import set_pinned
 
     engine = open_database()
@@ -202,6 +203,9 @@ def unpin(ctx: click.Context, ids: tuple[int, ...]) -> None:
 @click.pass_context
 def export(ctx: click.Context) -> None:
     """Every story as one JSON object per line on stdout (the backup format)."""
+    from aggregator.publishing.export import export_stories
+    from aggregator.storage.db import open_database
+
     config = config_of(ctx)
     engine = open_database()
     for line in export_stories(engine, config.site.base_url):
@@ -212,8 +216,21 @@ def export(ctx: click.Context) -> None:
 @click.pass_context
 def retag(ctx: click.Context) -> None:
     """Recompute every story's tags and related posts, oldest first (after a tagging change)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from sqlalchemy import select
+
     from aggregator.ingest.pipeline import sync_config
     from aggregator.publishing import websub
+    from aggregator.storage.db import open_database, read_sessions, session_factory
+    from aggregator.storage.models import Story
+    from aggregator.stories import tag_index
 
     config = config_of(ctx)
     engine = open_database()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
-import gc
 import itertools
 import logging
 import multiprocessing
@@ -36,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator import limits
+from aggregator.collector import tune_garbage_collector
 from aggregator.errors import ParseError
 from aggregator.ingest import filters, headlines
 from aggregator.ingest.normalise import normalise_entry, told_apart_guid
@@ -69,10 +69,6 @@ WATCH_INTERVAL = 0.2
 # Fewer sources than this in one pass are prepared in the calling process: starting the pool's
 # processes (each imports the parsers, SQLAlchemy, numpy) costs most of a second.
 POOL_MIN_SOURCES = 4
-# The cyclic garbage collector's generation thresholds for an ingesting process (see
-# tune_garbage_collector); Python's default is (700, 10, 10).
-COLLECTOR_THRESHOLDS = (10_000, 50, 50)
-
 # How much lower the workers' CPU priority is than the storing process's (see _start_worker).
 WORKER_NICENESS = 10
 
@@ -228,14 +224,6 @@ def _stored(engine: Engine, source_id: str, items: list[Item]) -> tuple[dict[str
 _worker_engine: Engine | None = None
 # Where a worker says which job it starts (job id, its pid), read by its pool's watchdog.
 _worker_starts: Any = None
-
-
-def tune_garbage_collector() -> None:
-    """Collect cycles less often. An ingest allocates millions of short-lived objects, nearly all
-    freed by reference counting, and the default thresholds made the collector sweep the heap
-    (the session's stored rows, the tag index's cache) again and again: a sixth of a first
-    ingest's time. Cycles are still collected, after 10,000 allocations rather than 700."""
-    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def _start_worker(database_url: str, starts: Any) -> None:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -36,7 +36,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
@@ -47,8 +46,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
-from aggregator.ingest import normalise
 from aggregator.storage import search_words
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -101,9 +102,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
     # The full-text index's triggers and content view read a body's words through it (0022).
-    dbapi_connection.create_function(
-        SEARCH_TEXT_FUNCTION, 1, normalise.search_text, deterministic=True
-    )
+    dbapi_connection.create_function(SEARCH_TEXT_FUNCTION, 1, _search_text, deterministic=True)
     # ... and every indexed text's letters as PostgreSQL's index folds them (0030).
     dbapi_connection.create_function(
         search_words.SQL_FUNCTION, 1, search_words.index_words, deterministic=True
@@ -111,6 +110,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Leave transactions to SQLAlchemy (below): the driver's own would not cover DDL, and a
     # migration that fails half-way must roll back whole.
     dbapi_connection.isolation_level = None
+
+
+def _search_text(body_html: str | None) -> str:
+    """normalise.search_text, imported at its first call: a command that only reads (`status`,
+    `explain`) opens the database without importing the ingest's normalising."""
+    from aggregator.ingest.normalise import search_text
+
+    return search_text(body_html)
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -281,6 +288,8 @@ def array_of(column_type: TypeEngine[Any]) -> postgresql.ARRAY[Any]:
     """A PostgreSQL array parameter for values of an integer or string column. No length on the
     element type: a cast to VARCHAR(n)[] would cut values rather than let the column refuse
     them."""
+    from sqlalchemy.dialects import postgresql
+
     return postgresql.ARRAY(BigInteger() if isinstance(column_type, Integer) else String())
 
 

@@ -17,17 +17,18 @@ from aggregator.ingest.normalise import canonical_url
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import read_sessions
 from aggregator.storage.models import Entry, FilteredEntry, Source, Story
-from aggregator.stories import dedupe
 from aggregator.types import Enclosure
 
+# The words of each dedupe.Rule, by its stored value: explaining does not import dedupe (and numpy
+# with it), so `caulbart explain` starts quickly; tests/test_startup.py checks every rule is here.
 RULE_TEXT = {
-    dedupe.Rule.NEW: "started the story",
-    dedupe.Rule.LINK: "same canonical link as entry {matched}",
-    dedupe.Rule.TEXT: "same headline and text as entry {matched}",
-    dedupe.Rule.NEAR: "near-duplicate text of entry {matched} (shingle Jaccard {score})",
-    dedupe.Rule.CONTAINED: "one telling contains the other, entry {matched} (containment {score})",
-    dedupe.Rule.HEADLINE: "similar text (Jaccard {score}) and headline to entry {matched}",
-    dedupe.Rule.UPDATE: "newer version from the same source of entry {matched} (score {score})",
+    "new": "started the story",
+    "link": "same canonical link as entry {matched}",
+    "text": "same headline and text as entry {matched}",
+    "near": "near-duplicate text of entry {matched} (shingle Jaccard {score})",
+    "contained": "one telling contains the other, entry {matched} (containment {score})",
+    "headline": "similar text (Jaccard {score}) and headline to entry {matched}",
+    "update": "newer version from the same source of entry {matched} (score {score})",
 }
 
 
@@ -95,7 +96,7 @@ def _entry_reason(entry: Entry, source: Source, voice_id: int | None) -> EntryRe
         reason = "stored before match explanations were kept"
     else:
         score = f"{entry.match_score:.3f}" if entry.match_score is not None else "-"
-        template = RULE_TEXT[dedupe.Rule(entry.match_rule)]
+        template = RULE_TEXT[entry.match_rule]
         reason = template.format(matched=entry.matched_entry_id, score=score)
     return EntryReason(
         entry_id=entry.id,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlalchemy
 
+from aggregator import collector
 from aggregator.config.load import parse_config
 from aggregator.ingest import prepare
 from aggregator.ingest.pipeline import ingest_result, sync_config
@@ -77,7 +78,7 @@ def test_the_caulbart_command_and_its_workers_collect_garbage_cycles_less_often(
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     ).stdout.splitlines()[-1]
-    assert out == f"(700, 10, 10) {prepare.COLLECTOR_THRESHOLDS}"  # Python's default, then ours
+    assert out == f"(700, 10, 10) {collector.COLLECTOR_THRESHOLDS}"  # Python's default, then ours
     preparer = prepare.Preparer(engine, processes=1)
     try:
         preparer.warm()
@@ -85,7 +86,7 @@ def test_the_caulbart_command_and_its_workers_collect_garbage_cycles_less_often(
         worker_thresholds = preparer._pool.submit(gc.get_threshold).result()
     finally:
         preparer.close()
-    assert worker_thresholds == prepare.COLLECTOR_THRESHOLDS
+    assert worker_thresholds == collector.COLLECTOR_THRESHOLDS
 
 
 # Imported by nothing a parsing worker runs: the CLI, migrations, datasketch's SciPy.
