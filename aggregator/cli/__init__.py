@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from aggregator import __version__
-from aggregator.cli import comments, ingest, review, sources, stories
+from aggregator.cli import backup, comments, ingest, review, sources, stories
 from aggregator.cli.command import CaulbartGroup
 from aggregator.collector import tune_garbage_collector
 
@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     stories,
     review,
     comments,
+    backup,
 )
 
 
@@ -50,9 +51,6 @@ def main(ctx: click.Context, config_path: str, verbose: int) -> None:
 for _module in COMMAND_MODULES:
     for _command in _module.COMMANDS:
         main.add_command(_command)
-
-
-from aggregator.cli import backup as _backup  # noqa: E402, F401  (registers backup, restore)
 
 if __name__ == "__main__":
     main()

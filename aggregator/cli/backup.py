@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from aggregator.cli import main
 
-
-@main.command()
+@click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def backup(file: Path) -> None:
     """Write the whole database (stories, entries, comments, sources' state...) to FILE."""
@@ -35,7 +33,7 @@ def backup(file: Path) -> None:
     )
 
 
-@main.command()
+@click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def restore(file: Path) -> None:
     """Load a backup made by `caulbart backup` into a new, empty database (ids kept)."""
@@ -55,3 +53,6 @@ def restore(file: Path) -> None:
         f"restored {sum(archive.rows.values())} rows of {len(archive.rows)} tables from {file} "
         f"(made {archive.created}, schema {archive.schema}) into {url}"
     )
+
+
+COMMANDS = (backup, restore)
