@@ -18,7 +18,7 @@ import heapq
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -28,13 +28,17 @@ from aggregator.ingest.normalise import WORD, fold
 from aggregator.stories.tagging import BOILERPLATE, extract_entities, stop_words, strip_dateline
 
 # A headline says what the event is; its words count this many times a lede word.
-TITLE_WEIGHT = 3.0
+TITLE_WEIGHT = 3
 # Only the lede of a story's text is read: where every report says what happened.
 LEDE_CHARS = 600
 # A number with what it counts ("$1.8B", "14 bn euro", "37,000 vehicles"): a name of the event.
 NUMBER_WITH_UNIT = re.compile(
-    r"[$£€¥]\s?\d[\d,.]*\s?(?:[a-z]{1,3}\b)?|\b\d[\d,.]*\s?(?:%|[a-z]{1,3}\b|[A-Za-z]{4,})",
+    r"[$£€¥]\s?\d+(?:[.,]\d+)*(?:\s?(?:bn|bln|mln|[mbk]|billion|million|trillion)\b)?"
+    r"|\b\d+(?:[.,]\d+)*\s?(?:%|[^\W\d_]{2,}\b)",
+    re.IGNORECASE,
 )
+# A centroid's cached length is worked out again when the story count has grown by this factor.
+NORM_DRIFT = 1.05
 ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&]{1,5}\b")
 
 
@@ -43,20 +47,24 @@ class CoverageSettings:
     """The algorithm's knobs; the defaults are the ones bench/coverage_eval.py chose."""
 
     # A story joins the best group scoring at least this; below it, it opens a group.
-    threshold: float = 0.34
+    threshold: float = 0.04
     # Two groups are merged by `merge_pass` when their centroids score at least this.
-    merge_threshold: float = 0.40
+    merge_threshold: float = 0.12
     # Groups with no new story for this long are forgotten (seconds).
     window: float = 3 * 24 * 3600
     # A story this far (seconds) from the mean time of a group's stories scores the middle of
     # 1 and time_floor times its text score: an event's reports come within hours of each other.
-    time_half_life: float = 12 * 3600
-    time_floor: float = 0.5
+    time_half_life: float = 6 * 3600
+    time_floor: float = 0.1
+    # A story shares at least this many terms, or a name, with a group it joins.
+    min_shared_terms: int = 2
     # Weights of the TF-IDF cosine and of the name overlap in the score.
-    cosine_weight: float = 0.7
-    names_weight: float = 0.3
-    # Strongest keys of a story looked up in the index, groups read per key, groups scored.
+    cosine_weight: float = 0.8
+    names_weight: float = 0.2
+    # Strongest keys of a story looked up in the index and posted to it, groups read per key,
+    # groups scored.
     lookup_keys: int = 10
+    posted_keys: int = 32
     posting_length: int = 64
     candidates: int = 24
     # Terms kept in a group's centroid (its most frequent): bounds the cost of one score.
@@ -116,6 +124,11 @@ class CoverageGroup:
     terms: Counter[str] = field(default_factory=Counter)
     names: Counter[str] = field(default_factory=Counter)
     agencies: set[str] = field(default_factory=set)
+    # The centroid's squared TF-IDF length, its names' IDF sum, and the story count they were
+    # worked out at (0: to work out again).
+    norm_squared: float = 0.0
+    names_weight: float = 0.0
+    lengths_at: int = 0
 
 
 @lru_cache(maxsize=65536)
@@ -142,7 +155,10 @@ def story_keys(story: CoverageStory) -> StoryKeys:
         terms[term] += TITLE_WEIGHT
     names = {" ".join(pair) for pair in pairwise(headline_terms) if pair[0] != pair[1]}
     for text in (story.headline, lede):
-        names.update(fold(found).replace(",", "").strip() for found in NUMBER_WITH_UNIT.findall(text))
+        names.update(
+            " ".join(fold(found).replace(",", "").split())
+            for found in NUMBER_WITH_UNIT.findall(text)
+        )
         names.update(
             folded for found in ACRONYM.findall(text) if _term(folded := found.lower()) is not None
         )
@@ -162,12 +178,18 @@ class CoverageIndex:
         self._postings: dict[str, list[int]] = {}
         self._document_frequency: Counter[str] = Counter()
         self._documents = 0
+        self._idf: dict[str, float] = {}
         self._changed: set[int] = set()
         self._now = -math.inf
 
     def idf(self, key: str) -> float:
-        """Smoothed inverse document frequency over every story seen so far."""
-        return math.log((1 + self._documents) / (1 + self._document_frequency[key])) + 1.0
+        """Smoothed inverse document frequency over every story seen so far (remembered until
+        the next story: one assignment or merge pass asks for the same keys many times)."""
+        value = self._idf.get(key)
+        if value is None:
+            frequency = self._document_frequency[key]
+            value = self._idf[key] = math.log((1 + self._documents) / (1 + frequency)) + 1.0
+        return value
 
     def assign(self, story: CoverageStory) -> Assignment:
         """Put one story in the best group above the threshold, or open a group for it."""
@@ -217,19 +239,26 @@ class CoverageIndex:
 
     def _count_document(self, keys: StoryKeys) -> None:
         self._documents += 1
+        self._idf.clear()
         self._document_frequency.update(keys.terms.keys())
         self._document_frequency.update(keys.names)
 
-    def _strongest(self, keys: StoryKeys) -> list[str]:
-        weighted = [(weight * self.idf(term), term) for term, weight in keys.terms.items()]
-        weighted += [(TITLE_WEIGHT * self.idf(name), name) for name in keys.names]
-        return [key for _, key in heapq.nlargest(self.settings.lookup_keys, weighted)]
+    def _strongest(self, keys: StoryKeys, count: int, seen_before: bool = False) -> list[str]:
+        """The story's `count` keys of most weight times IDF; with `seen_before`, only keys
+        another story has (a key only this story has finds nothing in the index)."""
+        frequency = self._document_frequency
+        weighted = [
+            (weight * self.idf(key), key)
+            for key, weight in [*keys.terms.items(), *((n, TITLE_WEIGHT) for n in keys.names)]
+            if not seen_before or frequency[key] > 1
+        ]
+        return [key for _, key in heapq.nlargest(count, weighted)]
 
     def _candidates(self, keys: StoryKeys, at: float) -> list[int]:
         """The groups sharing most of the story's strongest keys, most recent posting first."""
         oldest = at - self.settings.window
         hits: Counter[int] = Counter()
-        for key in self._strongest(keys):
+        for key in self._strongest(keys, self.settings.lookup_keys, seen_before=True):
             for group_id in self._postings.get(key, ())[-self.settings.posting_length :]:
                 group = self.groups.get(group_id)
                 if group is not None and group.last >= oldest:
@@ -237,30 +266,46 @@ class CoverageIndex:
         ranked = sorted(hits.items(), key=lambda pair: (-pair[1], -pair[0]))
         return [group_id for group_id, _ in ranked[: self.settings.candidates]]
 
-    def _cosine(self, terms: Mapping[str, float], centroid: Mapping[str, float]) -> float:
+    def _norm(self, weights: Mapping[str, float]) -> float:
         idf = self.idf
-        dot = sum(weight * centroid[t] * idf(t) ** 2 for t, weight in terms.items() if t in centroid)
-        if not dot:
-            return 0.0
-        own = math.sqrt(sum((weight * idf(t)) ** 2 for t, weight in terms.items()))
-        other = math.sqrt(sum((weight * idf(t)) ** 2 for t, weight in centroid.items()))
-        return dot / (own * other)
+        return math.sqrt(sum((weight * idf(term)) ** 2 for term, weight in weights.items()))
 
-    def _names_share(self, names: Iterable[str], known: Mapping[str, int]) -> float:
-        """The share of the names' IDF weight that the other side has too."""
-        weights = {name: self.idf(name) for name in names}
-        total = sum(weights.values())
-        return sum(w for name, w in weights.items() if name in known) / total if total else 0.0
+    def _lengths(self, group: CoverageGroup) -> tuple[float, float]:
+        """The centroid's TF-IDF length and its names' IDF sum, kept up to date as stories join
+        and worked out again when the story count has grown by NORM_DRIFT (the IDF drifts):
+        otherwise most of the cost of a score."""
+        if not group.lengths_at or self._documents > group.lengths_at * NORM_DRIFT:
+            idf = self.idf
+            group.norm_squared = sum((w * idf(t)) ** 2 for t, w in group.terms.items())
+            group.names_weight = sum(map(idf, group.names))
+            group.lengths_at = self._documents
+        return math.sqrt(group.norm_squared), group.names_weight
+
+    def _cosine(self, terms: Mapping[str, float], norm: float, group: CoverageGroup) -> float:
+        idf, centroid = self.idf, group.terms
+        dot = sum(
+            weight * centroid[t] * idf(t) ** 2 for t, weight in terms.items() if t in centroid
+        )
+        return dot / (norm * self._lengths(group)[0]) if dot else 0.0
+
+    def _shared_names(self, names: Collection[str], other: Collection[str]) -> float:
+        smaller, larger = (names, other) if len(names) <= len(other) else (other, names)
+        return sum(self.idf(name) for name in smaller if name in larger)
 
     def _time_factor(self, at: float, group: CoverageGroup) -> float:
         distance = abs(at - group.time_sum / len(group.members))
         floor = self.settings.time_floor
-        return floor + (1.0 - floor) * 0.5 ** (distance / self.settings.time_half_life)
+        return floor + (1.0 - floor) * math.pow(0.5, distance / self.settings.time_half_life)
 
     def _score(self, keys: StoryKeys, group: CoverageGroup, at: float) -> float:
         settings = self.settings
-        text = settings.cosine_weight * self._cosine(keys.terms, group.terms)
-        names = settings.names_weight * self._names_share(keys.names, group.names)
+        shared = sum(1 for term in keys.terms if term in group.terms)
+        if shared < settings.min_shared_terms and not any(n in group.names for n in keys.names):
+            return 0.0
+        text = settings.cosine_weight * self._cosine(keys.terms, self._norm(keys.terms), group)
+        total = sum(map(self.idf, keys.names))
+        share = self._shared_names(keys.names, group.names) / total if total else 0.0
+        names = settings.names_weight * share
         return (text + names) * self._time_factor(at, group)
 
     def _group_keys(self, group: CoverageGroup) -> StoryKeys:
@@ -269,14 +314,17 @@ class CoverageIndex:
     def _group_score(self, group: CoverageGroup, other: CoverageGroup) -> float:
         """Centroid against centroid; names counted both ways and the lower share taken."""
         settings = self.settings
-        text = settings.cosine_weight * self._cosine(group.terms, other.terms)
-        names = min(
-            self._names_share(group.names, other.names), self._names_share(other.names, group.names)
-        )
+        norm, names_weight = self._lengths(group)
+        text = settings.cosine_weight * self._cosine(group.terms, norm, other)
+        # The share of the larger side's names weight: the lower of the two shares.
+        larger = max(names_weight, self._lengths(other)[1])
+        names = self._shared_names(group.names, other.names) / larger if larger else 0.0
         at = group.time_sum / len(group.members)
         return (text + settings.names_weight * names) * self._time_factor(at, other)
 
-    def _shared(self, keys: StoryKeys, group: CoverageGroup) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def _shared(
+        self, keys: StoryKeys, group: CoverageGroup
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         terms = sorted((t for t in keys.terms if t in group.terms), key=lambda t: (-self.idf(t), t))
         names = sorted(n for n in keys.names if n in group.names)
         return tuple(terms[:8]), tuple(names[:8])
@@ -286,10 +334,16 @@ class CoverageIndex:
         group.time_sum += at
         group.first, group.last = min(group.first, at), max(group.last, at)
         group.agencies.add(story.agency)
+        if group.lengths_at:  # keep the lengths exact for the current IDF
+            idf = self.idf
+            for term, weight in keys.terms.items():
+                before = group.terms[term]
+                group.norm_squared += ((before + weight) ** 2 - before**2) * idf(term) ** 2
+            group.names_weight += sum(idf(name) for name in keys.names if name not in group.names)
         group.terms.update(keys.terms)
         group.names.update(keys.names)
         self._trim(group)
-        for key in self._strongest(keys):
+        for key in self._strongest(keys, self.settings.posted_keys):
             self._post(key, group.group_id)
         self._changed.add(group.group_id)
 
@@ -297,8 +351,10 @@ class CoverageIndex:
         limit = self.settings.centroid_terms
         if len(group.terms) > 2 * limit:
             group.terms = Counter(dict(group.terms.most_common(limit)))
+            group.lengths_at = 0
         if len(group.names) > 2 * limit:
             group.names = Counter(dict(group.names.most_common(limit)))
+            group.lengths_at = 0
 
     def _post(self, key: str, group_id: int) -> None:
         posting = self._postings.setdefault(key, [])
@@ -315,8 +371,9 @@ class CoverageIndex:
         kept.agencies |= absorbed.agencies
         kept.terms.update(absorbed.terms)
         kept.names.update(absorbed.names)
+        kept.lengths_at = 0
         self._trim(kept)
-        for key in self._strongest(self._group_keys(kept)):
+        for key in self._strongest(self._group_keys(kept), self.settings.posted_keys):
             self._post(key, kept.group_id)
         del self.groups[absorbed.group_id]
         self._changed.discard(absorbed.group_id)
