@@ -7,9 +7,11 @@ time order, by aggregator/stories/coverage.py and by a plain online TF-IDF centr
 headlines, and scored with B-cubed precision, recall and F1.
 
 Times: the file's timestamps are crawl times, each story's reports within a minute and no two
-stories overlapping, so a time signal would be an oracle. By default (--times interleaved) each
-report is dated at its story's first crawl plus a seeded random delay of up to --spread hours,
-so the stories run side by side as a news day's do; --times original keeps the file's.
+stories overlapping, so a time signal would be an oracle. By default (--times exponential) each
+report is dated at its story's first crawl plus a seeded random delay, exponential with a mean
+of --spread hours (6), so the stories run side by side as a news day's do; --times uniform
+spreads each story's reports evenly over --spread hours (a harder test: try 36); --times
+original keeps the file's.
 
 Cost: the per-story time of `assign` (median, microseconds) and stories/s including merge
 passes, at 1k, 10k and 100k stories, synthesised by replaying the file with distinct ids and
@@ -18,7 +20,7 @@ times shifted past the window, so the groups alive at once stay those of one rep
 The reports come from the CSV here; an --ingest mode (one feed per publisher on loopback,
 ingested by the pipeline, stored groups scored) plugs in as another `Report` source.
 
-    .venv/bin/python bench/coverage_eval.py [--times interleaved|original] [--spread 36]
+    .venv/bin/python bench/coverage_eval.py [--times exponential|uniform|original] [--spread H]
         [--threshold T] [--merge-threshold M] [--sweep] [--sizes 1000,10000,100000]
 """
 

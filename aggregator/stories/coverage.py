@@ -5,9 +5,10 @@ stories of one event as they arrive. Pure and in memory: `CoverageIndex.assign` 
 text, agency and time and returns a typed `Assignment` (an existing group or a new one); the
 caller stores it. Candidates come from an inverted index of each story's strongest terms and
 names within a time window; the score is a title-weighted TF-IDF cosine against the group's
-centroid, the share of the story's names the group has, and a mild preference for recent
-groups. Precision first: a story joins only above the threshold, and `merge_pass` joins two
-groups only when their centroids are at least as alike. Cost stays flat as the archive grows:
+centroid plus the share of the story's names the group has, times a factor that falls with the
+distance from the group's mean time. Precision first: a story joins only above the threshold
+and sharing two terms or a name, and `merge_pass` joins two groups only when their centroids
+score above a higher threshold. Cost stays flat as the archive grows:
 posting lists and candidate lists are bounded, and groups quiet for longer than the window are
 forgotten.
 """
@@ -357,9 +358,12 @@ class CoverageIndex:
             group.lengths_at = 0
 
     def _post(self, key: str, group_id: int) -> None:
+        """The key's groups, each once, the latest to take the key last."""
         posting = self._postings.setdefault(key, [])
         if posting and posting[-1] == group_id:
             return
+        if group_id in posting:
+            posting.remove(group_id)
         posting.append(group_id)
         if len(posting) > 2 * self.settings.posting_length:  # keep only the most recent
             del posting[: -self.settings.posting_length]
