@@ -59,7 +59,7 @@ def fill(database_url: str, config_path: Path) -> tuple[Config, object]:
     for source_id, name in FEEDS.items():
         body = (CORPUS / name).read_bytes()
         url = f"https://feeds.example/{source_id}.rss"
-        pipeline.ingest_result(
+        pipeline.ingest_source(
             engine, config, FetchResult(source_id, url, FetchStatus.OK, 200, body)
         )
     return config, engine

@@ -20,7 +20,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from aggregator.config.load import SOURCE_ID, ConfigError, ConfigProblem, parse_config, url_key
+from aggregator.config.load import (
+    SOURCE_ID,
+    ConfigError,
+    ConfigProblem,
+    parse_config,
+    same_feed_key,
+)
 from aggregator.storage.stories import slugify
 from aggregator.types import Config, SourceDraft
 
@@ -70,13 +76,13 @@ def source_id_for(draft: SourceDraft, taken: set[str]) -> str:
 
 def plan_additions(config: Config, drafts: list[SourceDraft]) -> Plan:
     """Which drafts are new (with generated ids) and which are already in `config`."""
-    known = {url_key(s.url): s.id for s in config.sources}
+    known = {same_feed_key(s.url): s.id for s in config.sources}
     taken = {s.id for s in config.sources}
     repeated: dict[str, str] = {}
     added: list[NewSource] = []
     skipped: list[tuple[str, str]] = []
     for draft in drafts:
-        key = url_key(draft.url)
+        key = same_feed_key(draft.url)
         if key in known:
             skipped.append((draft.url, f"already in feeds.yaml as {known[key]}"))
             continue

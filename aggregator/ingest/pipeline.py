@@ -1,4 +1,5 @@
-"""The ingest of one source, top to bottom: fetch -> parse -> normalise -> dedupe -> store.
+"""The ingest of one source, top to bottom (`ingest_source`): fetch -> prepare -> complete ->
+assign -> store -> tag -> record; and a pass of `caulbart fetch` over many sources (`run_pass`).
 
 Sources are claimed (leased) before they are fetched, by `caulbart fetch` and by workers alike,
 so no source is fetched twice at once. Each source is stored whole or not at all, together with its
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
@@ -23,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aggregator.errors import UnknownSource as UnknownSource
-from aggregator.ingest import fulltext, prepare, scheduler
+from aggregator.ingest import fulltext, prepare, record, relate, schedule
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many, user_agent
+from aggregator.ingest.relate import relate_pending as relate_pending
 from aggregator.publishing import websub
 from aggregator.storage.db import (
     after_commit,
@@ -37,15 +40,14 @@ from aggregator.storage.db import (
 )
 from aggregator.storage.entries import SaveCounts, save_items
 from aggregator.storage.filtered import record_filtered
-from aggregator.storage.models import Entry, Source
-from aggregator.storage.sources import active_sources, claim_sources, record_fetch, sync_sources
+from aggregator.storage.models import Source
+from aggregator.storage.sources import active_sources, claim_sources, sync_sources
 from aggregator.stories import dedupe, retention, tag_index, withdrawals
 from aggregator.types import (
     Config,
     FetchResult,
     FetchStatus,
     Item,
-    ParsedFeed,
     RelatedLists,
     SourceOutcome,
     SourceStatus,
@@ -59,13 +61,6 @@ log = logging.getLogger(__name__)
 # `caulbart run`'s worker) wait a few seconds at worst.
 GROUP_SOURCES = 32
 GROUP_SECONDS = 2.0
-# Stories per job when a pass's stories are related on the pool (relate_pending): at least
-# two jobs a process while that leaves a job this many, and at most this many. Each job reads
-# its candidates' latest versions (nearly the same stories for every job of a pass) and commits
-# once: relating the bench's 9,621 stories took 4.2 s in jobs of 100, 2.2-2.5 s of 1,000.
-RELATE_CHUNK = (100, 1000)
-# A recorded error's length at most: the reason, not a dump of the input that caused it.
-ERROR_CHARS = 500
 
 Clock = Callable[[], datetime]
 
@@ -143,7 +138,7 @@ def run_pass(
 ) -> list[SourceOutcome]:
     """Fetch the claimed sources concurrently, prepare them on every core, store each when ready."""
     outcomes: list[SourceOutcome] = []
-    # A pool's start (a second or so) only pays for itself over several sources.
+    # A pool's start (importing the parsers in each process) only pays over several sources.
     preparer = prepare.preparer_for(engine, in_process=len(requests) < prepare.POOL_MIN_SOURCES)
     pending: list[tuple[FetchResult, Future[prepare.Prepared], datetime]] = []
 
@@ -159,7 +154,7 @@ def run_pass(
                 started = time.monotonic()
                 while ready(wait) and len(stored) < GROUP_SOURCES:
                     result, future, now = pending.pop(0)
-                    outcome = ingest_result(
+                    outcome = ingest_source(
                         engine, config, result, prepared=future, now=now, fetcher=fetcher,
                         relate_later=True,
                     )  # fmt: skip
@@ -178,51 +173,8 @@ def run_pass(
             pending.append((result, preparer.submit(config, result, now), now))
             store_ready(fetcher, wait=False)
         store_ready(fetcher, wait=True)  # article pages of full_text sources use the fetcher
-    relate_pending(engine, preparer)
+    relate.relate_pending(engine, preparer)
     return outcomes
-
-
-def relate_pending(engine: Engine, preparer: prepare.Preparer) -> int:
-    """Work out the related posts of the stories a pass stored (and of any a stopped pass left
-    queued), in jobs of RELATE_CHUNK stories on the pool's processes, and keep them; returns
-    how many stories were related (queued stories deleted meanwhile only leave the queue).
-
-    Related posts were a quarter of the storing process's work: reading candidates and scoring
-    them per source, while it alone writes. Done once at the pass's end, every story's
-    candidates include the whole pass, and the reading and scoring run on every core; this
-    process only writes the lists. Best effort, like `_offer_related`: on a database error the
-    stories stay queued for the next pass or tick (a failure of the database itself is raised,
-    as everywhere in a pass).
-    """
-    queued: list[int] = []
-    done = related = 0
-    started = time.monotonic()
-    try:
-        # A read: its BEGIN must not wait for the write lock a caller's write group may hold.
-        with read_sessions(engine)() as session:
-            queued = tag_index.stories_to_relate(session)
-        fewest, most = RELATE_CHUNK
-        size = min(max(-(-len(queued) // (2 * max(preparer.processes, 1))), fewest), most)
-        chunks = [queued[i : i + size] for i in range(0, len(queued), size)]
-        jobs = [(chunk, preparer.relate(chunk)) for chunk in chunks]
-        for chunk, job in jobs:
-            try:
-                lists = job.result()
-            except BrokenProcessPool:  # a worker died (killed, out of memory): read here
-                lists = prepare.relate_stored(engine, chunk)
-            with write_group(engine):
-                keep = functools.partial(tag_index.keep_related, story_ids=chunk, lists=lists)
-                kept = in_transaction(engine, keep)
-                _offer_related(engine, "pass", kept)
-            done += len(chunk)
-            related += len(kept)
-    except SQLAlchemyError as exc:
-        if is_database_failure(exc):
-            raise
-        log.warning("related posts of %d stories left for later", len(queued) - done, exc_info=True)
-    if related:
-        log.info("related=%d seconds=%.1f", related, time.monotonic() - started)
-    return related
 
 
 def fetch_and_ingest(
@@ -236,10 +188,10 @@ def fetch_and_ingest(
     result = fetcher.fetch(request)
     now = clock()
     prepared = prepare.preparer_for(engine).submit(config, result, now)
-    return ingest_result(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
+    return ingest_source(engine, config, result, prepared=prepared, now=now, fetcher=fetcher)
 
 
-def ingest_result(
+def ingest_source(
     engine: Engine,
     config: Config,
     result: FetchResult,
@@ -250,28 +202,49 @@ def ingest_result(
     fetcher: Fetcher | None = None,
     relate_later: bool = False,
 ) -> SourceOutcome:
-    """Prepare (here unless `prepared`) and store one fetched source, and record how it went.
+    """Ingest one fetched source and record how it went, in the order the data flows:
 
-    Whatever fails while the source is prepared or stored, whatever the exception, is recorded
-    as that source's error (`_record_failure`, which releases its claim), and the caller goes
-    on with the next source. Only a failure of the database itself (db.is_database_failure:
-    full disk, read-only, locked past the timeout, connection lost) is raised, to end the pass.
+        result = fetch(request)            the caller's: fetch_many (a pass), fetch_and_ingest
+        if the fetch failed:               record.failure(its error)
+        ready = _prepare(result)           parse, normalise, filter; fingerprints, tag drafts
+        if ready.error:                    record.failure(the parse error)
+        completed = _complete(ready)       the articles' text of a full_text source's new entries
+        batch = _keep(ready, completed)    advisories apart, entries older than `keep` left out
+        in one transaction, _store(batch):
+            save_items                     assign each entry its story, and store both
+            tag_index.update_stories       the tags and related posts of the stories touched
+            record.fetched                 the fetch, and the next one's time (schedule.next_fetch)
+        _report(stored)                    once committed: announce the stories changed; outcome
+        any exception on the way:          record.failure("prepare error: ..."/"store error: ...")
+
+    `prepared` is the pool's work when given, else it is done here; `fetcher` fetches article
+    pages; with `relate_later`, related posts are left to `relate_pending` (a pass's end).
+    Every failure of the source goes through `record.failure`, which releases its claim, and
+    the caller goes on with the next source. Only a failure of the database itself
+    (db.is_database_failure: full disk, read-only, locked past the timeout, connection lost)
+    is raised, to end the pass.
     """
     now = now or clock()
     if result.status in (FetchStatus.ERROR, FetchStatus.GONE):
-        return _record_failure(engine, config, result, now, result.error or "fetch failed")
+        return record.failure(engine, config, result, now, result.error or "fetch failed")
     stage = "prepare"
     try:
-        ready = _awaited(engine, config, result, now, prepared)
+        ready = _prepare(engine, config, result, now, prepared)
         if ready.error:
-            return _record_failure(engine, config, result, now, ready.error)
+            return record.failure(engine, config, result, now, ready.error)
         stage = "store"
-        return _store(engine, config, result, ready, now, fetcher, relate_later)
+        completed = _complete(engine, config, result.source_id, ready, fetcher)
+        batch = _keep(config, ready, completed, now)
+        store_batch = functools.partial(
+            _store, config=config, result=result, batch=batch, now=now, relate_later=relate_later
+        )
+        stored = in_transaction(engine, store_batch)
+        return _report(engine, config, result, batch, stored, now)
     except Exception as exc:
         if is_database_failure(exc):
             raise
         log.debug("source=%s %s failed", result.source_id, stage, exc_info=True)
-        return _record_failure(engine, config, result, now, f"{stage} error: {reason(exc)}")
+        return record.failure(engine, config, result, now, f"{stage} error: {reason(exc)}")
 
 
 def reason(exc: BaseException) -> str:
@@ -281,7 +254,30 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _awaited(
+@dataclass(frozen=True)
+class _Batch:
+    """What of a prepared source is stored: the entries that are stories (with their full text
+    where it was found) and their fingerprints, the advisories, and what was left out."""
+
+    prepared: prepare.Prepared
+    stories: tuple[Item, ...]
+    advisories: tuple[Item, ...]
+    prints: dict[str, dedupe.Fingerprint | None]
+    full_text: fulltext.FullTextPass | None
+    too_old: int
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What one source's transaction stored and changed."""
+
+    counts: SaveCounts
+    related: RelatedLists
+    filtered: int
+    withdrawn: tuple[int, ...]
+
+
+def _prepare(
     engine: Engine,
     config: Config,
     result: FetchResult,
@@ -300,107 +296,122 @@ def _awaited(
         return prepare.prepare(config, result, now, engine)
 
 
-def _store(
+def _complete(
     engine: Engine,
     config: Config,
-    result: FetchResult,
+    source_id: str,
     prepared: prepare.Prepared,
-    now: datetime,
     fetcher: Fetcher | None,
-    relate_later: bool,
-) -> SourceOutcome:
-    """Store one prepared source in one transaction (a SAVEPOINT inside a write group).
-    `fetcher` fetches article pages for full_text sources. With `relate_later`, its stories'
-    related posts are left to `relate_pending` (a pass's end) instead of being worked out in the
-    transaction."""
-    source_id = result.source_id
-    notes: list[str] = []
-    if result.permanent_redirect:
-        notes.append(f"moved permanently to {result.final_url}: update feeds.yaml")
-    feed = prepared.feed
-    if feed and feed.warning:
-        notes.append(f"ill-formed feed read leniently: {feed.warning}")
-    if feed and feed.truncated_from:
-        notes.append(
-            f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
-        )
-    if prepared.repeated:
-        repeats = "item repeats" if prepared.repeated == 1 else "items repeat"
-        notes.append(f"{prepared.repeated} {repeats} another item of the feed: skipped")
-    items = list(prepared.items)
+) -> fulltext.FullTextPass | None:
+    """The items with their articles' text, for a full_text source with new or edited entries."""
+    source = config.source(source_id)
+    if source is None or source.full_text is None or not prepared.unseen:
+        return None
+    items, unseen = list(prepared.items), set(prepared.unseen)
+    if fetcher is None:
+        with Fetcher(config.defaults, user_agent(config.site.base_url)) as own:
+            return fulltext.complete_items(engine, own, config.defaults, source, items, unseen)
+    return fulltext.complete_items(engine, fetcher, config.defaults, source, items, unseen)
+
+
+def _keep(
+    config: Config,
+    prepared: prepare.Prepared,
+    full_text: fulltext.FullTextPass | None,
+    now: datetime,
+) -> _Batch:
+    """The entries to store: advisories apart, and none older than `defaults.keep` (pruned or
+    about to be: storing it would bring it back)."""
+    items = prepared.items
     prints = prepared.prints
-    # New and edited entries of a full_text source get their articles' text.
-    full_text = _complete(engine, config, source_id, items, set(prepared.unseen), fetcher)
     if full_text is not None:
-        items = list(full_text.items)
+        items = full_text.items
         # Fingerprints of the summaries no longer fit: made again from the full text.
         completed = [item for item in items if item.guid in full_text.completed]
         prints = prints | {item.guid: dedupe.fingerprint(item) for item in completed}
-        if full_text.failures:
-            notes.append(f"full text: {full_text.source_error}")
-
     stories, advisories = withdrawals.split_advisories(items)
     recent = retention.recent_only(stories, config.defaults.keep, now)
-    if len(recent) < len(stories):
-        # Older than `defaults.keep`: pruned or about to be; storing it would bring it back.
-        notes.append(f"{len(stories) - len(recent)} entries older than defaults.keep skipped")
-    stories = recent
-    withdrawn: list[int] = []
+    return _Batch(
+        prepared,
+        tuple(recent),
+        tuple(advisories),
+        prints,
+        full_text,
+        too_old=len(stories) - len(recent),
+    )
 
-    def store_source(
-        session: Session,
-    ) -> tuple[SaveCounts, RelatedLists, int]:
-        # Locked for the whole transaction: no other worker can claim the source meanwhile.
-        source = session.get_one(Source, source_id, with_for_update={"key_share": True})
-        counts = save_items(
-            session,
-            source,
-            stories,
-            now,
-            dedup_window=config.defaults.dedup_window,
-            prints=prints,
-            terms={guid: draft.terms for guid, draft in prepared.drafts.items()},
-        )
-        filtered = record_filtered(
-            session, source, prepared.filtered, now, stored_guids=prepared.unseen
-        )
-        withdrawn[:] = withdrawals.apply_advisories(session, source, advisories, now)
-        drafts = {
-            story_id: prepared.drafts[guid]
-            for story_id, guid in counts.started
-            if guid in prepared.drafts
-        }
-        related = tag_index.update_stories(
-            session,
-            counts.retag_ids,
-            config.tags,
-            drafts,
-            relate_only=counts.relate_ids,
-            relate_later=relate_later,
-            now=now,
-        )
-        source.hint_seconds = _publisher_hint(result, feed)
-        record_fetch(
-            session,
-            source,
-            result,
-            now,
-            _next_time(session, config, source, result, now, failed=False),
-            feed_title=feed.title if feed else None,
-        )
-        if full_text is not None and full_text.tried:
-            source.full_text_error = full_text.source_error
-        if feed is not None:  # a document was read (not a 304)
-            source.repeated_items = prepared.repeated
-        return counts, related, filtered
 
-    counts, related, filtered = in_transaction(engine, store_source)
-    _offer_related(engine, f"source={source_id}", related)
-    changed = [*counts.story_ids, *withdrawn]
+def _store(
+    session: Session,
+    *,
+    config: Config,
+    result: FetchResult,
+    batch: _Batch,
+    now: datetime,
+    relate_later: bool,
+) -> _Stored:
+    """Store one source's batch in one transaction (a SAVEPOINT inside a write group): its
+    entries and their stories, the entries filtered and the stories withdrawn, the tags and
+    related posts of the stories touched, and the fetch with its next time."""
+    prepared = batch.prepared
+    # Locked for the whole transaction: no other worker can claim the source meanwhile.
+    source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
+    counts = save_items(
+        session,
+        source,
+        list(batch.stories),
+        now,
+        dedup_window=config.defaults.dedup_window,
+        prints=batch.prints,
+        terms={guid: draft.terms for guid, draft in prepared.drafts.items()},
+    )
+    filtered = record_filtered(
+        session, source, prepared.filtered, now, stored_guids=prepared.unseen
+    )
+    withdrawn = withdrawals.apply_advisories(session, source, batch.advisories, now)
+    drafts = {
+        story_id: prepared.drafts[guid]
+        for story_id, guid in counts.started
+        if guid in prepared.drafts
+    }
+    related = tag_index.update_stories(
+        session,
+        counts.retag_ids,
+        config.tags,
+        drafts,
+        relate_only=counts.relate_ids,
+        relate_later=relate_later,
+        now=now,
+    )
+    feed = prepared.feed
+    source.hint_seconds = schedule.publisher_hint(
+        result.header("Cache-Control"), feed.refresh_hint if feed else None
+    )
+    if batch.full_text is not None and batch.full_text.tried:
+        source.full_text_error = batch.full_text.source_error
+    if feed is not None:  # a document was read (not a 304)
+        source.repeated_items = prepared.repeated
+    record.fetched(session, config, source, result, now, feed_title=feed.title if feed else None)
+    return _Stored(counts, related, filtered, tuple(withdrawn))
+
+
+def _report(
+    engine: Engine,
+    config: Config,
+    result: FetchResult,
+    batch: _Batch,
+    stored: _Stored,
+    now: datetime,
+) -> SourceOutcome:
+    """Once the source is committed: its older stories' related lists, the announcement of the
+    stories it changed, the log line, and its outcome."""
+    source_id = result.source_id
+    counts = stored.counts
+    relate.offer_related(engine, f"source={source_id}", stored.related)
+    changed = [*counts.story_ids, *stored.withdrawn]
     after_commit(lambda: websub.announce(engine, config.site, changed, departed_at=now))
     if counts.new:
         _refresh_statistics(engine, source_id)
-
     status = SourceStatus(result.status.value)
     # Logged once committed: inside a write group a source is not stored until the group is.
     after_commit(
@@ -413,7 +424,7 @@ def _store(
             counts.new,
             counts.updated,
             counts.unchanged,
-            filtered,
+            stored.filtered,
         )
     )
     return SourceOutcome(
@@ -423,40 +434,31 @@ def _store(
         new=counts.new,
         updated=counts.updated,
         unchanged=counts.unchanged,
-        filtered=filtered,
-        notes=tuple(notes),
+        filtered=stored.filtered,
+        notes=_notes(config, result, batch),
     )
 
 
-def _complete(
-    engine: Engine,
-    config: Config,
-    source_id: str,
-    items: list[Item],
-    new_guids: set[str],
-    fetcher: Fetcher | None,
-) -> fulltext.FullTextPass | None:
-    """The items with their articles' text, for a full_text source with new entries."""
-    source = config.source(source_id)
-    if source is None or source.full_text is None or not new_guids:
-        return None
-    if fetcher is None:
-        with Fetcher(config.defaults, user_agent(config.site.base_url)) as own:
-            return fulltext.complete_items(engine, own, config.defaults, source, items, new_guids)
-    return fulltext.complete_items(engine, fetcher, config.defaults, source, items, new_guids)
-
-
-def _offer_related(engine: Engine, what: str, related: RelatedLists) -> None:
-    """Best effort: a failure leaves older stories' related lists as they were, nothing else
-    (a failure of the database itself is raised: it ends the pass)."""
-    if not any(related.values()):
-        return
-    try:
-        in_transaction(engine, lambda session: tag_index.offer_related(session, related))
-    except SQLAlchemyError as exc:
-        if is_database_failure(exc):
-            raise
-        log.warning("%s: related lists of older stories not updated", what, exc_info=True)
+def _notes(config: Config, result: FetchResult, batch: _Batch) -> tuple[str, ...]:
+    """What the editor should know of a fetch that went well."""
+    notes: list[str] = []
+    if result.permanent_redirect:
+        notes.append(f"moved permanently to {result.final_url}: update feeds.yaml")
+    feed = batch.prepared.feed
+    if feed and feed.warning:
+        notes.append(f"ill-formed feed read leniently: {feed.warning}")
+    if feed and feed.truncated_from:
+        notes.append(
+            f"{feed.truncated_from} entries; only the first {config.defaults.max_entries} read"
+        )
+    if repeated := batch.prepared.repeated:
+        repeats = "item repeats" if repeated == 1 else "items repeat"
+        notes.append(f"{repeated} {repeats} another item of the feed: skipped")
+    if batch.full_text is not None and batch.full_text.failures:
+        notes.append(f"full text: {batch.full_text.source_error}")
+    if batch.too_old:
+        notes.append(f"{batch.too_old} entries older than defaults.keep skipped")
+    return tuple(notes)
 
 
 def _refresh_statistics(engine: Engine, source_id: str) -> None:
@@ -471,79 +473,3 @@ def _refresh_statistics(engine: Engine, source_id: str) -> None:
         return
     if grown:
         log.info("source=%s analysed %s: they doubled in size", source_id, ", ".join(grown))
-
-
-def _publisher_hint(result: FetchResult, feed: ParsedFeed | None) -> int | None:
-    hints = [
-        hint
-        for hint in (
-            scheduler.cache_control_max_age(result.header("Cache-Control")),
-            feed.refresh_hint if feed else None,
-        )
-        if hint
-    ]
-    return max(hints) if hints else None
-
-
-def _next_time(
-    session: Session,
-    config: Config,
-    source: Source,
-    result: FetchResult,
-    now: datetime,
-    failed: bool,
-) -> datetime:
-    """Interval (adaptive if asked, stretched by publisher hints), or backoff after errors."""
-    defaults = config.defaults
-    if failed:
-        return scheduler.next_fetch_at(
-            now, source.interval_seconds, source.consecutive_errors + 1, result.retry_after
-        )
-    base = source.interval_seconds
-    if source.adaptive:
-        published = session.scalars(
-            select(Entry.published)
-            .where(Entry.source_id == source.id)
-            .order_by(Entry.published.desc())
-            .limit(scheduler.ADAPTIVE_SAMPLE)
-        ).all()
-        base = scheduler.adaptive_interval(
-            published, base, defaults.min_interval, defaults.max_interval
-        )
-    interval = scheduler.effective_interval(
-        base, source.hint_seconds, defaults.min_interval, defaults.max_interval
-    )
-    return scheduler.next_fetch_at(now, interval)
-
-
-def _record_failure(
-    engine: Engine, config: Config, result: FetchResult, now: datetime, error: str
-) -> SourceOutcome:
-    """The one recorder of a source's failure, whatever it was (the fetch, the feed, a stage's
-    exception): in its own transaction, its stored entries untouched, its claim released and its
-    next fetch backed off. A failure of the database while recording it is raised."""
-    error = error[:ERROR_CHARS]
-    status = SourceStatus.GONE if result.status is FetchStatus.GONE else SourceStatus.ERROR
-
-    def record(session: Session) -> None:
-        source = session.get_one(Source, result.source_id, with_for_update={"key_share": True})
-        next_time = _next_time(session, config, source, result, now, failed=True)
-        record_fetch(session, source, result, now, next_time, error=error)
-
-    in_transaction(engine, record)
-    after_commit(
-        functools.partial(
-            log.warning,
-            "source=%s status=%s http=%s error=%s",
-            result.source_id,
-            status,
-            result.http_status,
-            error,
-        )
-    )
-    return SourceOutcome(
-        source_id=result.source_id,
-        status=status,
-        http_status=result.http_status,
-        error=error,
-    )

@@ -13,7 +13,7 @@ from datetime import datetime
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-from aggregator.config.load import check_url
+from aggregator.config.values import check_url
 from aggregator.errors import NoFeedFound as NoFeedFound
 from aggregator.errors import ParseError
 from aggregator.ingest.fetch import AddressGuard, Fetcher, FetchRequest, fetch_many

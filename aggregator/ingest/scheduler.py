@@ -1,4 +1,4 @@
-"""The clock: when each source is fetched next, and the worker that claims and ingests due sources.
+"""The worker: a clock that claims due sources and ingests them (when each is due: schedule.py).
 
 The schedule lives in the database (sources.next_fetch_at and claims), not in APScheduler's
 memory: APScheduler only drives a short tick, so a restart loses nothing and repeats nothing, and
@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
 import os
-import random
 import socket
-import statistics
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
-from aggregator import limits
 from aggregator.errors import WorkerAlreadyRunning as WorkerAlreadyRunning
 from aggregator.storage.sources import machine_id
 
@@ -35,68 +31,8 @@ if TYPE_CHECKING:  # the store imports this module, and the parsing workers the 
 
 log = logging.getLogger(__name__)
 
-# Up to this share of the interval is added at random so sources do not fetch in lockstep.
-JITTER_SHARE = 0.1
 # Seconds between ticks: how soon a due source is noticed.
 DEFAULT_TICK = 2.0
-# Adaptive intervals look at this many of the source's latest entries.
-ADAPTIVE_SAMPLE = 20
-
-
-def next_fetch_at(
-    now: datetime,
-    interval: int,
-    consecutive_errors: int = 0,
-    retry_after: int | None = None,
-    rng: random.Random | None = None,
-) -> datetime:
-    """Interval plus jitter; after errors the interval doubles per error up to the cap."""
-    delay = float(interval)
-    if consecutive_errors > 0:
-        delay = min(interval * 2 ** (consecutive_errors - 1), limits.BACKOFF_CAP)
-        delay = max(delay, float(interval))
-    if retry_after is not None:
-        delay = max(delay, float(min(retry_after, limits.BACKOFF_CAP)))
-    delay += (rng or random).uniform(0, JITTER_SHARE * interval)
-    return now + timedelta(seconds=delay)
-
-
-def cache_control_max_age(value: str | None) -> int | None:
-    """max-age from a Cache-Control header (RFC 9111 5.2.2.1); None when absent or malformed."""
-    if not value:
-        return None
-    for directive in value.split(","):
-        name, _, argument = directive.strip().partition("=")
-        if name.strip().lower() == "max-age" and argument.strip().strip('"').isdigit():
-            return int(argument.strip().strip('"'))
-    return None
-
-
-def adaptive_interval(
-    published: Sequence[datetime], fallback: int, min_interval: int, max_interval: int
-) -> int:
-    """Half the median gap between the latest entries, within the bounds.
-
-    A wire posting every few minutes is polled at the minimum; a blog posting weekly at the
-    maximum. Without two dated entries there is no rate yet, so the fallback applies.
-    """
-    latest = sorted(published, reverse=True)[:ADAPTIVE_SAMPLE]
-    gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(latest)]
-    gaps = [gap for gap in gaps if gap > 0]
-    if not gaps:
-        return min(max(fallback, min_interval), max_interval)
-    return int(min(max(statistics.median(gaps) / 2, min_interval), max_interval))
-
-
-def effective_interval(base: int, hint: int | None, min_interval: int, max_interval: int) -> int:
-    """The base interval, lengthened (never shortened) by a publisher's hint, within bounds."""
-    interval = max(base, min_interval)
-    if hint:
-        interval = max(interval, min(hint, max_interval))
-    return min(interval, max(max_interval, min_interval))
-
-
-# --- the worker -----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager

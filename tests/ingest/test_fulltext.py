@@ -13,7 +13,7 @@ import pytest
 
 from aggregator.ingest.fetch import refused_reason
 from aggregator.ingest.fulltext import _robots_rules, extract, merge
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.markup import plain_text
 from aggregator.types import ArticleText, FetchResult, FetchStatus, Item
 from tests.article_pages import (
     LAYOUT_LIST,

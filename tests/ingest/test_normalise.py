@@ -13,19 +13,17 @@ from pathlib import Path
 import pytest
 
 from aggregator import limits
-from aggregator.ingest.normalise import (
-    canonical_url,
+from aggregator.ingest.links import canonical_url
+from aggregator.ingest.markup import (
     cap_nesting,
-    clean_person,
     first_paragraph,
-    normalise_entry,
     plain_text,
     sanitise_html,
     search_text,
-    truncate,
-    visible,
 )
+from aggregator.ingest.normalise import clean_person, normalise_entry
 from aggregator.ingest.parse import parse_feed
+from aggregator.ingest.text import truncate, visible
 from aggregator.types import FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, corpus_path
 from tests.safety import executable

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from aggregator import dates, limits
 from aggregator.errors import ParseError
-from aggregator.ingest.normalise import canonical_url, normalise_entry, plain_text, sanitise_html
+from aggregator.ingest.links import canonical_url
+from aggregator.ingest.markup import plain_text, sanitise_html
+from aggregator.ingest.normalise import normalise_entry
 from aggregator.ingest.parse import parse_feed
 from aggregator.types import FetchResult, FetchStatus, RawEntry
 from tests.conftest import corpus_path

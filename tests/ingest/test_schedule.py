@@ -9,12 +9,16 @@ import pytest
 
 from aggregator import limits
 from aggregator.ingest.parse import feed_refresh_hint
-from aggregator.ingest.scheduler import (
+from aggregator.ingest.schedule import (
     JITTER_SHARE,
+    Cadence,
+    FetchSignals,
     adaptive_interval,
     cache_control_max_age,
     effective_interval,
+    next_fetch,
     next_fetch_at,
+    publisher_hint,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -97,3 +101,36 @@ def test_adaptive_interval_polls_a_busy_wire_often_and_a_quiet_blog_rarely() -> 
 def test_adaptive_interval_without_history_uses_the_fallback() -> None:
     assert adaptive_interval([], 900, 300, 86400) == 900
     assert adaptive_interval([NOW], 900, 300, 86400) == 900
+
+
+CADENCE = Cadence(interval=600, min_interval=300, max_interval=7200)
+
+
+def test_next_fetch_after_a_success_is_the_interval_lengthened_by_the_publishers_hint() -> None:
+    assert _delay(next_fetch(NOW, CADENCE, FetchSignals(), NoJitter())) == 600
+    assert _delay(next_fetch(NOW, CADENCE, FetchSignals(hint=3600), NoJitter())) == 3600
+    assert _delay(next_fetch(NOW, CADENCE, FetchSignals(hint=86400), NoJitter())) == 7200
+
+
+def test_next_fetch_after_a_failure_backs_off_from_the_errors_before_it() -> None:
+    third = FetchSignals(failed=True, consecutive_errors=2)
+    assert _delay(next_fetch(NOW, CADENCE, third, NoJitter())) == 600 * 4
+    # A failure's hint is not heeded; its Retry-After is.
+    told = FetchSignals(failed=True, hint=86400, retry_after=5000)
+    assert _delay(next_fetch(NOW, CADENCE, told, NoJitter())) == 5000
+
+
+def test_next_fetch_of_an_adaptive_source_follows_its_posting_rate_within_bounds() -> None:
+    wire = [NOW - timedelta(minutes=4 * i) for i in range(20)]
+    adaptive = Cadence(interval=900, min_interval=60, max_interval=86400, adaptive=True)
+    assert _delay(next_fetch(NOW, adaptive, FetchSignals(published=wire), NoJitter())) == 120
+    assert _delay(next_fetch(NOW, adaptive, FetchSignals(), NoJitter())) == 900  # no rate yet
+    # The rate is ignored unless the source asked for it.
+    assert _delay(next_fetch(NOW, CADENCE, FetchSignals(published=wire), NoJitter())) == 600
+
+
+def test_publisher_hint_is_the_longer_of_cache_control_and_the_documents_own() -> None:
+    assert publisher_hint("max-age=900", 3600) == 3600
+    assert publisher_hint("public, max-age=7200", 3600) == 7200
+    assert publisher_hint("no-cache", None) is None
+    assert publisher_hint(None, 60) == 60

@@ -1,4 +1,4 @@
-"""The tag index's reuse of candidates' tags and terms across batches is never out of date."""
+"""The related index's reuse of candidates' tags and terms across batches is never out of date."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlalchemy
 
 from aggregator.storage.db import session_factory
 from aggregator.storage.models import Story, StoryTag, Tag
-from aggregator.stories import tag_index
+from aggregator.stories import related_index, tag_index
 from aggregator.types import TagRules
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -31,14 +31,14 @@ def _story(engine: sqlalchemy.Engine) -> tuple[int, int, int]:
 def test_candidate_facts_are_read_again_once_the_story_changed(engine: sqlalchemy.Engine) -> None:
     story_id, rates, banks = _story(engine)
     with session_factory(engine)() as session:
-        first = tag_index._candidate_facts(session, [story_id])
+        first = related_index._candidate_facts(session, [story_id])
     with session_factory(engine).begin() as session:
         changed = session.get_one(Story, story_id)
         changed.terms = ["rates", "inflation"]
         changed.updated = NOW + timedelta(minutes=5)
         session.add(StoryTag(story_id=story_id, tag_id=banks, rank=1))
     with session_factory(engine)() as session:
-        again = tag_index._candidate_facts(session, [story_id])
+        again = related_index._candidate_facts(session, [story_id])
     at = NOW.timestamp()
     assert first == {story_id: (story_id, frozenset({rates}), frozenset({"rates", "bank"}), at)}
     assert again == {
@@ -49,11 +49,11 @@ def test_candidate_facts_are_read_again_once_the_story_changed(engine: sqlalchem
 def test_a_retag_here_drops_the_cached_facts(engine: sqlalchemy.Engine) -> None:
     story_id, rates, _ = _story(engine)
     with session_factory(engine)() as session:
-        assert tag_index._candidate_facts(session, [story_id])[story_id].tag_ids == {rates}
+        assert related_index._candidate_facts(session, [story_id])[story_id].tag_ids == {rates}
     with session_factory(engine).begin() as session:
         tag_index.update_stories(session, [story_id], TagRules())
     with session_factory(engine)() as session:
-        after = tag_index._candidate_facts(session, [story_id])[story_id]
+        after = related_index._candidate_facts(session, [story_id])[story_id]
         stored = set(session.scalars(
             sqlalchemy.select(StoryTag.tag_id).where(StoryTag.story_id == story_id)
         ))  # fmt: skip
