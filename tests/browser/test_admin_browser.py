@@ -88,3 +88,22 @@ def test_an_editor_goes_from_admin_to_the_sources_on_a_phone(
     _fits(editor)
     assert editor.errors == []
     editor.close()
+
+
+def test_on_a_desktop_the_sources_are_one_table_row_each(
+    browser: Any, site_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAULBART_ADMIN_TOKEN", TOKEN)
+    editor = Reader(browser, site_url, viewport={"width": 1280, "height": 900})
+    assert editor.open(f"/admin/sources?token={TOKEN}").status == 200
+    first = editor.page.locator("table.source-health tbody tr").first
+    tops = first.locator("th, td").evaluate_all(
+        "cells => cells.map(c => Math.round(c.getBoundingClientRect().top))"
+    )
+    assert len(set(tops)) == 1  # every cell of a source on one line
+    assert editor.page.locator("table.source-health thead").is_visible()
+    _fits(editor)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    editor.page.screenshot(path=str(ARTIFACTS / "admin-sources-desktop-1280px.png"), full_page=True)
+    assert editor.errors == []
+    editor.close()
