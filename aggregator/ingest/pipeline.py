@@ -100,7 +100,7 @@ def claim(
             missing = sorted(set(wanted) - active)
             if missing:
                 raise UnknownSource(missing)
-        sources = claim_sources(
+        claims = claim_sources(
             session,
             worker,
             clock(),
@@ -117,8 +117,10 @@ def claim(
                 s.url,
                 Validators(s.etag, s.last_modified),
                 guard=AddressGuard.for_feed(s.url, config.source(s.id)),
+                spacing=float(defaults.host_spacing),
+                not_before=time.monotonic() + wait,
             )
-            for s in sources
+            for s, wait in claims
         ]
 
 
