@@ -118,9 +118,9 @@ def claim(
                 Validators(s.etag, s.last_modified),
                 guard=AddressGuard.for_feed(s.url, config.source(s.id)),
                 spacing=float(defaults.host_spacing),
-                not_before=time.monotonic() + wait,
+                not_before=time.monotonic() + (turn - clock()).total_seconds(),
             )
-            for s, wait in claims
+            for s, turn in claims
         ]
 
 

@@ -107,11 +107,11 @@ def ensure_hosts(session: Session, names: set[str]) -> None:
 
 
 class Claim(NamedTuple):
-    """A source leased to a worker, and how long after the claim its request may start: its
-    turn on its host, `host_spacing` after the turn before it, whoever claimed that one."""
+    """A source leased to a worker, and when its request may start: its turn on its host,
+    `host_spacing` after the turn before it, whoever claimed that one."""
 
     source: Source
-    wait: float
+    turn: datetime
 
 
 def claim_sources(
@@ -157,7 +157,7 @@ def claim_sources(
         statement = statement.limit(limit * 4)
     candidates = list(session.scalars(statement))
     if per_host is None and not host_spacing:
-        chosen, waits = candidates[:limit], {}
+        chosen, turns = candidates[:limit], {}
     else:
         hosts = _locked_hosts(session, candidates, skip_locked=per_host is not None)
         in_flight = _claims_in_flight(session, list(hosts), now)
@@ -167,11 +167,11 @@ def claim_sources(
             if per_host is None
             else _within_host_budget(candidates, Counter(in_flight), limit, per_host)
         )
-        waits = _take_turns(hosts, chosen, in_flight, now, host_spacing)
-    claims = [Claim(source, waits.get(source.id, 0.0)) for source in chosen]
-    for source, wait in claims:
+        turns = _take_turns(hosts, chosen, in_flight, now, host_spacing)
+    claims = [Claim(source, turns.get(source.id, now)) for source in chosen]
+    for source, turn in claims:
         source.claimed_by = worker
-        source.claim_expires_at = now + timedelta(seconds=wait + lease)
+        source.claim_expires_at = turn + timedelta(seconds=lease)
     return claims
 
 
@@ -230,26 +230,26 @@ def _take_turns(
     in_flight: Counter[str],
     now: datetime,
     host_spacing: int,
-) -> dict[str, float]:
+) -> dict[str, datetime]:
     """Give each chosen source its host's next turn, `host_spacing` after the one before, and
-    move the host's next turn on; returns seconds from `now` to each source's turn.
+    move the host's next turn on; returns each source's turn.
 
     Every turn still ahead belongs to a live claim, so a host's next turn is at most that many
     turns (and one more, just taken) ahead: one further ahead is a clock that stepped back, or
     turns handed out under another clock, and is not waited for.
     """
     step = timedelta(seconds=host_spacing)
-    waits: dict[str, float] = {}
+    turns: dict[str, datetime] = {}
     for name in dict.fromkeys(source.host for source in chosen):
         host = hosts[name]
         latest = now + step * (in_flight[name] + 1)
         turn = max(now, min(host.next_request_at or now, latest))
         for source in chosen:
             if source.host == name:
-                waits[source.id] = (turn - now).total_seconds()
+                turns[source.id] = turn
                 turn += step
         host.next_request_at = turn
-    return waits
+    return turns
 
 
 def release_claim(source: Source, worker: str | None) -> None:

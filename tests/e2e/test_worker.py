@@ -310,9 +310,10 @@ def test_two_postgres_workers_take_turns_on_one_host(
     for worker in workers:
         assert worker.stop() == 0, worker.log
     # The turns live in the hosts table, so the second worker's requests wait for the first's
-    # turns: a request starts a little after its turn (the worker's loop wakes and connects),
-    # by a delay that varies between the two processes.
-    assert min(gaps_between([t for t, _ in feed_server.request_log])) >= 0.8
+    # turns. A request starts a little after its turn (the worker's loop wakes, connects), by
+    # a delay that varies between the two processes: 0.26 s for a worker's first request on a
+    # machine loaded eight times over its cores.
+    assert min(gaps_between([t for t, _ in feed_server.request_log])) >= 0.7
 
 
 def distinct_feeds(count: int, per_feed: int = 3) -> list[bytes]:

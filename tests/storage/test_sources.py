@@ -79,6 +79,10 @@ def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: Feed
         assert (source.consecutive_errors, source.last_error) == (0, None)
 
 
+def seconds(count: float) -> timedelta:
+    return timedelta(seconds=count)
+
+
 def _claim(engine: Engine, worker: str, now: datetime, per_host: int | None) -> list[Claim]:
     with session_factory(engine).begin() as session:
         return claim_sources(
@@ -95,19 +99,17 @@ def test_claims_of_one_host_take_turns_host_spacing_apart_whoever_claims(
         sync_sources(session, config, now)
     # A worker's claim: two in flight (per_host), their requests three seconds apart.
     first = _claim(engine, "w1", now, per_host=2)
-    assert [(c.source.id, c.wait) for c in first] == [("s0", 0.0), ("s1", 3.0)]
+    assert [(c.source.id, c.turn - now) for c in first] == [("s0", seconds(0)), ("s1", seconds(3))]
     # Another worker at the same instant: the host's budget is spent.
     assert _claim(engine, "w2", now, per_host=2) == []
     # A pass (no budget) a second later: its turns follow the worker's, and its claims last a
     # lease from their turn, so none expires while it waits.
-    later = now + timedelta(seconds=1)
-    rest = _claim(engine, "fetch", later, per_host=None)
-    assert [(c.source.id, c.wait) for c in rest] == [("s2", 5.0), ("s3", 8.0), ("s4", 11.0)]
+    rest = _claim(engine, "fetch", now + seconds(1), per_host=None)
+    turns = [(c.source.id, c.turn - now) for c in rest]
+    assert turns == [("s2", seconds(6)), ("s3", seconds(9)), ("s4", seconds(12))]
     with session_factory(engine)() as session:
-        s4 = session.get_one(Source, "s4")
-        assert s4.claim_expires_at == later + timedelta(seconds=11 + 60)
-        host = session.get_one(Host, "127.0.0.1")
-        assert host.next_request_at == now + timedelta(seconds=15)
+        assert session.get_one(Source, "s4").claim_expires_at == now + seconds(12 + 60)
+        assert session.get_one(Host, "127.0.0.1").next_request_at == now + seconds(15)
 
 
 def test_a_turn_further_ahead_than_the_claims_in_flight_explain_is_not_waited_for(
@@ -121,4 +123,4 @@ def test_a_turn_further_ahead_than_the_claims_in_flight_explain_is_not_waited_fo
         session.flush()
         session.get_one(Host, "127.0.0.1").next_request_at = now + timedelta(days=1)
     (claim,) = _claim(engine, "w1", now, per_host=2)
-    assert claim.wait <= 3.0
+    assert claim.turn <= now + seconds(3)
