@@ -41,7 +41,7 @@ class Defaults:
     max_entries: int = limits.DEFAULT_MAX_ENTRIES
     concurrency: int = limits.FETCH_CONCURRENCY
     per_host: int = limits.PER_HOST_CONCURRENCY
-    # Seconds between two claims of sources on one host, across all workers.
+    # Seconds at least between the starts of two requests to one host, whoever makes them.
     host_spacing: int = limits.HOST_SPACING
     # `interval: auto` site-wide: sources without their own interval follow their posting rate.
     adaptive: bool = False

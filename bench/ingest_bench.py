@@ -158,7 +158,8 @@ def write_config(folder: Path, urls: list[str]) -> Path:
     config = folder / "feeds.yaml"
     lines = [
         "site: {base_url: 'http://caulbart.test'}",
-        "defaults: {concurrency: 8, per_host: 8, timeout: 120s}",
+        # Every feed is on 127.0.0.1, one host: unspaced, as feeds on as many hosts would be.
+        "defaults: {concurrency: 8, per_host: 8, host_spacing: 0s, timeout: 120s}",
         "sources:",
     ]
     lines += [f"  - {{id: f{i}, url: '{url}'}}" for i, url in enumerate(urls)]

@@ -70,7 +70,9 @@ class Route:
 class FeedServer:
     """Serves registered routes over real HTTP; counts requests and remembers their headers."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        # Another loopback address (127.0.0.2) is another host to Caulbart: its own budget.
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: Counter[str] = Counter()
         self.request_headers: dict[str, list[dict[str, str]]] = {}
@@ -96,7 +98,7 @@ class FeedServer:
             def do_POST(self) -> None:
                 server._record_post(self)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -104,7 +106,7 @@ class FeedServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -358,12 +360,19 @@ def caulbart(tmp_path: Path, database_url: str) -> Caulbart:
 
 
 def write_feeds_yaml(path: Path, sources: list[dict[str, object]], **top: object) -> Path:
-    """A feeds.yaml with these sources (and optional site/defaults mappings)."""
+    """A feeds.yaml with these sources (and optional site/defaults mappings).
+
+    Every test feed is on 127.0.0.1, one host to Caulbart: unless a test sets `host_spacing`,
+    its sources are fetched without spacing, as feeds on as many hosts would be.
+    """
     import yaml
 
+    given = top.pop("defaults", None)
+    defaults = {"host_spacing": "0s", **(given if isinstance(given, dict) else {})}
     document: dict[str, object] = {
         "site": {"title": "Caulbart", "base_url": "http://caulbart.test"},
         **top,
+        "defaults": defaults,
         "sources": sources,
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

@@ -101,8 +101,12 @@ class FetchRequest:
     # None: AddressGuard.for_feed(url), the URL's own host and port and public addresses.
     guard: AddressGuard | None = None
     accept: str = ACCEPT
-    # Seconds between two such requests to one host from this process (0: none).
+    # Seconds after the last request to this host from this process before this one may start
+    # (feeds.yaml host_spacing; 0: none).
     spacing: float = 0.0
+    # time.monotonic() before which it may not start: its host's turn, handed out when the
+    # source was claimed, so that requests of several processes are spaced too (0: at once).
+    not_before: float = 0.0
 
 
 def refused_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -245,7 +249,8 @@ class BoundedDecoder:
 
 
 class Fetcher:
-    """One shared connection pool; at most `concurrency` requests at once, `per_host` per host."""
+    """One shared connection pool; at most `concurrency` requests at once, `per_host` per host,
+    and requests to one host `spacing` apart."""
 
     def __init__(self, defaults: Defaults, agent: str) -> None:
         self.defaults = defaults
@@ -254,7 +259,9 @@ class Fetcher:
         self._thread = threading.Thread(target=self._loop.run_forever, name="fetch", daemon=True)
         self._thread.start()
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        # Host -> the earliest time (monotonic) a spaced request may start there.
+        # Host -> the lock its requests take their turns under, one at a time.
+        self._host_turns: dict[str, asyncio.Lock] = {}
+        # Host -> the earliest time (monotonic) its next request may start.
         self._host_next: dict[str, float] = {}
         self.client, self._slots = self._run(self._open())
 
@@ -323,10 +330,9 @@ class Fetcher:
             parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
         except ValueError as exc:
             return _failed(request, time.monotonic(), f"bad URL: {exc}")
-        if request.spacing:
-            await self._space(host, request.spacing)
         host_slot = self._host_slots.setdefault(host, asyncio.Semaphore(self.defaults.per_host))
-        async with self._slots, host_slot:
+        async with host_slot:
+            await self._take_turn(host, request)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.defaults.timeout):
@@ -334,15 +340,20 @@ class Fetcher:
             except TimeoutError:
                 message = f"timeout: no complete answer within {self.defaults.timeout:g}s"
                 return _failed(request, started, message)
+            finally:
+                self._slots.release()
 
-    async def _space(self, host: str, spacing: float) -> None:
-        """Wait for this host's next turn; turns are `spacing` seconds apart (one event loop, so
-        reading and moving the turn cannot race)."""
-        now = time.monotonic()
-        start = max(now, self._host_next.get(host, 0.0))
-        self._host_next[host] = start + spacing
-        if start > now:
-            await asyncio.sleep(start - now)
+    async def _take_turn(self, host: str, request: FetchRequest) -> None:
+        """Wait for this host's turn, then for one of the `concurrency` slots, and return holding
+        it (the caller releases it). Requests to one host start `spacing` apart, counted from
+        when each really starts, so ones that waited for a host slot do not start together; a
+        request waiting for its turn holds no slot, so the other hosts go on meanwhile."""
+        async with self._host_turns.setdefault(host, asyncio.Lock()):
+            delay = max(self._host_next.get(host, 0.0), request.not_before) - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._slots.acquire()
+            self._host_next[host] = time.monotonic() + request.spacing
 
     async def _fetch(self, request: FetchRequest, started: float) -> FetchResult:
         headers: dict[str, str] = {"Accept": request.accept}

@@ -95,7 +95,7 @@ def claim(
             missing = sorted(set(wanted) - active)
             if missing:
                 raise UnknownSource(missing)
-        sources = claim_sources(
+        claims = claim_sources(
             session,
             worker,
             clock(),
@@ -112,8 +112,10 @@ def claim(
                 s.url,
                 Validators(s.etag, s.last_modified),
                 guard=AddressGuard.for_feed(s.url, config.source(s.id)),
+                spacing=float(defaults.host_spacing),
+                not_before=time.monotonic() + (turn - clock()).total_seconds(),
             )
-            for s in sources
+            for s, turn in claims
         ]
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
@@ -105,6 +106,14 @@ def ensure_hosts(session: Session, names: set[str]) -> None:
     insert_missing(session, Host, [{"name": name} for name in sorted(names)], "name")
 
 
+class Claim(NamedTuple):
+    """A source leased to a worker, and when its request may start: its turn on its host,
+    `host_spacing` after the turn before it, whoever claimed that one."""
+
+    source: Source
+    turn: datetime
+
+
 def claim_sources(
     session: Session,
     worker: str,
@@ -116,12 +125,14 @@ def claim_sources(
     host_spacing: int = 0,
     ids: list[str] | None = None,
     due_only: bool = True,
-) -> list[Source]:
-    """Lease up to `limit` sources to `worker`, within each host's budget.
+) -> list[Claim]:
+    """Lease up to `limit` sources to `worker`, within each host's budget, each with its turn.
 
     Sources are locked with FOR UPDATE SKIP LOCKED (PostgreSQL), so concurrent workers never take
     the same one; a lease not released in time expires and the source is free again. Host rows are
-    locked the same way, so per-host budgets hold across workers. `per_host=None` skips budgets.
+    locked too, so per-host budgets and turns hold across workers: a worker skips a host another
+    is deciding for, a pass (`per_host=None`, no budget) waits for it. A lease runs from the
+    source's turn, so a source waiting for its turn keeps its claim.
     """
     statement = (
         select(Source)
@@ -145,15 +156,23 @@ def claim_sources(
     if per_host is not None:
         statement = statement.limit(limit * 4)
     candidates = list(session.scalars(statement))
-    chosen = (
-        candidates[:limit]
-        if per_host is None
-        else _within_host_budget(session, candidates, now, limit, per_host, host_spacing)
-    )
-    for source in chosen:
+    if per_host is None and not host_spacing:
+        chosen, turns = candidates[:limit], {}
+    else:
+        hosts = _locked_hosts(session, candidates, skip_locked=per_host is not None)
+        in_flight = _claims_in_flight(session, list(hosts), now)
+        candidates = [source for source in candidates if source.host in hosts]
+        chosen = (
+            candidates[:limit]
+            if per_host is None
+            else _within_host_budget(candidates, Counter(in_flight), limit, per_host)
+        )
+        turns = _take_turns(hosts, chosen, in_flight, now, host_spacing)
+    claims = [Claim(source, turns.get(source.id, now)) for source in chosen]
+    for source, turn in claims:
         source.claimed_by = worker
-        source.claim_expires_at = now + timedelta(seconds=lease)
-    return chosen
+        source.claim_expires_at = turn + timedelta(seconds=lease)
+    return claims
 
 
 def _claims_of_dead_processes(session: Session, now: datetime) -> list[str]:
@@ -166,47 +185,71 @@ def _claims_of_dead_processes(session: Session, now: datetime) -> list[str]:
     return [source_id for source_id, claimer in held if claimer and claimer_is_dead(claimer)]
 
 
-def _within_host_budget(
-    session: Session,
-    candidates: list[Source],
-    now: datetime,
-    limit: int,
-    per_host: int,
-    host_spacing: int,
-) -> list[Source]:
+def _locked_hosts(
+    session: Session, candidates: list[Source], *, skip_locked: bool
+) -> dict[str, Host]:
+    """The candidates' host rows, locked for this transaction (in name order, so two passes
+    waiting for each other's rows cannot deadlock); with `skip_locked`, rows another claim
+    holds are left out, and so are their sources."""
     names = sorted({source.host for source in candidates})
     if not names:
-        return []
+        return {}
     ensure_hosts(session, set(names))
-    hosts = {
-        host.name: host
-        for host in session.scalars(
-            select(Host).where(Host.name.in_(names)).with_for_update(skip_locked=True)
-        )
-    }
-    in_flight: Counter[str] = Counter(
-        dict(
-            session.execute(
-                select(Source.host, func.count())
-                .where(Source.host.in_(list(hosts)), Source.claim_expires_at > now)
-                .group_by(Source.host)
-            ).all()
-        )
-    )
+    statement = select(Host).where(Host.name.in_(names)).order_by(Host.name)
+    locked = statement.with_for_update(skip_locked=skip_locked)
+    return {host.name: host for host in session.scalars(locked)}
+
+
+def _claims_in_flight(session: Session, hosts: list[str], now: datetime) -> Counter[str]:
+    """Live claims per host: the sources being fetched, or waiting for their turn."""
+    rows = session.execute(
+        select(Source.host, func.count())
+        .where(Source.host.in_(hosts), Source.claim_expires_at > now)
+        .group_by(Source.host)
+    ).all()
+    return Counter({host: count for host, count in rows})
+
+
+def _within_host_budget(
+    candidates: list[Source], in_flight: Counter[str], limit: int, per_host: int
+) -> list[Source]:
     chosen: list[Source] = []
     for source in candidates:
-        host = hosts.get(source.host)
-        if host is None or (host.next_request_at and host.next_request_at > now):
-            continue  # another worker is deciding for this host, or it must rest
         if in_flight[source.host] >= per_host:
             continue
         in_flight[source.host] += 1
         chosen.append(source)
         if len(chosen) == limit:
             break
-    for name in {source.host for source in chosen}:
-        hosts[name].next_request_at = now + timedelta(seconds=host_spacing)
     return chosen
+
+
+def _take_turns(
+    hosts: dict[str, Host],
+    chosen: list[Source],
+    in_flight: Counter[str],
+    now: datetime,
+    host_spacing: int,
+) -> dict[str, datetime]:
+    """Give each chosen source its host's next turn, `host_spacing` after the one before, and
+    move the host's next turn on; returns each source's turn.
+
+    Every turn still ahead belongs to a live claim, so a host's next turn is at most that many
+    turns (and one more, just taken) ahead: one further ahead is a clock that stepped back, or
+    turns handed out under another clock, and is not waited for.
+    """
+    step = timedelta(seconds=host_spacing)
+    turns: dict[str, datetime] = {}
+    for name in dict.fromkeys(source.host for source in chosen):
+        host = hosts[name]
+        latest = now + step * (in_flight[name] + 1)
+        turn = max(now, min(host.next_request_at or now, latest))
+        for source in chosen:
+            if source.host == name:
+                turns[source.id] = turn
+                turn += step
+        host.next_request_at = turn
+    return turns
 
 
 def release_claim(source: Source, worker: str | None) -> None:

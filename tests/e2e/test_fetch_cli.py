@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import html
+import itertools
 import json
 
 import pytest
 import sqlalchemy
 
 from aggregator.storage.db import ANALYZE_FLOOR_BYTES, GROWING_TABLES, analyze_grown_tables
+from tests import feeds
 from tests.conftest import Caulbart, FeedServer, corpus_path, write_feeds_yaml
 
 WIRE = ("reuters-worldnews-2018-01-30.rss", "huffpost-worldnews-2019.rss")
@@ -180,3 +182,58 @@ def test_tags_grown_past_the_floor_are_analysed_too(
         assert analysed == tags
     finally:
         engine.dispose()
+
+
+def _one_item_feeds(feed_server: FeedServer, prefix: str, count: int) -> list[dict[str, object]]:
+    """`count` sources on the server's host, each a feed of one story of its own."""
+    sources: list[dict[str, object]] = []
+    for n in range(count):
+        story = feeds.Item(f"{prefix}-{n}", f"Story {prefix} {n}", f"http://news.example/{n}")
+        url = feed_server.add(f"/{prefix}{n}.rss", feeds.rss(story))
+        sources.append({"id": f"{prefix}{n}", "url": url})
+    return sources
+
+
+def test_fetch_all_starts_requests_to_one_host_host_spacing_apart(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    write_feeds_yaml(
+        caulbart.config,
+        _one_item_feeds(feed_server, "s", 6),
+        defaults={"per_host": 2, "host_spacing": "1s"},
+    )
+    result = caulbart("fetch", "--all")
+    assert result.returncode == 0, result.stderr
+    assert "6 sources: 6 new" in result.stdout
+    arrivals = [moment for moment, _ in feed_server.request_log]
+    assert len(arrivals) == 6
+    # Each request starts a second after the one before, although two may be in flight at
+    # once: per_host bounds how many, host_spacing how close. Tolerance: a request on a new
+    # connection reaches the server a little later after it starts than one on a kept-alive one.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.85, gaps
+
+
+def test_fetch_all_goes_on_with_other_hosts_while_one_host_waits_its_turn(
+    caulbart: Caulbart, feed_server: FeedServer
+) -> None:
+    other = FeedServer(host="127.0.0.2")  # another host: its own budget and turns
+    try:
+        # The spaced host's sources come first in the pass, and two slots are all there are.
+        spaced = _one_item_feeds(feed_server, "a", 3)
+        elsewhere = _one_item_feeds(other, "z", 1)
+        write_feeds_yaml(
+            caulbart.config,
+            spaced + elsewhere,
+            defaults={"per_host": 2, "host_spacing": "1s", "concurrency": 2},
+        )
+        result = caulbart("fetch", "--all")
+        assert result.returncode == 0, result.stderr
+        assert "4 sources: 4 new" in result.stdout
+    finally:
+        other.close()
+    (elsewhere_at,) = [moment for moment, _ in other.request_log]
+    spaced_at = [moment for moment, _ in feed_server.request_log]
+    # The other host's source is fetched while the first host waits for its next turn: a
+    # request waiting for its host's turn holds none of the pass's slots.
+    assert elsewhere_at < spaced_at[1], (elsewhere_at, spaced_at)

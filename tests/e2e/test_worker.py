@@ -280,6 +280,42 @@ def test_sources_on_one_host_share_its_budget(
     assert min(gaps) >= 0.75, gaps
 
 
+def test_two_in_flight_on_one_host_still_start_host_spacing_apart(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    sources = [{"id": f"s{i}", "url": reuters(feed_server, f"/s{i}.rss")} for i in range(6)]
+    defaults = {**FAST, "per_host": 2, "host_spacing": "1s", "interval": "1h"}
+    write_feeds_yaml(caulbart.config, sources, defaults=defaults)
+    worker = Process(caulbart, "worker", "--tick", "0.2")
+    processes.append(worker)
+    wait_until(lambda: len(feed_server.request_log) >= 6, timeout=60, what="six requests")
+    assert worker.stop() == 0
+    # Two claims of one tick are two turns, a second apart, each request waiting for its own:
+    # per_host bounds how many are in flight, host_spacing how close two start (tolerance: a
+    # request on a new connection reaches the server later than one on a kept-alive one).
+    assert min(gaps_between([t for t, _ in feed_server.request_log])) >= 0.85
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_postgres_workers_take_turns_on_one_host(
+    caulbart: Caulbart, feed_server: FeedServer, processes: list[Process]
+) -> None:
+    sources = [{"id": f"s{i}", "url": reuters(feed_server, f"/s{i}.rss")} for i in range(6)]
+    defaults = {**FAST, "per_host": 2, "host_spacing": "1s", "interval": "1h"}
+    write_feeds_yaml(caulbart.config, sources, defaults=defaults)
+    assert caulbart("status").returncode == 0  # migrate once before the workers race
+    workers = [Process(caulbart, "worker", "--tick", "0.2", name=f"w{i}") for i in range(2)]
+    processes.extend(workers)
+    wait_until(lambda: len(feed_server.request_log) >= 6, timeout=60, what="six requests")
+    for worker in workers:
+        assert worker.stop() == 0, worker.log
+    # The turns live in the hosts table, so the second worker's requests wait for the first's
+    # turns. A request starts a little after its turn (the worker's loop wakes, connects), by
+    # a delay that varies between the two processes: 0.26 s for a worker's first request on a
+    # machine loaded eight times over its cores.
+    assert min(gaps_between([t for t, _ in feed_server.request_log])) >= 0.7
+
+
 def distinct_feeds(count: int, per_feed: int = 3) -> list[bytes]:
     """`count` RSS documents, each telling its own real articles (no two share a story)."""
     with corpus_path("news", "articles.csv").open(encoding="utf-8") as handle:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import socket
 import time
 from dataclasses import replace
@@ -329,6 +330,30 @@ def test_fetch_many_returns_every_source_and_keeps_the_per_host_limit(
     # ... and never three at once on one host.
     for first, third in zip(arrivals, arrivals[2:], strict=False):
         assert third - first >= hold * 0.9, arrivals
+
+
+def test_spaced_requests_to_one_host_start_spacing_apart_after_waiting_for_a_slot(
+    feed_server: FeedServer,
+) -> None:
+    # The first answer takes HOLD seconds and one request is allowed in flight: the others
+    # wait for the slot, and must still start SPACING apart once it is free, not together.
+    hold, spacing = 0.8, 0.5
+    body = FEED[:20]
+    slow = feed_server.add("/slow.xml", body, drip_delay=hold / len(body))
+    fast = [feed_server.add(f"/f{n}.xml", body) for n in range(3)]
+    requests = [FetchRequest(f"s{n}", url, spacing=spacing) for n, url in enumerate([slow, *fast])]
+    settings = replace(Defaults(), per_host=1, concurrency=8)
+
+    with Fetcher(settings, user_agent(SITE)) as fetcher:
+        results = list(fetch_many(fetcher, requests))
+
+    assert all(r.status is FetchStatus.OK for r in results)
+    arrivals = [t for t, _ in feed_server.request_log]
+    assert len(arrivals) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    # Tolerance: a request on a new connection reaches the server later after it starts than
+    # one on a kept-alive connection (tens of milliseconds on a loaded machine).
+    assert min(gaps) >= spacing - 0.1, gaps
 
 
 def test_fetch_many_reports_failures_beside_successes(feed_server: FeedServer) -> None:

@@ -34,7 +34,8 @@ def item(guid: str, title: str, link: str, body: str = BODY, date: str = "") -> 
 
 
 def config_for(sources: dict[str, str], priorities: dict[str, int] | None = None) -> Config:
-    lines = ["site: {base_url: 'http://caulbart.test'}", "sources:"]
+    # Every test feed is on 127.0.0.1, one host: fetched without spacing, as many hosts would be.
+    lines = ["site: {base_url: 'http://caulbart.test'}", "defaults: {host_spacing: 0s}", "sources:"]
     for source_id, url in sources.items():
         lines.append(f"  - id: {source_id}")
         lines.append(f"    url: {url}")

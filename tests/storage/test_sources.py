@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from aggregator.storage.db import session_factory
-from aggregator.storage.models import Entry, Source
+from aggregator.storage.models import Entry, Host, Source
+from aggregator.storage.sources import Claim, claim_sources, sync_sources
 from tests.conftest import FeedServer
 from tests.storage.feeds import (
     by_source,
@@ -76,3 +77,50 @@ def test_backoff_state_is_recorded_and_cleared(engine: Engine, feed_server: Feed
     with session_factory(engine)() as session:
         source = session.get_one(Source, "a")
         assert (source.consecutive_errors, source.last_error) == (0, None)
+
+
+def seconds(count: float) -> timedelta:
+    return timedelta(seconds=count)
+
+
+def _claim(engine: Engine, worker: str, now: datetime, per_host: int | None) -> list[Claim]:
+    with session_factory(engine).begin() as session:
+        return claim_sources(
+            session, worker, now, limit=10, lease=60, per_host=per_host, host_spacing=3
+        )
+
+
+def test_claims_of_one_host_take_turns_host_spacing_apart_whoever_claims(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    config = config_for({f"s{n}": feed_server.url(f"/s{n}") for n in range(5)})
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with session_factory(engine).begin() as session:
+        sync_sources(session, config, now)
+    # A worker's claim: two in flight (per_host), their requests three seconds apart.
+    first = _claim(engine, "w1", now, per_host=2)
+    assert [(c.source.id, c.turn - now) for c in first] == [("s0", seconds(0)), ("s1", seconds(3))]
+    # Another worker at the same instant: the host's budget is spent.
+    assert _claim(engine, "w2", now, per_host=2) == []
+    # A pass (no budget) a second later: its turns follow the worker's, and its claims last a
+    # lease from their turn, so none expires while it waits.
+    rest = _claim(engine, "fetch", now + seconds(1), per_host=None)
+    turns = [(c.source.id, c.turn - now) for c in rest]
+    assert turns == [("s2", seconds(6)), ("s3", seconds(9)), ("s4", seconds(12))]
+    with session_factory(engine)() as session:
+        assert session.get_one(Source, "s4").claim_expires_at == now + seconds(12 + 60)
+        assert session.get_one(Host, "127.0.0.1").next_request_at == now + seconds(15)
+
+
+def test_a_turn_further_ahead_than_the_claims_in_flight_explain_is_not_waited_for(
+    engine: Engine, feed_server: FeedServer
+) -> None:
+    """A clock stepped back (or an earlier run's turns under another clock) leaves a host's
+    next turn far ahead: it is trusted only as far as the claims in flight can have taken."""
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with session_factory(engine).begin() as session:
+        sync_sources(session, config_for({"s0": feed_server.url("/s0")}), now)
+        session.flush()
+        session.get_one(Host, "127.0.0.1").next_request_at = now + timedelta(days=1)
+    (claim,) = _claim(engine, "w1", now, per_host=2)
+    assert claim.turn <= now + seconds(3)
