@@ -101,11 +101,18 @@ def test_status_and_explain_on_a_current_database_import_no_parser_nor_alembic(
 
     code, modules, stdout = imported(tmp_path, "status", env=env)
     assert code == 0 and "port" in stdout
-    assert modules & {*PIPELINE, *OTHERS} - {"nh3"} == set()
+    assert modules & {*PIPELINE, *OTHERS} == set()
 
     code, modules, stdout = imported(tmp_path, "explain", "1", env=env)
     assert code == 0 and "story 1: Harbour reopens" in stdout
-    assert modules & {*PIPELINE, *OTHERS} - {"nh3"} == set()  # nh3: canonical links
+    assert modules & {*PIPELINE, *OTHERS} == set()
+
+    # A link is canonicalised as entries' links are: that one needs the normalising (nh3).
+    code, modules, stdout = imported(
+        tmp_path, "explain", "https://port.test/1?utm_source=x", env=env
+    )
+    assert code == 0 and "story 1: Harbour reopens" in stdout
+    assert modules & {*PIPELINE, *OTHERS} - {"nh3"} == set()
 
 
 def test_a_database_behind_the_migrations_is_upgraded_with_alembic(

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from aggregator.ingest.normalise import canonical_url
 from aggregator.permalinks import iso_utc, story_url
 from aggregator.storage.db import read_sessions
 from aggregator.storage.models import Entry, FilteredEntry, Source, Story
@@ -181,6 +180,9 @@ def filtered_items(
 def find_link(engine: Engine, link: str) -> tuple[list[int], list[FilteredReason]]:
     """The stories holding an entry with this link, and the filtered items with it (the link is
     canonicalised as entries' links are, so a copied address with utm_ parameters is found)."""
+    # Here, not at the top: explaining a story by its id needs none of the ingest's normalising.
+    from aggregator.ingest.normalise import canonical_url
+
     wanted = canonical_url(link) or link
     with read_sessions(engine)() as session:
         stories = session.scalars(
