@@ -129,7 +129,7 @@ def robots_txt() -> ResponseReturnValue:
     lines = [
         "User-agent: *",
         "Disallow: /search",
-        "Disallow: /admin/",
+        "Disallow: /admin",
         f"Sitemap: {base}/sitemap.xml",
     ]
     return Response("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")

@@ -43,7 +43,13 @@ def check(ctx: click.Context, probe: bool, as_json: bool) -> None:
     from aggregator.ingest.probe import probe_all
 
     requests = [
-        FetchRequest(s.id, s.url, guard=AddressGuard.for_feed(s.url, s)) for s in config.sources
+        FetchRequest(
+            s.id,
+            s.url,
+            guard=AddressGuard.for_feed(s.url, s),
+            spacing=float(config.defaults.host_spacing),
+        )
+        for s in config.sources
     ]
     with Fetcher(config.defaults, user_agent(config.site.base_url)) as fetcher:
         reports = probe_all(fetcher, requests, datetime.now(UTC))

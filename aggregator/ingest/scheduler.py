@@ -24,15 +24,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from aggregator.errors import WorkerAlreadyRunning as WorkerAlreadyRunning
+from aggregator.limits import DEFAULT_TICK as DEFAULT_TICK  # how soon a due source is noticed
 from aggregator.storage.sources import machine_id
 
-if TYPE_CHECKING:  # the store imports this module, and the parsing workers the store: no httpx
+if TYPE_CHECKING:  # storage's importers reach this module, and the parsing workers them: no httpx
     from aggregator.ingest.fetch import FetchRequest
 
 log = logging.getLogger(__name__)
-
-# Seconds between ticks: how soon a due source is noticed.
-DEFAULT_TICK = 2.0
 
 
 @contextlib.contextmanager
