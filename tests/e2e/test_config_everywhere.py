@@ -14,18 +14,18 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
-from tests.e2e.test_onboard_cli import rss
+from tests.e2e.test_onboard_cli import channel
 from tests.e2e.test_tags_cli import articles, export, feed
 from tests.e2e.test_worker import Process, processes, unused_port, wait_until
 
 __all__ = ["processes", "unused_port"]  # the fixtures, shared with the worker tests
 
-BODY_WORDS = "paragraph after paragraph"  # the full text of test_onboard_cli.rss, not its summary
+BODY_WORDS = "paragraph after paragraph"  # test_onboard_cli.channel's full text, not its summary
 
 
 def story_feed(feed_server: FeedServer) -> str:
     """A feed of one story whose body says more than its summary (the lede)."""
-    return feed_server.add("/a.rss", rss("A", [{"published": datetime.now(UTC), "full": True}]))
+    return feed_server.add("/a.rss", channel("A", [{"published": datetime.now(UTC), "full": True}]))
 
 
 def test_retag_applies_a_source_tag_added_to_feeds_yaml_without_a_fetch(

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from aggregator.config.load import load_config
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
-from tests.e2e.test_onboard_cli import rss
+from tests.e2e.test_onboard_cli import channel
 from web import create_app
 
 SECTIONS = {"wire-one": "world", "wire-two": "world", "lab": "science-tech", "desk": None}
@@ -25,7 +25,9 @@ def test_sources_opml_imported_into_an_empty_feeds_yaml_keeps_every_section(
     now = datetime.now(UTC)
     sources: list[dict[str, object]] = []
     for source_id, section in SECTIONS.items():
-        url = feed_server.add(f"/{source_id}.rss", rss(f"The {source_id}", [{"published": now}]))
+        url = feed_server.add(
+            f"/{source_id}.rss", channel(f"The {source_id}", [{"published": now}])
+        )
         sources.append({"id": source_id, "url": url} | ({"section": section} if section else {}))
     write_feeds_yaml(caulbart.config, sources)
     assert caulbart("fetch", "--all").returncode == 0

@@ -86,7 +86,8 @@ def test_a_pass_pings_each_hub_once_per_topic(caulbart: Caulbart, feed_server: F
     """Every source's commit changes the site's own feeds; a pass over many sources still names
     each feed to the hub once, in pings sent together when the pass has stored them all."""
     sources = [
-        {"id": f"wire{n}", "url": feed_server.add(f"/wire{n}.rss", rss(n))} for n in range(SOURCES)
+        {"id": f"wire{n}", "url": feed_server.add(f"/wire{n}.rss", report(n))}
+        for n in range(SOURCES)
     ]
     site = {
         "title": "Caulbart",
