@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -24,8 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.config.watch import ConfigWatcher
 from aggregator.publishing.feed_cache import FeedCache
-from aggregator.storage.db import session_factory
-from aggregator.storage.sources import sync_sources
+from aggregator.storage.sources import sync_config
 from aggregator.types import Config
 
 log = logging.getLogger(__name__)
@@ -66,8 +64,7 @@ class LiveConfig:
     def _apply(self, config: Config) -> None:
         assert self.watcher is not None
         try:
-            with session_factory(self.engine).begin() as session:
-                sync_sources(session, config, datetime.now(UTC))
+            sync_config(self.engine, config)
         except SQLAlchemyError as exc:
             log.error("config path=%s not applied, tried again next time: %s", config.path, exc)
             self.watcher.retry()

@@ -226,10 +226,10 @@ def retag(ctx: click.Context) -> None:
     )
     from sqlalchemy import select
 
-    from aggregator.ingest.pipeline import sync_config
     from aggregator.publishing import websub
     from aggregator.storage.db import open_database, read_sessions, session_factory
     from aggregator.storage.models import Story
+    from aggregator.storage.sources import sync_config
     from aggregator.stories import tag_index
 
     config = config_of(ctx)

@@ -41,7 +41,8 @@ from aggregator.storage.db import (
 from aggregator.storage.entries import SaveCounts, save_items
 from aggregator.storage.filtered import record_filtered
 from aggregator.storage.models import Source
-from aggregator.storage.sources import active_sources, claim_sources, sync_sources
+from aggregator.storage.sources import active_sources, claim_sources
+from aggregator.storage.sources import sync_config as apply_config
 from aggregator.stories import dedupe, retention, tag_index, withdrawals
 from aggregator.types import (
     Config,
@@ -71,8 +72,7 @@ def utc_now() -> datetime:
 
 def sync_config(engine: Engine, config: Config, clock: Clock = utc_now) -> None:
     """Make the sources table match feeds.yaml (new sources start, removed ones stop)."""
-    with session_factory(engine).begin() as session:
-        sync_sources(session, config, clock())
+    apply_config(engine, config, clock())
 
 
 def claim(

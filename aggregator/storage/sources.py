@@ -11,17 +11,17 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
-from aggregator.ingest.normalise import collapse
+from aggregator.ingest.text import collapse
 from aggregator.storage.bulk import insert_missing
-from aggregator.storage.db import serialise
+from aggregator.storage.db import serialise, session_factory
 from aggregator.storage.models import Host, Setting, Source
 from aggregator.types import Config, FetchResult, FetchStatus, SourceConfig, SourceStatus
 
@@ -45,6 +45,13 @@ def keep_setting(session: Session, name: str, value: str) -> str:
         stored = Setting(name=name, value=value)
         session.add(stored)
     return stored.value
+
+
+def sync_config(engine: Engine, config: Config, now: datetime | None = None) -> None:
+    """Apply feeds.yaml to the sources table in a transaction of its own: what every process
+    that reads feeds.yaml (fetch, worker, serve, retag) does before it acts on it."""
+    with session_factory(engine).begin() as session:
+        sync_sources(session, config, now or datetime.now(UTC))
 
 
 def sync_sources(session: Session, config: Config, now: datetime) -> None:
