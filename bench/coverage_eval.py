@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aggregator.ingest.normalise import WORD, fold
+from aggregator.ingest.text import WORD, fold
 from aggregator.stories.coverage import CoverageIndex, CoverageSettings, CoverageStory
 from aggregator.stories.tagging import stop_words
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aggregator.ingest.fulltext import extract  # noqa: E402
-from aggregator.ingest.normalise import plain_text  # noqa: E402
+from aggregator.ingest.markup import plain_text  # noqa: E402
 from aggregator.types import FetchResult, FetchStatus  # noqa: E402
 from tests.article_pages import (  # noqa: E402
     LAYOUT_LIST,

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.markup import plain_text
 from aggregator.publishing.scope import FORMATS, FeedQuery
 from aggregator.publishing.stories import PublishedStory
 from aggregator.stories.tagging import tag_slug

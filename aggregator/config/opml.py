@@ -17,7 +17,7 @@ from defusedxml.ElementTree import fromstring
 
 from aggregator.config.load import check_url
 from aggregator.errors import OpmlError as OpmlError
-from aggregator.ingest.normalise import collapse
+from aggregator.ingest.text import collapse
 from aggregator.storage.stories import slugify
 from aggregator.types import SourceDraft
 

@@ -25,7 +25,9 @@ from sqlalchemy import Engine
 
 from aggregator import limits
 from aggregator.ingest.fetch import ACCEPT_PAGE, AddressGuard, Fetcher, FetchRequest, fetch_many
-from aggregator.ingest.normalise import canonical_url, plain_text, sanitise_html, text_fingerprint
+from aggregator.ingest.links import canonical_url
+from aggregator.ingest.markup import plain_text, sanitise_html
+from aggregator.ingest.text import text_fingerprint
 from aggregator.storage import page_cache
 from aggregator.types import ArticleText, Defaults, FetchResult, FetchStatus, Item, SourceConfig
 

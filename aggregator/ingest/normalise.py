@@ -15,24 +15,13 @@ from urllib.parse import urlsplit
 
 from aggregator import dates, limits
 from aggregator.ingest.filters import strip_title
-
-# Text, links and markup have modules of their own; the names stages and the store import
-# from here stay here.
-from aggregator.ingest.links import canonical_url as canonical_url
-from aggregator.ingest.links import media_url as media_url
-from aggregator.ingest.markup import ALLOWED_ATTRIBUTES as ALLOWED_ATTRIBUTES
-from aggregator.ingest.markup import ALLOWED_TAGS as ALLOWED_TAGS
-from aggregator.ingest.markup import URL_SCHEMES as URL_SCHEMES
-from aggregator.ingest.markup import first_paragraph
-from aggregator.ingest.markup import plain_text as plain_text
-from aggregator.ingest.markup import sanitise_html as sanitise_html
-from aggregator.ingest.markup import search_text as search_text
-from aggregator.ingest.text import WORD as WORD
-from aggregator.ingest.text import collapse as collapse
-from aggregator.ingest.text import fold as fold
-from aggregator.ingest.text import text_fingerprint as text_fingerprint
-from aggregator.ingest.text import truncate
-from aggregator.ingest.text import visible as visible
+from aggregator.ingest.links import canonical_url, media_url
+from aggregator.ingest.markup import (
+    first_paragraph,
+    plain_text,
+    sanitise_html,
+)
+from aggregator.ingest.text import collapse, text_fingerprint, truncate, visible
 from aggregator.types import Enclosure, Item, RawEntry, TextPattern
 
 FIRST_IMG_SRC = re.compile(r'<img\b[^>]*\bsrc="([^"]+)"', re.IGNORECASE)

@@ -15,7 +15,7 @@ import nh3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aggregator.ingest import normalise
+from aggregator.ingest import markup
 from aggregator.permalinks import story_url
 from aggregator.storage.models import Entry, Setting, Source, Story
 from aggregator.stories import tag_index
@@ -204,8 +204,8 @@ def without_images(body_html: str) -> str:
     """The sanitised body without its images (a source republished with `images: false`)."""
     return nh3.clean(
         body_html,
-        tags=normalise.ALLOWED_TAGS - {"img"},
-        attributes=normalise.ALLOWED_ATTRIBUTES,
-        url_schemes=normalise.URL_SCHEMES,
+        tags=markup.ALLOWED_TAGS - {"img"},
+        attributes=markup.ALLOWED_ATTRIBUTES,
+        url_schemes=markup.URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
     )

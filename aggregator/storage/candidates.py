@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggregator import dates
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.markup import plain_text
 from aggregator.storage.bulk import write_rows
 from aggregator.storage.db import among
 from aggregator.storage.models import Entry, EntryBand

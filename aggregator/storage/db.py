@@ -58,7 +58,7 @@ DEFAULT_SQLITE_PATH = Path("instance") / "caulbart.sqlite3"
 MIGRATIONS = str(Path(__file__).parent.parent / "migrations")
 # Any constant shared by every Caulbart process: the key of the advisory lock around migrations.
 MIGRATION_LOCK_KEY = 0x6361756C  # "caul"
-# The SQL name of normalise.search_text on every SQLite connection (see _sqlite_pragmas).
+# The SQL name of markup.search_text on every SQLite connection (see _sqlite_pragmas).
 SEARCH_TEXT_FUNCTION = "caulbart_search_text"
 
 
@@ -113,9 +113,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _search_text(body_html: str | None) -> str:
-    """normalise.search_text, imported at its first call: a command that only reads (`status`,
+    """markup.search_text, imported at its first call: a command that only reads (`status`,
     `explain`) opens the database without importing the ingest's normalising."""
-    from aggregator.ingest.normalise import search_text
+    from aggregator.ingest.markup import search_text
 
     return search_text(body_html)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from aggregator.errors import StoryClosed as StoryClosed
 from aggregator.errors import UnknownComments as UnknownComments
-from aggregator.ingest.normalise import visible
+from aggregator.ingest.text import visible
 from aggregator.permalinks import story_path
 from aggregator.storage.db import read_sessions, session_factory
 from aggregator.storage.models import Comment, Story

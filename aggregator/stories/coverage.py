@@ -25,7 +25,7 @@ from datetime import datetime
 from functools import lru_cache
 from itertools import pairwise
 
-from aggregator.ingest.normalise import WORD, fold
+from aggregator.ingest.text import WORD, fold
 from aggregator.stories.tagging import BOILERPLATE, extract_entities, stop_words, strip_dateline
 
 # A headline says what the event is; its words count this many times a lede word.

@@ -22,7 +22,7 @@ from functools import cached_property
 
 import numpy as np
 
-from aggregator.ingest.normalise import WORD, fold
+from aggregator.ingest.text import WORD, fold
 from aggregator.types import Item
 
 # Word 3-grams: long enough that two different articles share almost none by chance, short enough

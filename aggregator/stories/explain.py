@@ -181,7 +181,7 @@ def find_link(engine: Engine, link: str) -> tuple[list[int], list[FilteredReason
     """The stories holding an entry with this link, and the filtered items with it (the link is
     canonicalised as entries' links are, so a copied address with utm_ parameters is found)."""
     # Here, not at the top: explaining a story by its id needs none of the ingest's normalising.
-    from aggregator.ingest.normalise import canonical_url
+    from aggregator.ingest.links import canonical_url
 
     wanted = canonical_url(link) or link
     with read_sessions(engine)() as session:

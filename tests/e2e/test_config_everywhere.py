@@ -16,7 +16,7 @@ import httpx
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
 from tests.e2e.test_onboard_cli import channel
 from tests.e2e.test_tags_cli import articles, export, feed
-from tests.e2e.test_worker import Process, processes, unused_port, wait_until
+from tests.e2e.test_worker import Process, processes, serving, unused_port, wait_until
 
 __all__ = ["processes", "unused_port"]  # the fixtures, shared with the worker tests
 
@@ -53,18 +53,7 @@ def _edit(path: Path, sources: list[dict[str, object]]) -> None:
 
 
 def _serve(caulbart: Caulbart, processes: list[Process], port: int) -> str:
-    web = Process(caulbart, "serve", "--port", str(port), name="web")
-    processes.append(web)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, what="caulbart serve answers")
-    return base
+    return serving(caulbart, processes, port, what="caulbart serve")[1]
 
 
 def _feed_item(base: str) -> dict[str, object]:

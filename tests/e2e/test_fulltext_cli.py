@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from aggregator.ingest.normalise import plain_text
+from aggregator.ingest.markup import plain_text
 from aggregator.storage.models import Entry, Source, Story
 from tests.article_pages import (
     LAYOUT_LIST,

@@ -33,7 +33,8 @@ import pytest
 import sqlalchemy
 
 from aggregator import limits
-from aggregator.ingest.normalise import media_url, normalise_entry, told_apart_guid
+from aggregator.ingest.links import media_url
+from aggregator.ingest.normalise import normalise_entry, told_apart_guid
 from aggregator.ingest.parse import parse_feed
 from aggregator.types import Defaults, FetchResult, FetchStatus, Item, RawEntry
 from tests.conftest import CORPUS, Caulbart, FeedServer, corpus_path, write_feeds_yaml

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from tests.conftest import Caulbart, FeedServer, write_feeds_yaml
-from tests.e2e.test_worker import Process, processes, unused_port, wait_until
+from tests.e2e.test_worker import Process, processes, serving, unused_port, wait_until
 from tests.feeds import Item, rss
 
 __all__ = ["processes", "unused_port"]  # the fixtures, shared with the worker tests
@@ -54,20 +54,11 @@ def test_several_web_processes_never_serve_a_stale_cache_after_an_ingest(
     write_feeds_yaml(caulbart.config, [{"id": "a", "url": url}])
     assert caulbart("fetch", "--all").returncode == 0
 
-    web = Process(caulbart, "serve", "--workers", "2", "--port", str(unused_port), name="web")
-    processes.append(web)
-    base = f"http://127.0.0.1:{unused_port}"
+    web, base = serving(caulbart, processes, unused_port, "--workers", "2", what="gunicorn")
 
     def answers(path: str) -> list[str]:
         return [httpx.get(base + path, timeout=10).text for _ in range(REQUESTS)]
 
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, what="gunicorn answers")
     wait_until(lambda: len(children_of(web.popen.pid)) == 2, what="two web processes")
     for path in ("/feed.atom", "/feed.json", "/"):
         assert all(first in body and later not in body for body in answers(path)), path

@@ -35,7 +35,7 @@ from tests.e2e.test_comments_web import (
     site,
     token_of,
 )
-from tests.e2e.test_worker import Process, processes, unused_port, wait_until
+from tests.e2e.test_worker import Process, processes, serving, unused_port, wait_until
 
 __all__ = ["processes", "site", "unused_port"]  # the fixtures
 
@@ -51,17 +51,7 @@ def test_serve_still_answers_healthz_with_150_idle_connections_open(
     caulbart: Caulbart, processes: list[Process], unused_port: int
 ) -> None:
     write_feeds_yaml(caulbart.config, [])
-    web = Process(caulbart, "serve", "--port", str(unused_port), name="web")
-    processes.append(web)
-    base = f"http://127.0.0.1:{unused_port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, what="caulbart serve answers")
+    web, base = serving(caulbart, processes, unused_port, what="caulbart serve")
     idle = [socket.create_connection(("127.0.0.1", unused_port)) for _ in range(IDLE_CONNECTIONS)]
     try:
         # Generous: an answer at all is what is proved; the bench measures how fast.

@@ -83,6 +83,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20, what: str = "
     raise AssertionError(f"timed out waiting for {what or condition}")
 
 
+def serving(
+    caulbart: Caulbart, processes: list[Process], port: int, *options: str, what: str = "serve"
+) -> tuple[Process, str]:
+    """`caulbart serve` started on `port` (with `options`), once its /healthz answers 200:
+    the process and its base URL."""
+    web = Process(caulbart, "serve", *options, "--port", str(port), name="web")
+    processes.append(web)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, what=f"{what} answers")
+    return web, base
+
+
 def status(caulbart: Caulbart) -> dict[str, dict[str, object]]:
     result = caulbart("status", "--json")
     assert result.returncode == 0, result.stderr
